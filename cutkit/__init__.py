@@ -1,0 +1,62 @@
+"""cutkit: align language models with natural-language judgments by Contrastive Unlikelihood Training.
+
+CUT (Xu et al., "Reasons to Reject?", arXiv 2312.14591) trains on instruction / response / judgment
+triplets: likelihood on good responses, likelihood on bad responses given their critique, and
+unlikelihood on exactly the tokens the critique makes more probable.
+
+The public names below are imported lazily, so ``import cutkit`` is cheap and pulls in torch and
+transformers only when a model-facing name is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # records and loaders
+    "JudgmentRecord": "cutkit.records",
+    "RecordError": "cutkit.records",
+    "load_records": "cutkit.loaders",
+    "LoadReport": "cutkit.loaders",
+    # models
+    "load_model": "cutkit.models",
+    "load_tokenizer": "cutkit.models",
+    "default_lora_config": "cutkit.models",
+    "tiny_model": "cutkit.tiny",
+    # templates
+    "PromptTemplate": "cutkit.templates",
+    "get_template": "cutkit.templates",
+    # maths
+    "label_logprobs": "cutkit.logprobs",
+    "cut_loss": "cutkit.losses",
+    "CUTLossOutput": "cutkit.losses",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cutkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
+    from cutkit.loaders import LoadReport, load_records
+    from cutkit.logprobs import label_logprobs
+    from cutkit.losses import CUTLossOutput, cut_loss
+    from cutkit.models import default_lora_config, load_model, load_tokenizer
+    from cutkit.records import JudgmentRecord, RecordError
+    from cutkit.templates import PromptTemplate, get_template
+    from cutkit.tiny import tiny_model
