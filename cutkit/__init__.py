@@ -36,7 +36,22 @@ _EXPORTS: dict[str, str] = {
     "CUTLossOutput": "cutkit.losses",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "CUTLossOutput",
+    "JudgmentRecord",
+    "LoadReport",
+    "PromptTemplate",
+    "RecordError",
+    "__version__",
+    "cut_loss",
+    "default_lora_config",
+    "get_template",
+    "label_logprobs",
+    "load_model",
+    "load_records",
+    "load_tokenizer",
+    "tiny_model",
+]
 
 
 def __getattr__(name: str):

@@ -23,21 +23,51 @@ POSITIVE_SCORE = 7.0
 JUNK_JUDGMENTS = frozenset({"$ERROR$"})
 """Literal judgments that are failed judge calls, never critiques (seen in the released data)."""
 
+JUNK_REASONS: dict[str, str] = {
+    "judge_error": 'judgment is "$ERROR$", the placeholder of a failed judge call',
+    "commendation": "negative judgment only praises the response (says it is perfect, criticises nothing)",
+    "no_critique": "negative record without a judgment text to condition on",
+}
+"""Reasons a record is junk (never trained on), keyed as :func:`junk_reason` returns them."""
+
 _PERFECT = re.compile(r"^\W*perfect\b", re.IGNORECASE)
+_PRAISE = re.compile(
+    r"\b(?:is|are|was|were|looks|seems|reads)\s+(?:absolutely\s+|simply\s+|truly\s+|just\s+)?perfect\b"
+    r"|\bperfectly\b",
+    re.IGNORECASE,
+)
+_CRITICISM = re.compile(
+    r"\b(?:but|however|although|though|except|yet|mistakes?|errors?|incorrect\w*|wrong\w*|inaccura\w*"
+    r"|missing|miss(?:es|ed)?|lacks?|lacking|should|could|would|not|fails?|failed|unnecessar\w*"
+    r"|improve\w*|better|issues?|problems?|only)\b|n't\b",
+    re.IGNORECASE,
+)
 
 
 class RecordError(ValueError):
     """A record that cannot become training signal.
 
-    The message always says where (``source``, ``index``, ``field``) and what to do.
+    The message always says where (``source``, ``index`` and, for JSONL, ``line``, ``field``) and
+    what to do.
     """
 
-    def __init__(self, problem: str, *, source: str = "<records>", index: int | str | None = None,
-                 field: str | None = None, fix: str = ""):
-        self.problem, self.source, self.index, self.field, self.fix = problem, source, index, field, fix
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str = "<records>",
+        index: int | str | None = None,
+        field: str | None = None,
+        fix: str = "",
+        line: int | None = None,
+    ):
+        self.problem, self.source, self.index, self.field = problem, source, index, field
+        self.fix, self.line = fix, line
         where = source
         if index is not None:
             where += f", record {index}"
+        if line is not None:
+            where += f" (line {line})"
         if field is not None:
             where += f", field {field!r}"
         message = f"{where}: {problem}"
@@ -49,6 +79,30 @@ class RecordError(ValueError):
 def is_junk_judgment(judgment: str | None) -> bool:
     """True for judgments that are placeholders of a failed judge call (e.g. ``"$ERROR$"``)."""
     return judgment is not None and judgment.strip() in JUNK_JUDGMENTS
+
+
+def is_commendation(judgment: str | None) -> bool:
+    """True when a judgment says the response is perfect and criticises nothing.
+
+    Routed negative, such a judgment would teach the model that praise is a critique. "The response is
+    almost perfect, but ..." is a real critique (it contains a contrast) and returns False.
+    """
+    if judgment is None:
+        return False
+    return bool(_PRAISE.search(judgment)) and not _CRITICISM.search(judgment)
+
+
+def junk_reason(record: JudgmentRecord) -> str | None:
+    """Why ``record`` must never be trained on (a key of :data:`JUNK_REASONS`), or None if it is fine."""
+    if is_junk_judgment(record.judgment):
+        return "judge_error"
+    if record.is_positive:
+        return None
+    if record.judgment is None or not record.judgment.strip():
+        return "no_critique"
+    if is_commendation(record.judgment):
+        return "commendation"
+    return None
 
 
 def is_positive_judgment(judgment: str | None, score: float | None = None) -> bool:
@@ -111,8 +165,14 @@ class JudgmentRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the official-CUT-like field names cutkit writes)."""
         return {
-            "id": self.id, "instruction": self.instruction, "input": self.input,
-            "output": self.response, "judgment": self.judgment, "is_positive": self.is_positive,
-            "score": self.score, "refinement": self.refinement,
-            "error_spans": [list(span) for span in self.error_spans], "meta": self.meta,
+            "id": self.id,
+            "instruction": self.instruction,
+            "input": self.input,
+            "output": self.response,
+            "judgment": self.judgment,
+            "is_positive": self.is_positive,
+            "score": self.score,
+            "refinement": self.refinement,
+            "error_spans": [list(span) for span in self.error_spans],
+            "meta": self.meta,
         }

@@ -1,0 +1,104 @@
+"""Prompt templates: the plain prompt (instruction only) and the judged prompt (instruction + judgment).
+
+CUT scores the same response tokens under both prompts. Two variants exist:
+
+- ``"alpaca"``: the paper's exact strings (CUT_METHOD.md section 3), for base models and to
+  reproduce the paper;
+- ``"chat"``: the tokenizer's own chat template, the instruction (plain) or the instruction and the
+  judgment (judged) as the user turn, for chat models such as SmolLM2-Instruct.
+
+Training and inference must use the same variant. The response follows the prompt directly and
+ends with the tokenizer's EOS token.
+
+>>> t = get_template("alpaca")
+>>> print(t.plain("Name a prime number."))                          # doctest: +NORMALIZE_WHITESPACE
+Below is an instruction that describes a task. Write a response that appropriately completes the request.
+<BLANKLINE>
+### Instruction:
+Name a prime number.
+<BLANKLINE>
+### Response:
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ALPACA_PLAIN = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
+ALPACA_JUDGED = (
+    "Below is an instruction that describes a task. Write a response to the instruction and the "
+    "response should match the corresponding judgment.\n\n### Instruction:\n{instruction}\n\n"
+    "### Judgment:\n{judgment}\n\n### Response:\n"
+)
+CHAT_JUDGED_USER = (
+    "Write a response to the instruction and the response should match the corresponding "
+    "judgment.\n\n### Instruction:\n{instruction}\n\n### Judgment:\n{judgment}"
+)
+"""The user turn of the judged chat prompt, worded like the paper's judged template."""
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """Renders the plain and the judged prompt for an instruction.
+
+    Attributes:
+        name: "alpaca" or "chat".
+        add_special_tokens: whether the tokenizer should add its special tokens (BOS) when the prompt
+            is tokenized; False for chat prompts, whose template already writes them.
+    """
+
+    name: str
+    add_special_tokens: bool = True
+    tokenizer: Any = None  # only the chat variant needs it
+
+    def plain(self, instruction: str) -> str:
+        """Prompt with the instruction only (Align-P and Misalign contexts, and inference)."""
+        if self.name == "alpaca":
+            return ALPACA_PLAIN.format(instruction=instruction)
+        return self._chat(instruction)
+
+    def judged(self, instruction: str, judgment: str) -> str:
+        """Prompt with the instruction and the judgment (the Align-N context)."""
+        if self.name == "alpaca":
+            return ALPACA_JUDGED.format(instruction=instruction, judgment=judgment)
+        return self._chat(CHAT_JUDGED_USER.format(instruction=instruction, judgment=judgment))
+
+    def _chat(self, user_turn: str) -> str:
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_turn}], add_generation_prompt=True, tokenize=False
+        )
+
+    def prompt_ids(self, tokenizer, prompt: str) -> list[int]:
+        """Token ids of a rendered prompt (BOS added only where the template does not write it)."""
+        return tokenizer(prompt, add_special_tokens=self.add_special_tokens)["input_ids"]
+
+    @staticmethod
+    def response_ids(tokenizer, response: str) -> list[int]:
+        """Token ids of a response: tokenized on its own, then EOS (a trained, flaggable token)."""
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no EOS token; CUT responses end with EOS")
+        return [*tokenizer(response, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+
+
+TEMPLATES = ("alpaca", "chat")
+
+
+def get_template(name: str | PromptTemplate = "alpaca", tokenizer=None) -> PromptTemplate:
+    """The template called ``name`` ("alpaca" or "chat"; "chat" needs the tokenizer)."""
+    if isinstance(name, PromptTemplate):
+        return name
+    if name == "alpaca":
+        return PromptTemplate("alpaca")
+    if name == "chat":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "the 'chat' template uses the tokenizer's chat template: pass a "
+                "tokenizer that has one, or use template='alpaca'"
+            )
+        return PromptTemplate("chat", add_special_tokens=False, tokenizer=tokenizer)
+    raise ValueError(f"unknown template {name!r}; choose one of {TEMPLATES}")

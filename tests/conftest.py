@@ -1,0 +1,36 @@
+"""Shared fixtures: the real SmolLM2 tokenizer (loaded once per session) and tiny random models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+OFFICIAL_SAMPLE = SHARED_DATA / "cut-official-sample" / "train-alpaca-sample-iter1.json"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The real SmolLM2-135M-Instruct tokenizer (from the cutkit cache, built on first use)."""
+    from cutkit.models import load_tokenizer
+
+    return load_tokenizer()
+
+
+@pytest.fixture
+def tiny():
+    """A fresh tiny random Llama model at the real vocabulary size (about 0.4 M parameters)."""
+    from cutkit.tiny import tiny_model
+
+    return tiny_model()
+
+
+@pytest.fixture
+def official_sample() -> Path:
+    """The official CUT online-round sample from ../shared (skips cleanly when it is absent)."""
+    if not OFFICIAL_SAMPLE.exists():
+        pytest.skip(f"{OFFICIAL_SAMPLE} is not present (it lives in ../shared beside the repo)")
+    return OFFICIAL_SAMPLE
