@@ -1,0 +1,206 @@
+"""From judgment records to tokenized CUT examples and padded micro-batches.
+
+Each record becomes one *example*: its response tokenized once (plus EOS) and the prompt(s) it is
+scored under. A positive record (Align-P) has only the plain prompt; a negative record has the
+judged prompt (Align-N) and the plain prompt (Misalign) over the *same* response ids, so the two
+contexts pair up by response position (CUT_METHOD.md pitfall 1).
+
+:class:`CUTCollator` lays a micro-batch of B examples out as R = B + (number of negatives) rows, with
+no all-pad dummy rows for positives (pitfall 2)::
+
+    row 0..B-1   the example's first context: judged prompt (negative) or plain prompt (positive)
+    row B..R-1   the plain context of each negative example, in order
+
+and returns ``input_ids``, ``attention_mask``, ``labels`` (R, T), right-padded, labels -100 outside
+the response; ``negative`` (B,) bool; and ``plain_row`` (B,) long, the row holding each example's
+plain context (its own row for positives).
+
+>>> from cutkit.records import JudgmentRecord
+>>> from cutkit.models import load_tokenizer
+>>> tok = load_tokenizer()                                                    # doctest: +SKIP
+>>> examples, report = build_examples([JudgmentRecord("1", "2+2?", "5", "Wrong: 4.")], tok)  # doctest: +SKIP
+>>> batch = CUTCollator(tok.pad_token_id)(examples)                          # doctest: +SKIP
+>>> batch["input_ids"].shape[0]   # judged row + plain row                   # doctest: +SKIP
+2
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cutkit.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.templates import PromptTemplate, get_template
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_examples` did to the records it was given."""
+
+    n_records: int = 0
+    n_examples: int = 0
+    n_negative: int = 0
+    n_positive: int = 0
+    n_positive_dropped: int = 0  # Align-P downsampling
+    n_prompt_truncated: int = 0  # prompt cut from the left to fit max_length
+    n_response_truncated: int = 0  # response longer than its budget, cut from the right
+    dropped_ids: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_examples} examples from {self.n_records} records: {self.n_negative} negative, "
+            f"{self.n_positive} positive ({self.n_positive_dropped} positives dropped by Align-P "
+            f"downsampling); prompts truncated: {self.n_prompt_truncated}, responses truncated: "
+            f"{self.n_response_truncated}"
+        )
+
+
+def downsample_positives(
+    records: Sequence[JudgmentRecord], ratio: float | None, seed: int = 42
+) -> tuple[list[JudgmentRecord], list[JudgmentRecord]]:
+    """Keep ``round(ratio * n_negative)`` positives chosen at random (the paper's Align-P
+    downsampling, 0.25 in online rounds); ``ratio=None`` keeps all. Returns ``(kept, dropped)``,
+    ``kept`` in the original order."""
+    if ratio is None:
+        return list(records), []
+    if ratio < 0:
+        raise ValueError(f"align_p_ratio must be >= 0 or None, got {ratio}")
+    positives = [i for i, r in enumerate(records) if r.is_positive]
+    n_keep = min(len(positives), round(ratio * (len(records) - len(positives))))
+    keep = set(random.Random(seed).sample(positives, n_keep))
+    kept = [r for i, r in enumerate(records) if r.is_negative or i in keep]
+    dropped = [r for i, r in enumerate(records) if r.is_positive and i not in keep]
+    return kept, dropped
+
+
+def build_examples(
+    records: Sequence[JudgmentRecord],
+    tokenizer,
+    template: str | PromptTemplate = "alpaca",
+    *,
+    max_length: int = 2048,
+    max_response_length: int | None = None,
+    align_p_ratio: float | None = None,
+    seed: int = 42,
+) -> tuple[list[dict[str, Any]], BuildReport]:
+    """Tokenize records into CUT examples.
+
+    Args:
+        records: judgment records (junk judgments are refused: load them with cutkit.load_records).
+        tokenizer: the model's tokenizer (needs an EOS token).
+        template: "alpaca", "chat" or a PromptTemplate.
+        max_length: longest context in tokens; prompts are cut from the left to fit, identically
+            in both contexts, so the whole response survives.
+        max_response_length: a response (with EOS) longer than this is cut from the right, the same
+            in both contexts, and counted; default ``max_length // 2``.
+        align_p_ratio: keep this many positives per negative (None keeps all).
+        seed: seed of the downsampling.
+
+    Returns:
+        ``(examples, report)``; each example is a dict with ``id``, ``negative``, ``response_ids``,
+        ``plain_prompt_ids`` and ``judged_prompt_ids`` (None for positives).
+    """
+    template = get_template(template, tokenizer)
+    response_budget = max_response_length or max_length // 2
+    if not 0 < response_budget < max_length:
+        raise ValueError(f"max_response_length must be in (0, max_length={max_length})")
+    kept, dropped = downsample_positives(records, align_p_ratio, seed)
+    report = BuildReport(
+        n_records=len(records), n_positive_dropped=len(dropped), dropped_ids=[r.id for r in dropped]
+    )
+    examples = []
+    for index, record in enumerate(kept):
+        reason = junk_reason(record)
+        if reason is not None:
+            raise RecordError(
+                f"junk judgment ({reason}) cannot become training signal",
+                index=index,
+                field="judgment",
+                fix="load the data with cutkit.load_records(..., lenient=True)",
+            )
+        response_ids = template.response_ids(tokenizer, record.response)
+        if len(response_ids) > response_budget:
+            response_ids = response_ids[:response_budget]
+            report.n_response_truncated += 1
+        prompt_budget = max_length - len(response_ids)
+        plain = template.prompt_ids(tokenizer, template.plain(record.prompt_instruction))
+        judged = None
+        if record.is_negative:
+            judged = template.prompt_ids(
+                tokenizer, template.judged(record.prompt_instruction, record.judgment)
+            )
+        if max(len(plain), len(judged or ())) > prompt_budget:
+            report.n_prompt_truncated += 1
+            plain = plain[-prompt_budget:]
+            judged = judged[-prompt_budget:] if judged is not None else None
+        examples.append(
+            {
+                "id": record.id,
+                "negative": record.is_negative,
+                "response_ids": response_ids,
+                "plain_prompt_ids": plain,
+                "judged_prompt_ids": judged,
+            }
+        )
+        report.n_negative += record.is_negative
+        report.n_positive += record.is_positive
+    report.n_examples = len(examples)
+    return examples, report
+
+
+@dataclass
+class CUTCollator:
+    """Pads a list of CUT examples into one micro-batch (layout in the module docstring).
+
+    Args:
+        pad_token_id: id written into padding positions (masks never depend on it, so a pad id that
+            equals EOS is fine).
+        pad_to_multiple_of: round the padded length up (e.g. 8 for tensor cores).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        first = [
+            (
+                ex["judged_prompt_ids"] if ex["negative"] else ex["plain_prompt_ids"],
+                ex["response_ids"],
+            )
+            for ex in examples
+        ]
+        plain_of_negatives = [
+            (ex["plain_prompt_ids"], ex["response_ids"]) for ex in examples if ex["negative"]
+        ]
+        negative = torch.tensor([bool(ex["negative"]) for ex in examples])
+        plain_row = torch.arange(len(examples))
+        plain_row[negative] = len(examples) + torch.arange(int(negative.sum()))
+        batch = pad_contexts(first + plain_of_negatives, self.pad_token_id, self.pad_to_multiple_of)
+        return {**batch, "negative": negative, "plain_row": plain_row}
+
+
+def pad_contexts(
+    contexts: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pad_token_id: int,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Right-pad (prompt ids, response ids) pairs into ``input_ids``, ``attention_mask`` and
+    ``labels`` of shape (R, T); labels are the response ids in place and -100 elsewhere."""
+    length = max(len(p) + len(r) for p, r in contexts)
+    if pad_to_multiple_of:
+        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = torch.full((len(contexts), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(contexts), length), dtype=torch.long)
+    labels = torch.full((len(contexts), length), IGNORE_INDEX, dtype=torch.long)
+    for row, (prompt, response) in enumerate(contexts):
+        n_prompt, n = len(prompt), len(prompt) + len(response)
+        input_ids[row, :n] = torch.tensor([*prompt, *response])
+        attention_mask[row, :n] = 1
+        labels[row, n_prompt:n] = torch.tensor(response)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
