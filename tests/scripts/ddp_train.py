@@ -1,0 +1,26 @@
+"""Trains the tiny model for one step under torchrun (2 CPU processes, gloo); rank 0 saves the
+LoRA weights. Used by tests/test_trainer.py::test_ddp_two_processes_matches_one_process."""
+
+import sys
+
+import torch
+
+from cutkit.models import load_tokenizer
+from tests.test_trainer import make_trainer, two_records
+
+out = sys.argv[1]
+trainer = make_trainer(
+    two_records(),
+    load_tokenizer(),
+    "/tmp/cutkit-ddp-run",
+    per_device_train_batch_size=1,
+    gradient_accumulation_steps=1,
+    normalization="token",
+    max_steps=1,
+    ddp_backend="gloo",
+)
+trainer.train()
+if trainer.accelerator.is_main_process:
+    torch.save(
+        {k: v.detach().cpu() for k, v in trainer.model.named_parameters() if v.requires_grad}, out
+    )

@@ -1,0 +1,250 @@
+"""CUTTrainer on the tiny model: it learns, logs CUT metrics, is invariant to gradient accumulation
+for the step-normalised losses, resumes from checkpoints exactly, and runs under 2-process DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cutkit.models import apply_lora
+from cutkit.records import JudgmentRecord
+from cutkit.tiny import tiny_model
+from cutkit.trainer import CUTConfig, CUTTrainer
+
+from .conftest import REPO
+
+
+def arithmetic_records(n: int = 6) -> list[JudgmentRecord]:
+    negatives = [
+        JudgmentRecord(
+            f"n{i}",
+            f"What is {i} + {i}?",
+            f"It is {2 * i + 1}.",
+            f"Wrong: {i} + {i} is {2 * i}, not {2 * i + 1}.",
+        )
+        for i in range(n)
+    ]
+    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
+    return negatives + positives
+
+
+def two_records() -> list[JudgmentRecord]:
+    return [arithmetic_records(1)[0], JudgmentRecord("p", "Say hi.", "Hi there!")]
+
+
+def make_trainer(records, tokenizer, output_dir, **overrides) -> CUTTrainer:
+    """A deterministic trainer: tiny model, LoRA without dropout, SGD, constant lr, no clipping."""
+    torch.manual_seed(0)  # the Gaussian LoRA init draws from the global generator
+    model = apply_lora(
+        tiny_model(seed=0), {"r": 4, "lora_dropout": 0.0, "init_lora_weights": "gaussian"}
+    )
+    settings = dict(
+        output_dir=str(output_dir),
+        optim="sgd",
+        learning_rate=0.5,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=0.0,
+        align_p_ratio=None,
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+        use_cpu=True,
+    )
+    return CUTTrainer(
+        model,
+        CUTConfig(**{**settings, **overrides}),
+        train_dataset=records,
+        processing_class=tokenizer,
+    )
+
+
+def lora_weights(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+
+
+def assert_same_weights(a: dict, b: dict, atol=1e-6):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=1e-5, msg=key)
+
+
+def test_config_has_paper_defaults_and_help_text():
+    config = CUTConfig(output_dir="unused")
+    assert (config.learning_rate, config.lr_scheduler_type, config.warmup_steps) == (
+        4e-4,
+        "cosine",
+        100,
+    )
+    assert (config.per_device_train_batch_size, config.gradient_accumulation_steps) == (1, 8)
+    assert (config.threshold, config.ul_weight, config.max_length) == (1.1, 1.0, 2048)
+    assert config.align_p_ratio == 0.25 and config.remove_unused_columns is False
+    from dataclasses import fields
+
+    cut_fields = [f for f in fields(CUTConfig) if f.name in CUTConfig.__annotations__]
+    assert all(f.metadata.get("help") for f in cut_fields)
+    with pytest.raises(ValueError, match="normalization"):
+        CUTConfig(output_dir="x", normalization="mean")
+    with pytest.raises(ValueError, match="threshold"):
+        CUTConfig(output_dir="x", threshold=0.9)
+
+
+def test_training_lowers_the_loss_and_logs_cut_metrics(tokenizer, tmp_path):
+    trainer = make_trainer(
+        arithmetic_records(),
+        tokenizer,
+        tmp_path,
+        max_steps=12,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+    )
+    assert trainer.build_reports["train"].n_examples == 12
+    trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert history[-1]["loss"] < history[0]["loss"] - 0.5
+    for key in (
+        "loss/mle",
+        "loss/ul",
+        "ul/flagged_frac",
+        "ul/logratio_mean",
+        "logps/judged",
+        "logps/plain",
+        "num_tokens",
+    ):
+        assert key in history[0], key
+    assert 0 <= history[0]["ul/flagged_frac"] <= 1
+    for h in history:
+        assert h["loss"] == pytest.approx(h["loss/mle"] + h["loss/ul"], rel=1e-4)
+    metrics = trainer.evaluate(eval_dataset=trainer.train_dataset)
+    assert "eval_ul/flagged_frac" in metrics and "eval_loss" in metrics
+
+
+@pytest.mark.parametrize("normalization", ["token", "paper"])
+def test_gradient_accumulation_2x1_equals_1x2(tokenizer, tmp_path, normalization):
+    data = two_records()
+    accumulated = make_trainer(
+        data,
+        tokenizer,
+        tmp_path / "a",
+        max_steps=1,
+        normalization=normalization,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=2,
+    )
+    batched = make_trainer(
+        data,
+        tokenizer,
+        tmp_path / "b",
+        max_steps=1,
+        normalization=normalization,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+    )
+    before = lora_weights(batched)
+    accumulated.train()
+    batched.train()
+    after = lora_weights(batched)
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the step changed weights"
+    assert_same_weights(lora_weights(accumulated), after)
+    logs = [next(h for h in t.state.log_history if "loss" in h) for t in (accumulated, batched)]
+    for key in ("loss", "loss/mle", "loss/ul"):
+        assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-4), key
+
+
+def test_official_normalization_averages_micro_batch_losses(tokenizer, tmp_path):
+    """The released code's loss is per micro-batch; the Trainer averages it over accumulation."""
+    data = two_records()
+    trainer = make_trainer(
+        data,
+        tokenizer,
+        tmp_path,
+        max_steps=1,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=2,
+    )
+    collate = trainer.data_collator
+    model = trainer.model
+    with torch.no_grad():
+        per_batch = [
+            trainer.cut_loss_output(model, collate([ex])).loss for ex in trainer.train_dataset
+        ]
+    trainer.train()
+    logged = next(h for h in trainer.state.log_history if "loss" in h)["loss"]
+    assert logged == pytest.approx(float(sum(per_batch) / 2), rel=1e-4)
+
+
+def test_checkpoint_resume_reproduces_an_uninterrupted_run(tokenizer, tmp_path):
+    data = arithmetic_records(4)
+    straight = make_trainer(
+        data,
+        tokenizer,
+        tmp_path / "straight",
+        max_steps=4,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+    )
+    straight.train()
+    first = make_trainer(
+        data,
+        tokenizer,
+        tmp_path / "resumed",
+        max_steps=4,
+        save_strategy="steps",
+        save_steps=2,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+    )
+    first.train()
+    resumed = make_trainer(
+        data,
+        tokenizer,
+        tmp_path / "resumed",
+        max_steps=4,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+    )
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    assert_same_weights(lora_weights(straight), lora_weights(resumed))
+    assert (tmp_path / "resumed" / "checkpoint-2" / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path):
+    """torchrun with 2 CPU processes (gloo), one record each, equals one process with both."""
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29533",
+            "tests/scripts/ddp_train.py",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    single = make_trainer(
+        two_records(),
+        tokenizer,
+        tmp_path / "single",
+        max_steps=1,
+        normalization="token",
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+    )
+    single.train()
+    assert_same_weights(torch.load(out, weights_only=True), lora_weights(single))
