@@ -15,19 +15,23 @@ accumulation, checkpoints, DDP through ``torchrun`` / ``accelerate launch``, log
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
 
+from cutkit import __version__
 from cutkit.batching import BuildReport, CUTCollator, build_examples
 from cutkit.logprobs import label_logprobs_packed
 from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss
 from cutkit.records import JudgmentRecord
 
 OBJECTIVES = ("cut",)
+RUN_FILE = "cutkit_run.json"
 
 
 @dataclass
@@ -112,6 +116,13 @@ class CUTConfig(TrainingArguments):
         metadata={"help": "Output-layer rows per chunk when scoring tokens (memory vs speed)."},
     )
     # paper recipe and CUT-friendly defaults for inherited fields
+    output_dir: str | None = field(
+        default="runs/cut",
+        metadata={
+            "help": "Run directory: checkpoints, the adapter, the config and the metrics history.",
+            "aliases": ["--output"],
+        },
+    )
     learning_rate: float = field(
         default=4e-4, metadata={"help": "Peak learning rate (paper: 4e-4 with LoRA)."}
     )
@@ -130,9 +141,6 @@ class CUTConfig(TrainingArguments):
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: CUT examples carry their own columns."}
-    )
-    report_to: str | list[str] | None = field(
-        default="none", metadata={"help": "Logging integrations."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
@@ -282,6 +290,23 @@ class CUTTrainer(Trainer):
             num_items=num_items,
             **self.args.loss_settings(),
         )
+
+    # ------------------------------------------------------------------ the run directory
+    def save_run(self, **extra) -> Path:
+        """Save the adapter (or model), the tokenizer, ``trainer_state.json`` (metrics history)
+        and ``cutkit_run.json`` (this config, the build reports and ``extra``) to output_dir."""
+        out = Path(self.args.output_dir)
+        self.save_model(str(out))
+        self.save_state()
+        if self.accelerator.is_main_process:
+            run = {
+                "cutkit_version": __version__,
+                "config": self.args.to_dict(),
+                "build_reports": {k: asdict(v) for k, v in self.build_reports.items()},
+                **extra,
+            }
+            (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+        return out
 
     # ------------------------------------------------------------------ metrics
     def _accumulate(self, out: CUTLossOutput, mode: str) -> None:
