@@ -2,7 +2,7 @@
 # Set up cutkit's environment (once, in ./.venv) and run a command in it.
 #
 #   bash scripts/dev.sh demo          # the main job: CUT on the bundled default model (CPU ok)
-#   bash scripts/dev.sh test          # the whole test suite (unit, integration, notebooks)
+#   bash scripts/dev.sh test          # the whole test suite
 #   bash scripts/dev.sh jupyter lab   # any other command runs inside the environment
 #
 # Needs only Python 3.11 with pip (and venv). Re-installs when pyproject.toml or this file changes.

@@ -1,0 +1,117 @@
+"""CUT training step vs a plain causal-LM (SFT) step over the same scored tokens.
+
+Both steps get the same collated micro-batch (the judged and plain context rows of CUT examples
+built from bundled records): the SFT step is ``model(input_ids, attention_mask, labels).loss``
+(transformers' own cross-entropy over full logits), the CUT step is cutkit's
+``label_logprobs_packed`` + ``cut_loss``. Forward + backward through a LoRA-wrapped model, median
+wall time of several repetitions after a warm-up. Target (issue 3): CUT <= 1.15 x SFT.
+
+    python benchmarks/bench_train_step.py                      # default model, CPU
+    python benchmarks/bench_train_step.py --model tiny --reps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from cutkit.batching import CUTCollator, build_examples
+from cutkit.bundled import bundled_data_path
+from cutkit.loaders import load_records
+from cutkit.logprobs import label_logprobs_packed
+from cutkit.losses import cut_loss
+from cutkit.models import apply_lora, load_model, load_tokenizer
+from cutkit.tiny import tiny_model
+
+
+def sft_step(model, batch) -> None:
+    loss = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+        use_cache=False,
+    ).loss
+    loss.backward()
+
+
+def cut_step(model, batch) -> None:
+    logp, mask = label_logprobs_packed(
+        model, batch["input_ids"], batch["attention_mask"], batch["labels"]
+    )  # (R, Lr)
+    n = batch["negative"].shape[0]
+    cut_loss(logp[:n], logp[batch["plain_row"]], mask[:n], batch["negative"]).loss.backward()
+
+
+def timed(step, model, batch, reps: int) -> float:
+    step(model, batch)  # warm-up
+    model.zero_grad(set_to_none=True)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step(model, batch)
+        times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", default="smollm2-135m-instruct", help="'tiny' or a model name/path"
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="records per micro-batch")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/results/train_step_cpu")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if args.model == "tiny":
+        model, tokenizer = tiny_model(), load_tokenizer()
+    else:
+        model, tokenizer = load_model(args.model, device="cpu")
+    model = apply_lora(model, True).train()
+
+    records = [r for r in load_records(bundled_data_path("starter/train.jsonl")) if r.is_negative]
+    examples, _ = build_examples(records[: args.batch_size], tokenizer, "chat")
+    batch = CUTCollator(tokenizer.pad_token_id)(examples)
+    scored = int((batch["labels"] != -100).sum())
+    sft, cut = timed(sft_step, model, batch, args.reps), timed(cut_step, model, batch, args.reps)
+    result = {
+        "model": args.model,
+        "rows": batch["input_ids"].shape[0],
+        "seq_len": batch["input_ids"].shape[1],
+        "scored_tokens": scored,
+        "sft_step_s": round(sft, 4),
+        "cut_step_s": round(cut, 4),
+        "cut_over_sft": round(cut / sft, 3),
+        "target": "<= 1.15",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
+    }
+    table = "\n".join(
+        [
+            "| model | rows x len | scored tokens | SFT step (s) | CUT step (s) | CUT / SFT |",
+            "|---|---|---|---|---|---|",
+            f"| {args.model} | {result['rows']} x {result['seq_len']} | {scored} | {sft:.3f} | {cut:.3f} "
+            f"| {cut / sft:.2f} |",
+        ]
+    )
+    print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    command = f"python benchmarks/bench_train_step.py --model {args.model} --reps {args.reps}"
+    out.with_suffix(".md").write_text(
+        f"# CUT step vs SFT step\n\n`{command}`\n\n{table}\n\n"
+        f"{result['machine']}, torch {torch.__version__}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

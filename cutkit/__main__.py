@@ -1,0 +1,5 @@
+import sys
+
+from cutkit.cli import main
+
+sys.exit(main())

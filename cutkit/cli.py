@@ -1,0 +1,192 @@
+"""Command line: ``cutkit <command>`` or ``python -m cutkit <command>``.
+
+Commands:
+    demo      the main job: CUT on the bundled default model and data, before/after figures
+    train     CUT-train a LoRA adapter on a judgment file (every CUTConfig / TrainingArguments
+              option is accepted, e.g. --threshold 1.2 --ul_weight 0.5 --max_steps 100)
+    inspect   score which response tokens the judgments flag, write an HTML token report
+
+Run ``cutkit <command> --help`` for the options of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field, fields
+
+from cutkit.models import DEFAULT_MODEL
+
+
+@dataclass
+class TrainScriptArguments:
+    """What ``cutkit train`` loads; training options are CUTConfig's."""
+
+    data: str = field(
+        metadata={"help": "Training judgment file (.json/.jsonl; any supported format)."}
+    )
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "Model name, checkpoint folder, .gguf file or hub id."},
+    )
+    eval_data: str | None = field(
+        default=None,
+        metadata={"help": "Held-out judgment file, evaluated before and after training."},
+    )
+    format: str = field(
+        default="auto",
+        metadata={"help": "Data format: auto, cut, shepherd, summarization, ultrafeedback."},
+    )
+    lenient: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip junk records (e.g. '$ERROR$' judgments) with a report instead of stopping."
+        },
+    )
+    lora_r: int = field(
+        default=16, metadata={"help": "LoRA rank (paper: 16); 0 trains the full model."}
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
+    resume: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint folder to resume from ('last' = newest in the run directory)."
+        },
+    )
+
+
+def train_main(argv: list[str]) -> dict:
+    """``cutkit train``: load records and model, train with CUT, save the run directory."""
+    from transformers import HfArgumentParser
+
+    from cutkit.evaluation import evaluate
+    from cutkit.loaders import load_records
+    from cutkit.models import apply_lora, load_model
+    from cutkit.trainer import CUTConfig, CUTTrainer
+
+    parser = HfArgumentParser((TrainScriptArguments, CUTConfig), prog="cutkit train")
+    script, config = parser.parse_args_into_dataclasses(argv)
+    records, report = load_records(
+        script.data, format=script.format, lenient=script.lenient, report=True
+    )
+    print(f"[cutkit] {report}")
+    held_out = None
+    if script.eval_data:
+        held_out, eval_report = load_records(
+            script.eval_data, format=script.format, lenient=script.lenient, report=True
+        )
+        print(f"[cutkit] held-out: {eval_report}")
+    model, tokenizer = load_model(script.model)
+    if script.lora_r > 0:
+        model = apply_lora(
+            model,
+            {
+                "r": script.lora_r,
+                "lora_alpha": script.lora_alpha,
+                "lora_dropout": script.lora_dropout,
+            },
+        )
+    figures = {}
+    if held_out:
+        figures["before"] = evaluate(
+            model,
+            tokenizer,
+            held_out,
+            template=config.template,
+            threshold=config.threshold,
+            max_length=config.max_length,
+        )
+        print(f"[cutkit] held-out before training: {_short(figures['before'])}")
+    trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
+    print(f"[cutkit] {trainer.build_reports['train']}")
+    resume = True if script.resume == "last" else script.resume
+    trainer.train(resume_from_checkpoint=resume)
+    if held_out:
+        figures["after"] = evaluate(
+            model,
+            tokenizer,
+            held_out,
+            template=config.template,
+            threshold=config.threshold,
+            max_length=config.max_length,
+        )
+        print(f"[cutkit] held-out after training: {_short(figures['after'])}")
+    out = trainer.save_run(
+        script={f.name: getattr(script, f.name) for f in fields(script)},
+        load_report=str(report),
+        **figures,
+    )
+    print(f"[cutkit] saved the run to {out}/")
+    return figures
+
+
+def _short(figures: dict) -> str:
+    return ", ".join(f"{k}={v:.3f}" for k, v in figures.items() if isinstance(v, float))
+
+
+def demo_main(argv: list[str]) -> dict:
+    """``cutkit demo``: the main job (see :mod:`cutkit.demo`)."""
+    from transformers import HfArgumentParser
+
+    from cutkit.demo import DemoSettings, run_demo
+
+    (settings,) = HfArgumentParser(DemoSettings, prog="cutkit demo").parse_args_into_dataclasses(
+        argv
+    )
+    return run_demo(settings)
+
+
+def inspect_main(argv: list[str]) -> None:
+    """``cutkit inspect``: an HTML report of the tokens each judgment flags."""
+    parser = argparse.ArgumentParser(prog="cutkit inspect", description=inspect_main.__doc__)
+    parser.add_argument("--data", required=True, help="Judgment file (.json/.jsonl).")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Model name or path.")
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help="A trained LoRA adapter folder (e.g. a cutkit train run directory).",
+    )
+    parser.add_argument(
+        "--out", default="token_report.html", help="Where to write the HTML report."
+    )
+    parser.add_argument("--template", default="alpaca", choices=["alpaca", "chat"])
+    parser.add_argument("--threshold", type=float, default=1.1, help="Detection lambda.")
+    parser.add_argument("--limit", type=int, default=50, help="At most this many negative records.")
+    parser.add_argument(
+        "--lenient", action="store_true", help="Skip junk records instead of stopping."
+    )
+    args = parser.parse_args(argv)
+
+    from cutkit.inspection import write_report
+    from cutkit.loaders import load_records
+    from cutkit.models import load_model
+
+    records = [r for r in load_records(args.data, lenient=args.lenient) if r.is_negative][
+        : args.limit
+    ]
+    model, tokenizer = load_model(args.model)
+    if args.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.adapter)
+    write_report(
+        model, tokenizer, records, args.out, template=args.template, threshold=args.threshold
+    )
+    print(f"[cutkit] wrote {args.out} ({len(records)} records)")
+
+
+COMMANDS = {"demo": demo_main, "train": train_main, "inspect": inspect_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    COMMANDS[argv[0]](argv[1:])
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The command line: `cutkit train` writes a complete run directory; the entry points exist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cutkit.bundled import bundled_data_path
+from cutkit.cli import main
+from cutkit.tiny import tiny_model
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tokenizer) -> Path:
+    folder = tmp_path / "tiny-ckpt"
+    tiny_model().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_train_writes_adapter_config_history_and_figures(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(bundled_data_path("starter/train.jsonl")),
+            "--eval_data",
+            str(bundled_data_path("starter/test.jsonl")),
+            "--model",
+            str(tiny_checkpoint),
+            "--output",
+            str(out),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "2",
+            "--gradient_accumulation_steps",
+            "1",
+            "--lora_r",
+            "4",
+            "--threshold",
+            "1.2",
+            "--logging_steps",
+            "1",
+            "--use_cpu",
+            "true",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "48 read, 48 loaded (14 positive, 34 negative), 0 skipped" in printed
+    assert "held-out before training: n_records=16" not in printed  # ints are not figures
+    assert "pref_accuracy=" in printed
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    run = json.loads((out / "cutkit_run.json").read_text())
+    assert run["config"]["threshold"] == 1.2 and run["script"]["lora_r"] == 4
+    assert run["build_reports"]["train"]["n_negative"] == 34
+    assert {"pref_accuracy", "logp_good"} <= run["before"].keys() <= run["after"].keys()
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("ul/flagged_frac" in h for h in history)
+
+
+def test_bad_data_stops_with_the_file_and_record(tiny_checkpoint, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"instruction": "Q?", "output": "A.", "judgment": "$ERROR$"}]))
+    with pytest.raises(ValueError, match=r"bad\.json.*record 0.*lenient"):
+        main(
+            [
+                "train",
+                "--data",
+                str(bad),
+                "--model",
+                str(tiny_checkpoint),
+                "--output",
+                str(tmp_path / "run"),
+                "--use_cpu",
+                "true",
+            ]
+        )
+
+
+def test_help_and_unknown_commands():
+    assert main(["--help"]) == 0
+    assert main(["fly"]) == 2
+    assert main([]) == 2
+
+
+def test_console_script_and_module_entry_points():
+    module = subprocess.run(
+        [sys.executable, "-m", "cutkit", "--help"], capture_output=True, text=True
+    )
+    assert module.returncode == 0 and "train" in module.stdout
+    script = shutil.which("cutkit", path=str(Path(sys.executable).parent))
+    assert script, "the cutkit console script is installed beside the interpreter"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "inspect" in result.stdout

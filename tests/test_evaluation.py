@@ -1,0 +1,101 @@
+"""evaluate() and its parts against direct computations on the tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cutkit.batching import build_examples
+from cutkit.evaluation import detection_scores, evaluate, mean_response_logprobs
+from cutkit.records import JudgmentRecord
+from cutkit.scoring import score_examples
+from cutkit.templates import get_template
+from cutkit.tiny import tiny_model
+
+RECORDS = [
+    JudgmentRecord(
+        "n1",
+        "Capital of Australia?",
+        "It is Sydney.",
+        "Wrong: it is Canberra.",
+        refinement="It is Canberra.",
+        error_spans=[(6, 12)],
+    ),
+    JudgmentRecord(
+        "n2",
+        "What is 3 + 4?",
+        "3 + 4 = 8.",
+        "Wrong sum: 3 + 4 = 7.",
+        refinement="3 + 4 = 7.",
+        error_spans=[(8, 9)],
+    ),
+    JudgmentRecord("p1", "Say hello.", "Hello!"),
+]
+
+
+def direct_mean_logprob(model, tokenizer, instruction: str, response: str) -> float:
+    """log p of the response tokens (+ EOS) under the plain alpaca prompt, full softmax, fp64."""
+    t = get_template("alpaca")
+    prompt = t.prompt_ids(tokenizer, t.plain(instruction))
+    target = t.response_ids(tokenizer, response)
+    ids = torch.tensor([prompt + target])
+    with torch.no_grad():
+        logits = model(ids).logits.double()
+    logp = torch.log_softmax(logits[0, len(prompt) - 1 : -1], -1)
+    return logp.gather(1, torch.tensor(target)[:, None]).mean().item()
+
+
+def test_mean_response_logprobs_matches_a_full_softmax(tokenizer):
+    model = tiny_model().double()
+    pairs = [(r.instruction, r.response) for r in RECORDS]
+    got = mean_response_logprobs(model, tokenizer, pairs, batch_size=2)
+    want = [direct_mean_logprob(model, tokenizer, i, r) for i, r in pairs]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_score_examples_keeps_input_order_across_length_sorted_batches(tokenizer):
+    model = tiny_model().double()
+    examples, _ = build_examples(RECORDS, tokenizer)
+    one_by_one = [score_examples(model, [ex], tokenizer.pad_token_id)[0] for ex in examples]
+    batched = score_examples(model, examples, tokenizer.pad_token_id, batch_size=2)
+    for a, b in zip(one_by_one, batched, strict=True):
+        assert a.id == b.id and a.negative == b.negative
+        np.testing.assert_allclose(a.logp_first, b.logp_first, rtol=1e-9)
+        np.testing.assert_allclose(a.logp_plain, b.logp_plain, rtol=1e-9)
+    assert not model.training
+
+
+def test_detection_scores_on_a_hand_made_case():
+    tokens = pd.DataFrame(
+        {
+            "flagged": [True, True, False, False, True, False],
+            "in_error_span": [True, False, True, False, None, None],
+        }
+    )
+    scores = detection_scores(tokens)
+    assert scores["detect_precision"] == pytest.approx(1 / 2)
+    assert scores["detect_recall"] == pytest.approx(1 / 2)
+    assert scores["detect_f1"] == pytest.approx(1 / 2)
+    empty = detection_scores(tokens.assign(flagged=False))
+    assert math.isnan(empty["detect_precision"]) and empty["detect_recall"] == 0
+
+
+def test_evaluate_reports_preference_and_detection(tokenizer):
+    model = tiny_model().double()
+    result = evaluate(model, tokenizer, RECORDS)
+    assert result["n_records"] == 3 and result["n_pairs"] == 2
+    bad = [direct_mean_logprob(model, tokenizer, r.instruction, r.response) for r in RECORDS[:2]]
+    fixed = [
+        direct_mean_logprob(model, tokenizer, r.instruction, r.refinement) for r in RECORDS[:2]
+    ]
+    assert result["pref_accuracy"] == pytest.approx(np.mean(np.array(fixed) > np.array(bad)))
+    assert result["pref_margin"] == pytest.approx(np.mean(np.array(fixed) - np.array(bad)))
+    assert result["logp_good"] == pytest.approx(
+        direct_mean_logprob(model, tokenizer, "Say hello.", "Hello!")
+    )
+    assert 0 <= result["flagged_frac"] <= 1
+    assert {"detect_precision", "detect_recall", "detect_f1"} <= result.keys()
