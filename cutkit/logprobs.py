@@ -57,8 +57,8 @@ def _upcast(logits: Tensor) -> Tensor:
 
 def _chunk_logprobs(project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor) -> Tensor:
     """hidden (n, H), labels (n,) -> log p(label) (n,) in at least fp32 (one chunk, full vocab)."""
-    # one expression, so each (n, V) temporary is freed as soon as the next one exists;
-    # log_softmax is a single fused kernel (faster than logsumexp on CPU, and stable)
+    # the (n, V) logits die once log_softmax has run; log_softmax is a single fused kernel
+    # (faster than logsumexp on CPU, and stable) and its output is what backward needs
     logp = torch.log_softmax(_upcast(project(hidden)), dim=-1)  # (n, V) fp32+
     return logp.gather(-1, labels[:, None]).squeeze(-1)
 
@@ -76,7 +76,7 @@ def _chunked(
             pieces.append(checkpoint(_chunk_logprobs, project, h, y, use_reentrant=False))
         else:
             pieces.append(_chunk_logprobs(project, h, y))
-    if not pieces:  # no scored token: an empty (0,) result that still belongs to the graph
+    if not pieces:  # no scored token
         return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
     return torch.cat(pieces)
 
@@ -120,11 +120,19 @@ def _unwrap_peft(model: nn.Module) -> tuple[nn.Module, str | None]:
 
 
 def _is_linear_head(head: nn.Module | None) -> bool:
-    """nn.Linear (any subclass) or a PEFT tuner layer (LoRA, ...) around one: row-wise maps."""
+    """A row-wise linear map: nn.Linear (any subclass), a PEFT tuner layer (LoRA, ...) around one,
+    or a PEFT modules_to_save wrapper whose copies are all nn.Linear."""
     if isinstance(head, nn.Linear):
         return True
     get_base_layer = getattr(head, "get_base_layer", None)
-    return callable(get_base_layer) and isinstance(get_base_layer(), nn.Linear)
+    if callable(get_base_layer) and isinstance(get_base_layer(), nn.Linear):
+        return True
+    copies = getattr(head, "modules_to_save", None)
+    return (
+        isinstance(getattr(head, "original_module", None), nn.Linear)
+        and isinstance(copies, nn.ModuleDict)
+        and all(isinstance(m, nn.Linear) for m in copies.values())
+    )
 
 
 def split_model(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None, str | None]:

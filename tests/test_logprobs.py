@@ -87,6 +87,19 @@ def test_matches_naive_peft_lora(targets):
     assert_matches_naive(peft_model, 5)
 
 
+def test_matches_naive_peft_modules_to_save_head():
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny_model(vocab_size=512, tie_word_embeddings=False, dtype=torch.float64)
+    config = LoraConfig(r=2, target_modules=["up_proj"], modules_to_save=["lm_head"])
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():  # make the trained copy differ from the original head
+        peft_model.base_model.model.lm_head.modules_to_save["default"].weight.mul_(1.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no fallback warning
+        assert_matches_naive(peft_model, 6)
+
+
 def test_head_sees_only_scored_rows_in_chunks(tiny):
     ids, attn, labels = padded_batch(tiny.config.vocab_size)
     seen = []
