@@ -48,16 +48,17 @@ def cut_step(model, batch) -> None:
     cut_loss(logp[:n], logp[batch["plain_row"]], mask[:n], batch["negative"]).loss.backward()
 
 
-def timed(step, model, batch, reps: int) -> float:
-    step(model, batch)  # warm-up
-    model.zero_grad(set_to_none=True)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        step(model, batch)
-        times.append(time.perf_counter() - start)
-        model.zero_grad(set_to_none=True)
-    return statistics.median(times)
+def timed(steps: dict, model, batch, reps: int) -> dict[str, float]:
+    """Median seconds of each step; the variants alternate, so background load hits both alike."""
+    times = {name: [] for name in steps}
+    for rep in range(reps + 1):  # rep 0 is the warm-up
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(model, batch)
+            if rep:
+                times[name].append(time.perf_counter() - start)
+            model.zero_grad(set_to_none=True)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -80,7 +81,8 @@ def main() -> None:
     examples, _ = build_examples(records[: args.batch_size], tokenizer, "chat")
     batch = CUTCollator(tokenizer.pad_token_id)(examples)
     scored = int((batch["labels"] != -100).sum())
-    sft, cut = timed(sft_step, model, batch, args.reps), timed(cut_step, model, batch, args.reps)
+    medians = timed({"sft": sft_step, "cut": cut_step}, model, batch, args.reps)
+    sft, cut = medians["sft"], medians["cut"]
     result = {
         "model": args.model,
         "rows": batch["input_ids"].shape[0],

@@ -30,27 +30,48 @@ _EXPORTS: dict[str, str] = {
     # templates
     "PromptTemplate": "cutkit.templates",
     "get_template": "cutkit.templates",
+    # batching
+    "build_examples": "cutkit.batching",
+    "CUTCollator": "cutkit.batching",
     # maths
     "label_logprobs": "cutkit.logprobs",
     "cut_loss": "cutkit.losses",
     "CUTLossOutput": "cutkit.losses",
+    # training
+    "CUTConfig": "cutkit.trainer",
+    "CUTTrainer": "cutkit.trainer",
+    # inspection and evaluation
+    "score_tokens": "cutkit.inspection",
+    "detection_report": "cutkit.inspection",
+    "write_report": "cutkit.inspection",
+    "TokenView": "cutkit.tokenview",
+    "evaluate": "cutkit.evaluation",
 }
 
 __all__ = [
+    "CUTCollator",
+    "CUTConfig",
     "CUTLossOutput",
+    "CUTTrainer",
     "JudgmentRecord",
     "LoadReport",
     "PromptTemplate",
     "RecordError",
+    "TokenView",
     "__version__",
+    "build_examples",
     "cut_loss",
     "default_lora_config",
+    "detection_report",
+    "evaluate",
     "get_template",
     "label_logprobs",
     "load_model",
     "load_records",
     "load_tokenizer",
+    "score_tokens",
     "tiny_model",
+    "write_report",
 ]
 
 
@@ -68,6 +89,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
+    from cutkit.batching import CUTCollator, build_examples
+    from cutkit.evaluation import evaluate
+    from cutkit.inspection import detection_report, score_tokens, write_report
     from cutkit.loaders import LoadReport, load_records
     from cutkit.logprobs import label_logprobs
     from cutkit.losses import CUTLossOutput, cut_loss
@@ -75,3 +99,5 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.records import JudgmentRecord, RecordError
     from cutkit.templates import PromptTemplate, get_template
     from cutkit.tiny import tiny_model
+    from cutkit.tokenview import TokenView
+    from cutkit.trainer import CUTConfig, CUTTrainer

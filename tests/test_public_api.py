@@ -1,0 +1,18 @@
+"""Every public name resolves, and `import cutkit` stays light (no torch / transformers)."""
+
+import subprocess
+import sys
+
+import cutkit
+
+
+def test_every_public_name_resolves():
+    for name in cutkit.__all__:
+        assert getattr(cutkit, name) is not None, name
+    assert sorted(dir(cutkit)) == sorted(cutkit.__all__)
+
+
+def test_import_is_lazy():
+    code = "import sys, cutkit; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
