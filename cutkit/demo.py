@@ -36,6 +36,8 @@ FIGURES = [
     "logp_bad",
     "logp_refined",
     "logp_good",
+    "logp_error_tokens",
+    "logp_other_tokens",
     "flagged_frac",
     "detect_precision",
     "detect_recall",
@@ -116,9 +118,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         f"      instruction: {shown.prompt_instruction!r}\n      judgment:    {shown.judgment!r}"
     )
     print(_token_table(model, tokenizer, shown, settings).to_string())
-    before = evaluate(
-        model, tokenizer, test, template=settings.template, threshold=settings.threshold
-    )
+    splits = {"train": train, "held-out": test}
+    before = _evaluate_splits(model, tokenizer, splits, settings)
 
     print(f"[4/5] CUT training of a LoRA adapter on {len(train)} records")
     model = apply_lora(model, True)
@@ -140,15 +141,13 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
     print(f"      {trainer.build_reports['train']}")
     trainer.train()
-    after = evaluate(
-        model, tokenizer, test, template=settings.template, threshold=settings.threshold
-    )
+    after = _evaluate_splits(model, tokenizer, splits, settings)
 
-    print(f"[5/5] held-out figures before and after CUT ({len(test)} records)")
-    figures = pd.DataFrame({"before": before, "after": after}).loc[
-        [k for k in FIGURES if k in before]
-    ]
-    print(figures.round(3).to_string())
+    print(
+        f"[5/5] figures before and after CUT (train: {len(train)} records, held-out: "
+        f"{len(test)}; log-probs are mean nats per token under the plain prompt)"
+    )
+    print(_figure_table(before, after).to_string())
     print("      the same record after training:")
     print(_token_table(model, tokenizer, shown, settings).to_string())
 
@@ -163,6 +162,26 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         json.dumps({"before": before, "after": after, "seconds": elapsed}, indent=1)
     )
     return {"before": before, "after": after, "seconds": elapsed}
+
+
+def _evaluate_splits(model, tokenizer, splits: dict, settings: DemoSettings) -> dict:
+    return {
+        name: evaluate(
+            model, tokenizer, records, template=settings.template, threshold=settings.threshold
+        )
+        for name, records in splits.items()
+    }
+
+
+def _figure_table(before: dict, after: dict) -> pd.DataFrame:
+    """Rows: FIGURES; columns: (split, before/after)."""
+    columns = {
+        (split, when): figures[split]
+        for split in before
+        for when, figures in (("before", before), ("after", after))
+    }
+    table = pd.DataFrame(columns)
+    return table.loc[[k for k in FIGURES if k in table.index]].round(3)
 
 
 def _write_token_report(model, tokenizer, records, out: Path, settings: DemoSettings) -> Path:

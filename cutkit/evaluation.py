@@ -9,6 +9,8 @@
 - ``logp_good``: mean token log-prob of the positive records' responses (the alignment tax: it
   should not fall);
 - ``flagged_frac``: share of negative response tokens the judgment flags at ``threshold``;
+- ``logp_error_tokens`` / ``logp_other_tokens``: mean plain-prompt log-prob of the bad responses'
+  tokens inside / outside their gold error spans (CUT should lower the first, not the second);
 - ``detect_precision`` / ``detect_recall`` / ``detect_f1``: flagged tokens against the records'
   gold ``error_spans`` (token level).
 """
@@ -110,4 +112,9 @@ def evaluate(
         )
         result["flagged_frac"] = float(tokens["flagged"].mean())
         result |= detection_scores(tokens)
+        gold = tokens[tokens["in_error_span"].notna()]
+        in_span = gold["in_error_span"].astype(bool)
+        if in_span.any():
+            result["logp_error_tokens"] = float(gold.loc[in_span, "logp_plain"].mean())
+            result["logp_other_tokens"] = float(gold.loc[~in_span, "logp_plain"].mean())
     return result

@@ -99,3 +99,10 @@ def test_evaluate_reports_preference_and_detection(tokenizer):
     )
     assert 0 <= result["flagged_frac"] <= 1
     assert {"detect_precision", "detect_recall", "detect_f1"} <= result.keys()
+    from cutkit.inspection import score_tokens
+
+    tokens = score_tokens(model, tokenizer, RECORDS[:2])
+    inside = tokens["in_error_span"].astype(bool)
+    assert inside.any() and (~inside).any()
+    assert result["logp_error_tokens"] == pytest.approx(tokens.loc[inside, "logp_plain"].mean())
+    assert result["logp_other_tokens"] == pytest.approx(tokens.loc[~inside, "logp_plain"].mean())
