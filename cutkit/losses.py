@@ -165,6 +165,7 @@ def cut_loss(
     misalign: bool = True,
     detect: bool = True,
     num_items: Tensor | float | None = None,
+    flagged: Tensor | None = None,
 ) -> CUTLossOutput:
     """Contrastive Unlikelihood Training loss on aligned per-token log-probs.
 
@@ -179,6 +180,9 @@ def cut_loss(
         align_p, align_n, misalign, detect: ablation switches (module doc).
         num_items: denominator override for "paper" (examples) / "token" (tokens), e.g. the
             :func:`count_items` total of a gradient-accumulation step.
+        flagged: (B, L) bool detection computed elsewhere (e.g. by a dropout-free forward pass);
+            None detects from ``logp_judged`` and ``logp_plain``. Only negative response tokens
+            can be flagged; ignored when ``detect=False``.
 
     Returns:
         :class:`CUTLossOutput` with loss = mle + ul.
@@ -203,7 +207,12 @@ def cut_loss(
     lj = torch.where(mask, logp_judged.to(dtype), 0.0)  # (B, L)
     lp = torch.where(neg, logp_plain.to(dtype), 0.0)  # (B, L)
 
-    flagged = detect_flagged(lj, lp, neg, threshold) if detect else neg.clone()  # (B, L)
+    if not detect:
+        flagged = neg.clone()  # (B, L) every bad-response token
+    elif flagged is None:
+        flagged = detect_flagged(lj, lp, neg, threshold)
+    else:
+        flagged = flagged.bool() & neg
     weight = ul_weight * torch.exp(gamma * lj.detach()) if gamma != 0 else ul_weight
     mis_tok = torch.where(flagged, -weight * log1mexp(lp), -lp)  # (B, L) Misalign per token
     nll = torch.where(like, -lj, 0.0)  # (B, L) first-context likelihood terms

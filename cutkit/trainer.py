@@ -27,7 +27,7 @@ from transformers import Trainer, TrainingArguments
 from cutkit import __version__
 from cutkit.batching import BuildReport, CUTCollator, build_examples
 from cutkit.logprobs import label_logprobs_packed
-from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss
+from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss, detect_flagged
 from cutkit.records import JudgmentRecord
 
 OBJECTIVES = ("cut",)
@@ -109,6 +109,14 @@ class CUTConfig(TrainingArguments):
         default=True,
         metadata={
             "help": "Ablation switch: False puts unlikelihood on every token of a bad response (no detection)."
+        },
+    )
+    detection_dropout: bool = field(
+        default=True,
+        metadata={
+            "help": "Detect flagged tokens in the training forward pass, dropout active, as "
+            "the released code does; False detects with an extra gradient-free pass in eval "
+            "mode (no dropout)."
         },
     )
     chunk_size: int = field(
@@ -269,26 +277,46 @@ class CUTTrainer(Trainer):
 
     def cut_loss_output(self, model, inputs) -> CUTLossOutput:
         """Score the micro-batch and return the full :class:`CUTLossOutput`."""
-        logp, mask = label_logprobs_packed(
-            model,
-            inputs["input_ids"],
-            inputs["attention_mask"],
-            inputs["labels"],
-            chunk_size=self.args.chunk_size,
-        )  # (R, Lr) each: every context row's response log-probs, left-aligned
+        logp, mask = self._response_logprobs(model, inputs)  # (R, Lr) each
         n = inputs["negative"].shape[0]
         num_items = None
-        if self.args.normalization != "official":
-            num_items = (
-                self._step_items if model.training and self._step_items is not None else None
-            )
+        if self.args.normalization != "official" and model.training:
+            num_items = self._step_items
+        flagged = None
+        if model.training and not self.args.detection_dropout and inputs["negative"].any():
+            flagged = self._detect_without_dropout(model, inputs)
         return cut_loss(
             logp[:n],
             logp[inputs["plain_row"]],
             mask[:n],
             inputs["negative"],
             num_items=num_items,
+            flagged=flagged,
             **self.args.loss_settings(),
+        )
+
+    def _response_logprobs(self, model, inputs):
+        """Every context row's response log-probs, left-aligned: values and mask, (R, Lr)."""
+        return label_logprobs_packed(
+            model,
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            inputs["labels"],
+            chunk_size=self.args.chunk_size,
+        )
+
+    @torch.no_grad()
+    def _detect_without_dropout(self, model, inputs) -> torch.Tensor:
+        """(B, L) flags from an eval-mode (dropout-free) pass over the same micro-batch."""
+        model.eval()
+        try:
+            logp, mask = self._response_logprobs(model, inputs)
+        finally:
+            model.train()
+        n = inputs["negative"].shape[0]
+        negative_tokens = mask[:n] & inputs["negative"][:, None]
+        return detect_flagged(
+            logp[:n], logp[inputs["plain_row"]], negative_tokens, self.args.threshold
         )
 
     # ------------------------------------------------------------------ the run directory

@@ -298,3 +298,18 @@ def test_metrics_names_and_values():
     assert m["logps/judged"] == pytest.approx(lj[negm].mean().item())
     assert m["logps/plain"] == pytest.approx(lp[negm].mean().item())
     assert m["logps/positive"] == pytest.approx(lj[posm].mean().item())
+
+
+def test_precomputed_flags_replace_detection_on_negative_tokens_only():
+    torch.manual_seed(3)
+    lj, lp = -torch.rand(3, 5) * 3, -torch.rand(3, 5) * 3
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    negative = torch.tensor([True, False, True])
+    given = torch.zeros(3, 5, dtype=torch.bool)
+    given[:, 1] = True  # includes a positive row's token, which must be ignored
+    out = cut_loss(lj, lp, mask, negative, flagged=given)
+    assert out.flagged.tolist() == (given & negative[:, None]).tolist()
+    detected = cut_loss(lj, lp, mask, negative)
+    same_flags = cut_loss(lj, lp, mask, negative, flagged=detected.flagged)
+    assert torch.equal(same_flags.loss, detected.loss)
+    assert cut_loss(lj, lp, mask, negative, detect=False, flagged=given).flagged.sum() == 10

@@ -248,3 +248,35 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path):
     )
     single.train()
     assert_same_weights(torch.load(out, weights_only=True), lora_weights(single))
+
+
+def test_detection_without_dropout_uses_an_eval_mode_pass(tokenizer, tmp_path):
+    from cutkit.losses import detect_flagged
+
+    torch.manual_seed(0)
+    model = apply_lora(
+        tiny_model(seed=0), {"r": 4, "lora_dropout": 0.9, "init_lora_weights": "gaussian"}
+    )
+    config = CUTConfig(
+        output_dir=str(tmp_path),
+        detection_dropout=False,
+        threshold=1.0,
+        align_p_ratio=None,
+        use_cpu=True,
+    )
+    trainer = CUTTrainer(
+        model, config, train_dataset=arithmetic_records(3), processing_class=tokenizer
+    )
+    batch = trainer.data_collator(trainer.train_dataset)
+    model.eval()
+    with torch.no_grad():
+        logp, mask = trainer._response_logprobs(model, batch)
+    n = batch["negative"].shape[0]
+    expected = detect_flagged(
+        logp[:n], logp[batch["plain_row"]], mask[:n] & batch["negative"][:, None], 1.0
+    )
+    model.train()
+    for _ in range(3):  # dropout is active in the loss pass, never in detection
+        assert torch.equal(trainer.cut_loss_output(model, batch).flagged, expected)
+    assert model.training
+    assert expected.any() and not expected.all()
