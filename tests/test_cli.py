@@ -100,3 +100,36 @@ def test_console_script_and_module_entry_points():
     assert script, "the cutkit console script is installed beside the interpreter"
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "inspect" in result.stdout
+
+
+def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path, capsys):
+    from cutkit.models import load_model
+
+    model, _ = load_model(tiny_checkpoint, lora={"r": 2})
+    model.save_pretrained(tmp_path / "adapter")
+    out = tmp_path / "report.html"
+    assert (
+        main(
+            [
+                "inspect",
+                "--data",
+                str(bundled_data_path("starter/test.jsonl")),
+                "--model",
+                str(tiny_checkpoint),
+                "--adapter",
+                str(tmp_path / "adapter"),
+                "--limit",
+                "3",
+                "--threshold",
+                "1.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page.lower()
+    assert page.count('class="ck-tv-record"') == 3
+    assert "flagged at λ = 1.5" in page
