@@ -88,30 +88,25 @@ def train_main(argv: list[str]) -> dict:
             },
         )
     figures = {}
-    if held_out:
-        figures["before"] = evaluate(
-            model,
-            tokenizer,
-            held_out,
-            template=config.template,
-            threshold=config.threshold,
-            max_length=config.max_length,
-        )
-        print(f"[cutkit] held-out before training: {_short(figures['before'])}")
+
+    def evaluate_held_out(when: str) -> None:
+        if held_out:
+            figures[when] = evaluate(
+                model,
+                tokenizer,
+                held_out,
+                template=config.template,
+                threshold=config.threshold,
+                max_length=config.max_length,
+            )
+            print(f"[cutkit] held-out {when} training: {_short(figures[when])}")
+
+    evaluate_held_out("before")
     trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
     print(f"[cutkit] {trainer.build_reports['train']}")
     resume = True if script.resume == "last" else script.resume
     trainer.train(resume_from_checkpoint=resume)
-    if held_out:
-        figures["after"] = evaluate(
-            model,
-            tokenizer,
-            held_out,
-            template=config.template,
-            threshold=config.threshold,
-            max_length=config.max_length,
-        )
-        print(f"[cutkit] held-out after training: {_short(figures['after'])}")
+    evaluate_held_out("after")
     out = trainer.save_run(
         script={f.name: getattr(script, f.name) for f in fields(script)},
         load_report=str(report),

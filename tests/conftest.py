@@ -34,3 +34,14 @@ def official_sample() -> Path:
     if not OFFICIAL_SAMPLE.exists():
         pytest.skip(f"{OFFICIAL_SAMPLE} is not present (it lives in ../shared beside the repo)")
     return OFFICIAL_SAMPLE
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tokenizer) -> Path:
+    """A tiny random model saved as a Hugging Face checkpoint folder with the real tokenizer."""
+    from cutkit.tiny import tiny_model
+
+    folder = tmp_path / "tiny-ckpt"
+    tiny_model().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

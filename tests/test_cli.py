@@ -12,15 +12,6 @@ import pytest
 
 from cutkit.bundled import bundled_data_path
 from cutkit.cli import main
-from cutkit.tiny import tiny_model
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, tokenizer) -> Path:
-    folder = tmp_path / "tiny-ckpt"
-    tiny_model().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_train_writes_adapter_config_history_and_figures(tiny_checkpoint, tmp_path, capsys):

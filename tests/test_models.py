@@ -25,16 +25,6 @@ from cutkit.models import (
     load_model,
     resolve_checkpoint,
 )
-from cutkit.tiny import tiny_model
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, tokenizer) -> Path:
-    """A tiny random model saved as a Hugging Face checkpoint folder with the real tokenizer."""
-    folder = tmp_path / "tiny-ckpt"
-    tiny_model().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def fake_convert(gguf_path: Path, out: Path) -> None:
