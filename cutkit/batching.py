@@ -15,6 +15,12 @@ and returns ``input_ids``, ``attention_mask``, ``labels`` (R, T), right-padded, 
 the response; ``negative`` (B,) bool; and ``plain_row`` (B,) long, the row holding each example's
 plain context (its own row for positives).
 
+Two optional example fields serve the baselines of :mod:`cutkit.objectives`: a negative example
+whose ``plain_prompt_ids`` is None gets no plain row (its ``plain_row`` is its own row: objectives
+without the Misalign term, e.g. Hindsight, never read it), and ``response_labels`` (same length as
+``response_ids``, -100 where a token is context rather than target) leaves parts of the
+continuation unscored (forward prediction's judgment marker).
+
 >>> from cutkit.records import JudgmentRecord
 >>> from cutkit.models import load_tokenizer
 >>> tok = load_tokenizer()                                                    # doctest: +SKIP
@@ -51,14 +57,24 @@ class BuildReport:
     n_prompt_truncated: int = 0  # prompt cut from the left to fit max_length
     n_response_truncated: int = 0  # response longer than its budget, cut from the right
     dropped_ids: list[str] = field(default_factory=list)
+    objective: str = "cut"  # the objective the examples were built for (cutkit.objectives)
+    n_negative_dropped: int = 0  # negatives an objective does not train on ("sft")
+    n_refined: int = 0  # negatives replaced by their refinement ("ilf")
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.n_examples} examples from {self.n_records} records: {self.n_negative} negative, "
             f"{self.n_positive} positive ({self.n_positive_dropped} positives dropped by Align-P "
             f"downsampling); prompts truncated: {self.n_prompt_truncated}, responses truncated: "
             f"{self.n_response_truncated}"
         )
+        if self.objective != "cut":
+            text += f"; objective {self.objective!r}"
+            if self.n_negative_dropped:
+                text += f": {self.n_negative_dropped} negatives dropped"
+            if self.n_refined:
+                text += f": {self.n_refined} negatives replaced by their refinement"
+        return text
 
 
 def downsample_positives(
@@ -172,35 +188,46 @@ class CUTCollator:
             (
                 ex["judged_prompt_ids"] if ex["negative"] else ex["plain_prompt_ids"],
                 ex["response_ids"],
+                ex.get("response_labels"),
             )
             for ex in examples
         ]
+        # a negative whose plain_prompt_ids is None has no plain row (see the module docstring)
+        has_plain = torch.tensor(
+            [bool(ex["negative"]) and ex["plain_prompt_ids"] is not None for ex in examples]
+        )
         plain_of_negatives = [
-            (ex["plain_prompt_ids"], ex["response_ids"]) for ex in examples if ex["negative"]
+            (ex["plain_prompt_ids"], ex["response_ids"], ex.get("response_labels"))
+            for ex, plain in zip(examples, has_plain.tolist(), strict=True)
+            if plain
         ]
         negative = torch.tensor([bool(ex["negative"]) for ex in examples])
         plain_row = torch.arange(len(examples))
-        plain_row[negative] = len(examples) + torch.arange(int(negative.sum()))
+        plain_row[has_plain] = len(examples) + torch.arange(int(has_plain.sum()))
         batch = pad_contexts(first + plain_of_negatives, self.pad_token_id, self.pad_to_multiple_of)
         return {**batch, "negative": negative, "plain_row": plain_row}
 
 
 def pad_contexts(
-    contexts: Sequence[tuple[Sequence[int], Sequence[int]]],
+    contexts: Sequence[tuple],
     pad_token_id: int,
     pad_to_multiple_of: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Right-pad (prompt ids, response ids) pairs into ``input_ids``, ``attention_mask`` and
-    ``labels`` of shape (R, T); labels are the response ids in place and -100 elsewhere."""
-    length = max(len(p) + len(r) for p, r in contexts)
+    """Right-pad (prompt ids, response ids[, response labels]) tuples into ``input_ids``,
+    ``attention_mask`` and ``labels`` of shape (R, T); labels are the response ids in place (or the
+    given response labels, -100 for unscored continuation tokens) and -100 elsewhere."""
+    length = max(len(c[0]) + len(c[1]) for c in contexts)
     if pad_to_multiple_of:
         length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
     input_ids = torch.full((len(contexts), length), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(contexts), length), dtype=torch.long)
     labels = torch.full((len(contexts), length), IGNORE_INDEX, dtype=torch.long)
-    for row, (prompt, response) in enumerate(contexts):
+    for row, (prompt, response, *rest) in enumerate(contexts):
+        targets = rest[0] if rest and rest[0] is not None else response
+        if len(targets) != len(response):
+            raise ValueError("response_labels must have one entry per response id")
         n_prompt, n = len(prompt), len(prompt) + len(response)
         input_ids[row, :n] = torch.tensor([*prompt, *response])
         attention_mask[row, :n] = 1
-        labels[row, n_prompt:n] = torch.tensor(response)
+        labels[row, n_prompt:n] = torch.tensor(targets)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

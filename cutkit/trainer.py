@@ -25,12 +25,18 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from cutkit import __version__
-from cutkit.batching import BuildReport, CUTCollator, build_examples
+from cutkit.batching import BuildReport, CUTCollator
 from cutkit.logprobs import label_logprobs_packed
 from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss, detect_flagged
+from cutkit.objectives import (
+    OBJECTIVES,
+    build_objective_examples,
+    check_objective,
+    objective_switches,
+    unused_metrics,
+)
 from cutkit.records import JudgmentRecord
 
-OBJECTIVES = ("cut",)
 RUN_FILE = "cutkit_run.json"
 
 
@@ -41,7 +47,13 @@ class CUTConfig(TrainingArguments):
     cutoff 2048, lambda 1.1, alpha 1.0); every ``transformers.TrainingArguments`` field works too."""
 
     objective: str = field(
-        default="cut", metadata={"help": f"Training objective, one of {OBJECTIVES}."}
+        default="cut",
+        metadata={
+            "help": f"Training objective, one of {OBJECTIVES}: CUT or one of the paper's "
+            "baselines on the same records (equations in cutkit.objectives). The objective fixes "
+            "the switches that define it (hindsight: misalign=False; ul_all: detect=False); DPO "
+            "goes through cutkit.dpo.train_dpo."
+        },
     )
     template: str = field(
         default="alpaca",
@@ -153,8 +165,7 @@ class CUTConfig(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        check_objective(self.objective)
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
@@ -164,8 +175,9 @@ class CUTConfig(TrainingArguments):
         super().__post_init__()
 
     def loss_settings(self) -> dict:
-        """The keyword arguments of :func:`cutkit.losses.cut_loss` this config selects."""
-        return dict(
+        """The keyword arguments of :func:`cutkit.losses.cut_loss` this config selects (the
+        objective's own switches override the configured ones)."""
+        settings = dict(
             threshold=self.threshold,
             ul_weight=self.ul_weight,
             gamma=self.gamma,
@@ -175,14 +187,16 @@ class CUTConfig(TrainingArguments):
             misalign=self.misalign,
             detect=self.detect,
         )
+        return objective_switches(self.objective, settings)
 
 
 class CUTTrainer(Trainer):
-    """A ``transformers.Trainer`` whose loss is CUT.
+    """A ``transformers.Trainer`` whose loss is CUT (or a baseline: ``args.objective``).
 
     ``train_dataset`` / ``eval_dataset`` may be lists of :class:`~cutkit.JudgmentRecord` (tokenized
-    here with the config's template, lengths and Align-P downsampling; the build report is kept in
-    ``self.build_reports``) or lists of examples from :func:`cutkit.batching.build_examples`.
+    here for the config's objective with its template, lengths and Align-P downsampling; the build
+    report is kept in ``self.build_reports``) or lists of examples from
+    :func:`cutkit.objectives.build_objective_examples` / :func:`cutkit.batching.build_examples`.
     ``processing_class`` is the tokenizer.
     """
 
@@ -230,9 +244,10 @@ class CUTTrainer(Trainer):
             return data
         if not isinstance(data[0], JudgmentRecord):
             return data
-        examples, report = build_examples(
+        examples, report = build_objective_examples(
             data,
             tokenizer,
+            args.objective,
             args.template,
             max_length=args.max_length,
             max_response_length=args.max_response_length,
@@ -256,14 +271,14 @@ class CUTTrainer(Trainer):
     def _count_items(self, batch) -> torch.Tensor:
         n = batch["negative"].shape[0]
         mask = batch["labels"][:n] != -100  # (B, T): each example's response tokens
-        a = self.args
+        s = self.args.loss_settings()
         return count_items(
             mask,
             batch["negative"],
-            normalization=a.normalization,
-            align_p=a.align_p,
-            align_n=a.align_n,
-            misalign=a.misalign,
+            normalization=s["normalization"],
+            align_p=s["align_p"],
+            align_n=s["align_n"],
+            misalign=s["misalign"],
         )
 
     # ------------------------------------------------------------------ the loss
@@ -282,8 +297,15 @@ class CUTTrainer(Trainer):
         num_items = None
         if self.args.normalization != "official" and model.training:
             num_items = self._step_items
+        settings = self.args.loss_settings()
         flagged = None
-        if model.training and not self.args.detection_dropout and inputs["negative"].any():
+        detects = settings["misalign"] and settings["detect"]
+        if (
+            detects
+            and model.training
+            and not self.args.detection_dropout
+            and inputs["negative"].any()
+        ):
             flagged = self._detect_without_dropout(model, inputs)
         return cut_loss(
             logp[:n],
@@ -292,7 +314,7 @@ class CUTTrainer(Trainer):
             inputs["negative"],
             num_items=num_items,
             flagged=flagged,
-            **self.args.loss_settings(),
+            **settings,
         )
 
     def _response_logprobs(self, model, inputs):
@@ -369,7 +391,8 @@ class CUTTrainer(Trainer):
                 loss=mle + ul, mle=mle, ul=ul, flagged=None, stats=summed
             ).metrics()
             prefix = "eval_" if mode == "eval" else ""
-            metrics = {f"{prefix}{k}": round(v, 6) for k, v in metrics.items()}
+            unused = unused_metrics(self.args.objective)
+            metrics = {f"{prefix}{k}": round(v, 6) for k, v in metrics.items() if k not in unused}
             if mode == "eval":
                 self._last_eval_metrics = metrics
             logs = {**logs, **metrics}
