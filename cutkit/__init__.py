@@ -46,31 +46,46 @@ _EXPORTS: dict[str, str] = {
     "write_report": "cutkit.inspection",
     "TokenView": "cutkit.tokenview",
     "evaluate": "cutkit.evaluation",
+    "answer_correct": "cutkit.evaluation",
+    "generate_responses": "cutkit.generation",
+    # baselines and comparison
+    "OBJECTIVES": "cutkit.objectives",
+    "train_dpo": "cutkit.dpo",
+    "compare": "cutkit.compare",
+    "CompareSettings": "cutkit.compare",
+    "summarize": "cutkit.compare",
 }
 
 __all__ = [
+    "OBJECTIVES",
     "CUTCollator",
     "CUTConfig",
     "CUTLossOutput",
     "CUTTrainer",
+    "CompareSettings",
     "JudgmentRecord",
     "LoadReport",
     "PromptTemplate",
     "RecordError",
     "TokenView",
     "__version__",
+    "answer_correct",
     "build_examples",
+    "compare",
     "cut_loss",
     "default_lora_config",
     "detection_report",
     "evaluate",
+    "generate_responses",
     "get_template",
     "label_logprobs",
     "load_model",
     "load_records",
     "load_tokenizer",
     "score_tokens",
+    "summarize",
     "tiny_model",
+    "train_dpo",
     "write_report",
 ]
 
@@ -90,12 +105,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.batching import CUTCollator, build_examples
-    from cutkit.evaluation import evaluate
+    from cutkit.compare import CompareSettings, compare, summarize
+    from cutkit.dpo import train_dpo
+    from cutkit.evaluation import answer_correct, evaluate
+    from cutkit.generation import generate_responses
     from cutkit.inspection import detection_report, score_tokens, write_report
     from cutkit.loaders import LoadReport, load_records
     from cutkit.logprobs import label_logprobs
     from cutkit.losses import CUTLossOutput, cut_loss
     from cutkit.models import default_lora_config, load_model, load_tokenizer
+    from cutkit.objectives import OBJECTIVES
     from cutkit.records import JudgmentRecord, RecordError
     from cutkit.templates import PromptTemplate, get_template
     from cutkit.tiny import tiny_model

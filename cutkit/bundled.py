@@ -35,3 +35,12 @@ def bundled_data_path(relative: str) -> Path:
         )
         raise FileNotFoundError(f"no bundled data file {relative!r}; available: {available}")
     return path
+
+
+def load_bundled_or_path(name: str | Path, **load_kwargs):
+    """Records of a file path, or of a bundled file (``"judgments/test.jsonl"``) when no such path
+    exists; ``load_kwargs`` go to :func:`cutkit.load_records`."""
+    from cutkit.loaders import load_records
+
+    path = Path(name)
+    return load_records(path if path.exists() else bundled_data_path(str(name)), **load_kwargs)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cutkit.bundled import bundled_data_path
+from cutkit.bundled import load_bundled_or_path
 from cutkit.evaluation import evaluate
 from cutkit.inspection import score_tokens
-from cutkit.loaders import load_records
 from cutkit.models import DEFAULT_MODEL, apply_lora, load_model
 from cutkit.records import JudgmentRecord
 from cutkit.trainer import CUTConfig, CUTTrainer
@@ -68,11 +67,6 @@ class DemoSettings:
     seed: int = field(default=42, metadata={"help": "Seed of everything."})
 
 
-def _records(name: str) -> list[JudgmentRecord]:
-    path = Path(name) if Path(name).exists() else bundled_data_path(name)
-    return load_records(path)
-
-
 def _token_table(model, tokenizer, record: JudgmentRecord, settings: DemoSettings) -> pd.DataFrame:
     tokens = score_tokens(
         model, tokenizer, [record], template=settings.template, threshold=settings.threshold
@@ -110,7 +104,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         f"[2/5] answering one instruction\n      Q: {QUESTION}\n      A: {_answer(model, tokenizer, QUESTION)}"
     )
 
-    train, test = _records(settings.train), _records(settings.test)
+    train, test = load_bundled_or_path(settings.train), load_bundled_or_path(settings.test)
     shown = next(r for r in test if r.is_negative and r.error_spans)
     print(
         f"[3/5] per-token log-probs of a held-out negative record (natural log; flagged = "

@@ -12,17 +12,22 @@
 - ``logp_error_tokens`` / ``logp_other_tokens``: mean plain-prompt log-prob of the bad responses'
   tokens inside / outside their gold error spans (CUT should lower the first, not the second);
 - ``detect_precision`` / ``detect_recall`` / ``detect_f1``: flagged tokens against the records'
-  gold ``error_spans`` (token level).
+  gold ``error_spans`` (token level);
+- ``gen_accuracy`` (with ``n_checkable``): for records whose ``meta["answer"]`` holds a checkable
+  final answer (the bundled arithmetic, unit and fact records), the share of greedy answers to the
+  instruction that state it (:func:`answer_correct`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from cutkit.batching import build_examples
+from cutkit.generation import generate_responses
 from cutkit.inspection import score_tokens
 from cutkit.records import JudgmentRecord
 from cutkit.scoring import score_examples
@@ -48,6 +53,82 @@ def mean_response_logprobs(
     return np.array([s.logp_plain.mean() for s in scores])
 
 
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def answer_correct(response: str, answer: str) -> bool:
+    """Does ``response`` state ``answer``?
+
+    - a number (``"137.20"``, ``"1,564"``): the response's last number (its final result; a worked
+      answer states intermediate numbers first) equals it (a whole number) or rounds to it (an answer
+      with decimals: 12.874 states 12.87, 2.50 does not state 2; thousands separators and
+      currency signs are ignored). A response cut
+      off before its result therefore counts as wrong;
+    - a clock time (``"7:00"``): it occurs, not followed by another digit;
+    - a name (``"Canberra"``, ``"Fe"``): it occurs as a whole word, case-insensitively for names
+      of three or more characters and exactly for shorter ones (element symbols).
+
+    >>> answer_correct("3 × $379.07 = $1,137.20.", "1137.20"), answer_correct("It is K.", "Kr")
+    (True, False)
+    """
+    answer = answer.strip()
+    number = _as_number(answer)
+    if number is not None:
+        places = len(answer.partition(".")[2])
+        tolerance = 0.5 * 10**-places - 1e-9 if places else 1e-9  # whole numbers: exactly
+        stated = [
+            value for value in map(_as_number, _NUMBER.findall(response)) if value is not None
+        ]
+        return bool(stated) and abs(stated[-1] - number) <= tolerance
+    if re.fullmatch(r"\d{1,2}:\d\d", answer):
+        return re.search(rf"(?<!\d){re.escape(answer)}(?!\d)", response) is not None
+    flags = re.IGNORECASE if len(answer) >= 3 else 0
+    return re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", response, flags) is not None
+
+
+def generation_accuracy(
+    model,
+    tokenizer,
+    records: Sequence[JudgmentRecord],
+    *,
+    template: str | PromptTemplate = "alpaca",
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+) -> pd.DataFrame:
+    """Greedy answers to the records with a checkable ``meta["answer"]``.
+
+    Returns:
+        one row per such record: ``record_id``, ``answer``, ``generated``, ``correct``.
+    """
+    checkable = [r for r in records if r.meta.get("answer")]
+    generated = generate_responses(
+        model,
+        tokenizer,
+        [r.prompt_instruction for r in checkable],
+        template=template,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+    )
+    return pd.DataFrame(
+        {
+            "record_id": [r.id for r in checkable],
+            "answer": [str(r.meta["answer"]) for r in checkable],
+            "generated": generated,
+            "correct": [
+                answer_correct(text, str(r.meta["answer"]))
+                for text, r in zip(generated, checkable, strict=True)
+            ],
+        }
+    )
+
+
 def detection_scores(tokens: pd.DataFrame) -> dict[str, float]:
     """Token-level precision, recall and F1 of ``flagged`` against ``in_error_span`` over the rows
     of a :func:`cutkit.inspection.score_tokens` frame that have gold spans."""
@@ -70,8 +151,13 @@ def evaluate(
     threshold: float = 1.1,
     max_length: int = 2048,
     batch_size: int = 8,
+    generate: bool = True,
+    max_new_tokens: int = 64,
 ) -> dict[str, float]:
-    """One row of figures (module docstring) for ``model`` on ``records``."""
+    """One row of figures (module docstring) for ``model`` on ``records``.
+
+    ``generate=False`` skips the greedy answers (``gen_accuracy``); ``max_new_tokens`` bounds them.
+    """
     negatives = [r for r in records if r.is_negative]
     with_fix = [r for r in negatives if r.refinement]
     result: dict[str, float] = {"n_records": len(records), "n_pairs": len(with_fix)}
@@ -117,4 +203,9 @@ def evaluate(
         if in_span.any():
             result["logp_error_tokens"] = float(gold.loc[in_span, "logp_plain"].mean())
             result["logp_other_tokens"] = float(gold.loc[~in_span, "logp_plain"].mean())
+    if generate and any(r.meta.get("answer") for r in records):
+        answers = generation_accuracy(
+            model, tokenizer, records, template=template, max_new_tokens=max_new_tokens
+        )
+        result |= {"n_checkable": len(answers), "gen_accuracy": float(answers["correct"].mean())}
     return result

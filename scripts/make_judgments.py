@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
@@ -36,7 +37,20 @@ KINDS = (
     "commonsense",
     "style",
 )
-FIELDS = ("id", "kind", "instruction", "input", "output", "judgment", "refinement", "error_spans")
+FIELDS = (
+    "id",
+    "kind",
+    "instruction",
+    "input",
+    "output",
+    "judgment",
+    "refinement",
+    "error_spans",
+    "answer",
+)
+# "answer": the checkable final answer of a generated arithmetic, unit or fact record (a number, a
+# clock time or a name, as the correct response states it); null where no short answer is checkable.
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?::\d\d)?")
 
 # Commendations for generated positives (the rest of the positives get a null judgment).
 PRAISE = (
@@ -55,6 +69,7 @@ def record(
     refinement: str | None = None,
     spans: list[str] | None = None,
     input: str = "",
+    answer: str | None = None,
 ) -> dict:
     """One record in file order (``id`` and ``source`` are filled in later)."""
     return {
@@ -65,13 +80,21 @@ def record(
         "judgment": judgment,
         "refinement": refinement,
         "error_spans": list(spans or []),
+        "answer": answer,
     }
 
 
-def positive(kind: str, instruction: str, output: str, rng: random.Random) -> dict:
+def positive(
+    kind: str, instruction: str, output: str, rng: random.Random, answer: str | None = None
+) -> dict:
     """A positive record: null judgment or a "Perfect." commendation, chosen by ``rng``."""
     judgment = rng.choice(PRAISE) if rng.random() < 0.5 else None
-    return record(kind, instruction, output, judgment)
+    return record(kind, instruction, output, judgment, answer=answer)
+
+
+def final_number(text: str) -> str:
+    """The last number (or clock time) a correct worked answer states: its final result."""
+    return NUMBER.findall(text)[-1].rstrip(".")
 
 
 def is_positive(row: dict) -> bool:
@@ -500,10 +523,13 @@ def family_arithmetic_word(n: int, n_pos: int, rng: random.Random) -> list[dict]
         while instruction in seen:
             instruction, good, bad, judgment, spans = builder(rng)
         seen.add(instruction)
+        answer = final_number(good)
         if good_label:
-            rows.append(positive("arithmetic", instruction, good, rng))
+            rows.append(positive("arithmetic", instruction, good, rng, answer))
         else:
-            rows.append(record("arithmetic", instruction, bad, judgment, good, spans))
+            rows.append(
+                record("arithmetic", instruction, bad, judgment, good, spans, answer=answer)
+            )
     return rows
 
 
@@ -677,10 +703,13 @@ def family_unit_factor(n: int, n_pos: int, rng: random.Random) -> list[dict]:
         while instruction in seen:
             instruction, good, bad, judgment, spans = builder(rng)
         seen.add(instruction)
+        answer = final_number(good)
         if good_label:
-            rows.append(positive("unit_conversion", instruction, good, rng))
+            rows.append(positive("unit_conversion", instruction, good, rng, answer))
         else:
-            rows.append(record("unit_conversion", instruction, bad, judgment, good, spans))
+            rows.append(
+                record("unit_conversion", instruction, bad, judgment, good, spans, answer=answer)
+            )
     return rows
 
 
@@ -1120,10 +1149,11 @@ def family_fact_table(n: int, n_pos: int, rng: random.Random) -> list[dict]:
     rows = []
     for (build, item), good_label in zip(jobs, pick_labels(n, n_pos, rng), strict=True):
         instruction, good, bad, judgment, spans = build(item, rng)
+        answer = str(item[2]) if build is _fact_date else item[1]  # the year, capital or symbol
         if good_label:
-            rows.append(positive("factual", instruction, good, rng))
+            rows.append(positive("factual", instruction, good, rng, answer))
         else:
-            rows.append(record("factual", instruction, bad, judgment, good, spans))
+            rows.append(record("factual", instruction, bad, judgment, good, spans, answer=answer))
     return rows
 
 
@@ -1145,9 +1175,9 @@ def load_handwritten(path: Path = HANDWRITTEN) -> list[dict]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             row = json.loads(line)
-            if set(row) != set(FIELDS) - {"id"}:
+            if set(row) != set(FIELDS) - {"id", "answer"}:
                 raise ValueError(f"{path}:{number}: fields {sorted(row)}")
-            rows.append(row)
+            rows.append({name: row.get(name) for name in FIELDS[1:]})
     return rows
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cutkit.evaluation import answer_correct
 from cutkit.loaders import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,7 @@ FIELDS = [
     "judgment",
     "refinement",
     "error_spans",
+    "answer",
     "source",
 ]
 
@@ -119,11 +121,32 @@ def test_handwritten_records_come_from_the_source_file(everything):
     path = BUNDLED / "source" / "handwritten.jsonl"
     source = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     bundled = [
-        {k: v for k, v in row.items() if k not in ("id", "source")}
+        {k: v for k, v in row.items() if k not in ("id", "source", "answer")}
         for row in sorted(everything, key=lambda r: r["id"])
         if row["source"] == "handwritten"
     ]
     assert bundled == source
+
+
+def test_checkable_answers_are_stated_by_the_good_response_only(everything):
+    """``answer``: the generated arithmetic, unit and fact records carry the final answer that
+    cutkit.evaluate checks greedy generations against; the good response states it (the bad one of
+    a negative does not), and no other record has one."""
+    checkable = [row for row in everything if row["answer"] is not None]
+    assert len(checkable) >= 150
+    assert {row["source"] for row in checkable} == {
+        "generated:arithmetic_word",
+        "generated:unit_factor",
+        "generated:fact_table",
+    }
+    for row in everything:
+        if row["source"] in {row["source"] for row in checkable}:
+            assert isinstance(row["answer"], str) and row["answer"], row["id"]
+    for row in checkable:
+        good = row["output"] if is_positive(row) else row["refinement"]
+        assert answer_correct(good, row["answer"]), (row["id"], good, row["answer"])
+        if not is_positive(row):
+            assert not answer_correct(row["output"], row["answer"]), (row["id"], row["output"])
 
 
 def test_no_instruction_from_the_starter_set(everything):
@@ -156,6 +179,7 @@ def test_loads_strictly_with_cutkit(rows, split):
         assert record.id == row["id"]
         assert record.response == row["output"]
         assert record.meta.get("kind") == row["kind"]
+        assert record.meta.get("answer") == row["answer"]
         assert record.is_positive == is_positive(row), row["id"]
         assert len(record.error_spans) == len(row["error_spans"]), row["id"]
         for (start, end), text in zip(record.error_spans, row["error_spans"], strict=True):

@@ -124,3 +124,28 @@ def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path
     assert page.startswith("<!doctype html>") and "<script" not in page.lower()
     assert page.count('class="ck-tv-record"') == 3
     assert "flagged at λ = 1.5" in page
+
+
+def test_compare_writes_runs_and_summary(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "compare"
+    args = ["--model", str(tiny_checkpoint), "--output", str(out), "--steps", "1"]
+    args += ["--batch_size", "2", "--max_length", "64", "--max_new_tokens", "4"]
+    args += [
+        "--template",
+        "alpaca",
+        "--train",
+        "starter/train.jsonl",
+        "--test",
+        "starter/test.jsonl",
+    ]
+    assert main(["compare", "--objectives", "sft", "cut", "--seeds", "5", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "48 training records, 16 held-out, 1 steps of 2 records each" in printed
+    assert "| cut | 1 |" in printed and "| sft | 1 |" in printed
+    runs = (out / "runs.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in runs[1:]] == [
+        ["base", "-1"],
+        ["sft", "5"],
+        ["cut", "5"],
+    ]
+    assert (out / "summary.md").read_text().startswith("| objective | seeds | train s |")

@@ -22,7 +22,9 @@ def test_executed_in_order_without_errors(path):
     notebook = json.loads(path.read_text())
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     counts = [cell["execution_count"] for cell in code]
-    assert counts == list(range(1, len(code) + 1)), f"{path.name}: re-run it top to bottom (got {counts})"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: re-run it top to bottom (got {counts})"
+    )
     errors = [o for cell in code for o in cell.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"{path.name} was committed with an error output"
 
@@ -33,6 +35,10 @@ def test_states_its_purpose_and_checks_its_claims(path):
     first = "".join(notebook["cells"][0]["source"])
     assert first.startswith("# ") and "What this notebook shows" in first
     sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    assert any(source.lstrip().startswith("# Parameters") and "SCALE" in source for source in sources)
+    assert any(
+        source.lstrip().startswith("# Parameters") and "SCALE" in source for source in sources
+    )
     assert sum("assert " in source for source in sources) >= 2
-    assert not any("cutkit." in s and "def cut_loss" in s for s in sources), "call cutkit, don't copy it"
+    assert not any("cutkit." in s and "def cut_loss" in s for s in sources), (
+        "call cutkit, don't copy it"
+    )

@@ -1,0 +1,132 @@
+"""compare(): every objective from the same start and budget, tidy results, resume, summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cutkit.compare as compare_module
+from cutkit.compare import CompareSettings, compare, save_comparison, summarize, summary_markdown
+from cutkit.records import JudgmentRecord
+
+TRAIN = [
+    JudgmentRecord(
+        f"n{k}",
+        f"What is {k} + {k}?",
+        f"{k} + {k} = {2 * k + 1}.",
+        f"Wrong sum: {k} + {k} = {2 * k}.",
+        refinement=f"{k} + {k} = {2 * k}.",
+        error_spans=[(len(f"{k} + {k} = "), len(f"{k} + {k} = {2 * k + 1}"))],
+    )
+    for k in range(1, 5)
+] + [JudgmentRecord(f"p{k}", f"Say hello {k} times.", "hello " * k) for k in range(1, 3)]
+TEST = [
+    JudgmentRecord(
+        "t1",
+        "What is 6 + 6?",
+        "6 + 6 = 13.",
+        "Wrong sum: 12.",
+        refinement="6 + 6 = 12.",
+        error_spans=[(8, 10)],
+        meta={"answer": "12"},
+    ),
+    JudgmentRecord("t2", "Say hello.", "hello", meta={"answer": "hello"}),
+]
+
+
+@pytest.fixture
+def settings(tiny_checkpoint, tmp_path) -> CompareSettings:
+    return CompareSettings(
+        model=str(tiny_checkpoint),
+        template="alpaca",
+        steps=2,
+        batch_size=2,
+        max_length=64,
+        max_new_tokens=4,
+        align_p_ratio=None,
+        output=str(tmp_path / "compare"),
+    )
+
+
+def test_compare_trains_every_objective_and_seed_from_the_same_start(settings):
+    frame = compare(["sft", "cut", "ul_all"], TRAIN, TEST, seeds=[0, 1], settings=settings)
+    assert frame[["objective", "seed"]].values.tolist() == [
+        ["base", -1],
+        *[[o, s] for s in (0, 1) for o in ("sft", "cut", "ul_all")],
+    ]
+    assert (frame["steps"] == [0] + [2] * 6).all()
+    assert frame["n_checkable"].eq(2).all() and frame["gen_accuracy"].between(0, 1).all()
+    trained = frame[frame["objective"] != "base"]
+    assert (trained["train_seconds"] > 0).all()
+    base = frame.iloc[0]
+    assert (trained["pref_margin"] != base["pref_margin"]).all(), "every run moved the model"
+    cut = trained.set_index(["objective", "seed"])["pref_margin"]
+    assert cut[("cut", 0)] != cut[("cut", 1)], "the seed changes the run"
+    saved = pd.read_csv(f"{settings.output}/runs.csv")
+    assert (
+        saved[["objective", "seed"]].values.tolist() == frame[["objective", "seed"]].values.tolist()
+    )
+    assert json.loads(Path(settings.output, "settings.json").read_text())["steps"] == 2
+
+
+def test_same_seed_same_result_and_resume_skips_finished_runs(settings, tmp_path, monkeypatch):
+    first = compare(["cut"], TRAIN, TEST, seeds=[3], settings=settings, verbose=False)
+    again = compare(
+        ["cut"], TRAIN, TEST, seeds=[3], settings=settings, output=str(tmp_path / "again")
+    )
+    pd.testing.assert_frame_equal(
+        first.drop(columns="train_seconds"), again.drop(columns="train_seconds")
+    )
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare_module, "train_objective", no_training)
+    resumed = compare(["cut"], TRAIN, TEST, seeds=[3], settings=settings)
+    pd.testing.assert_frame_equal(resumed, first, check_dtype=False)
+    with pytest.raises(AssertionError, match="trained again"):  # a changed budget starts afresh
+        compare(["cut"], TRAIN, TEST, seeds=[3], settings=settings, steps=3)
+
+
+def test_dpo_runs_through_trl_with_the_same_budget(settings):
+    pytest.importorskip("trl")
+    frame = compare(["dpo"], TRAIN, TEST, seeds=[0], settings=settings, verbose=False)
+    assert frame["objective"].tolist() == ["base", "dpo"] and frame["steps"].tolist() == [0, 2]
+    assert frame.loc[1, "pref_margin"] != frame.loc[0, "pref_margin"]
+
+
+def test_unknown_objectives_are_refused_before_any_work(settings):
+    with pytest.raises(ValueError, match=r"unknown objectives \['ppo'\].*'dpo'"):
+        compare(["cut", "ppo"], TRAIN, TEST, settings=settings)
+
+
+def test_budget_defaults_to_epochs_over_the_training_records():
+    assert CompareSettings(epochs=1, batch_size=8).budget(356) == 45
+    assert CompareSettings(epochs=0.5, batch_size=4).budget(10) == 2
+    assert CompareSettings(steps=7).budget(356) == 7
+
+
+def test_summaries_give_mean_and_spread_per_objective(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "objective": ["base", "cut", "cut", "sft", "sft"],
+            "seed": [-1, 0, 1, 0, 1],
+            "train_seconds": [0.0, 10.0, 12.0, 5.0, 7.0],
+            "pref_accuracy": [0.5, 0.6, 0.8, 0.5, 0.5],
+            "gen_accuracy": [0.2, 0.3, 0.3, 0.1, 0.3],
+        }
+    )
+    table = summarize(frame)
+    assert table.index.tolist() == ["base", "cut", "sft"]
+    assert table.loc["cut", ("pref_accuracy", "mean")] == pytest.approx(0.7)
+    assert table.loc["cut", ("pref_accuracy", "std")] == pytest.approx(0.1414, abs=1e-4)
+    assert table.loc["sft", ("seeds", "")] == 2
+    assert table.loc["sft", ("train_seconds", "mean")] == 6.0
+    markdown = summary_markdown(frame)
+    assert "| cut | 2 | 11 | 0.700 ± 0.141 | 0.300 ± 0.000 |" in markdown
+    assert "| base | 1 | 0 | 0.500 | 0.200 |" in markdown
+    out = save_comparison(frame, tmp_path / "saved")
+    assert {p.name for p in out.iterdir()} == {"runs.csv", "summary.csv", "summary.md"}
