@@ -1,0 +1,810 @@
+"""Online alignment: answer, get judged, train with CUT, repeat on new instructions.
+
+Each round r = 1..R of :func:`run_online`:
+
+1. takes ``instructions_per_round`` new tasks from :mod:`cutkit.constraints` (never a held-out
+   instruction or one of an earlier round);
+2. answers them with the current model (batched, greedy by default; the prompt is the plain
+   context of ``template``, the same one training scores);
+3. has the judge write judgments (:mod:`cutkit.judges`); failed judge calls, empty responses and
+   junk judgments are recorded with their reason and never trained on;
+4. trains a fresh LoRA with the configured objective (``cut``; ``sft`` on the accepted responses,
+   i.e. rejection-sampling fine-tuning; ``hindsight``) on the model of the previous round, with
+   Align-P downsampling (``align_p_ratio``), then merges it into the weights;
+5. answers the fixed held-out tasks greedily and measures the constraint-satisfaction rate
+   (checked by :class:`~cutkit.judges.RuleJudge`, whatever judge trains).
+
+Round 0 is the base model's held-out evaluation. Run directory layout::
+
+    online_run.json          config, completed rounds, per-round summary (written atomically)
+    heldout_tasks.jsonl      the fixed held-out tasks
+    round-00/                metrics.json, heldout.jsonl, config.json
+    round-01/                tasks.jsonl, records.jsonl (judged responses, cutkit record format:
+                             cutkit.load_records reads it), excluded.jsonl (failed judge calls,
+                             empty responses, junk; with reasons), adapter/ (peft), trainer/
+                             (trainer_state.json), heldout.jsonl, metrics.json, config.json
+
+A round is built in ``round-XX.partial/`` and renamed to ``round-XX/`` only when complete, then
+``online_run.json`` is rewritten (temporary file + rename). An interrupted run started again with
+the same settings (``rounds`` may grow) skips the completed rounds; if it stopped after judging,
+the judged responses in ``round-XX.partial/`` are reused (no second round of judge calls).
+The model is rebuilt on resume by re-applying the saved adapters to the base weights in order
+and merging each (no merged checkpoints are stored: an adapter is a few MB, a merged model is
+the full model); a SHA-256 fingerprint of the weights after every round, kept in its metrics,
+checks the rebuild.
+
+>>> run = run_online(OnlineConfig(rounds=2, instructions_per_round=64))   # doctest: +SKIP
+>>> run.table()[["satisfaction_rate", "accept_rate"]]                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cutkit import __version__
+from cutkit.constraints import HELDOUT_SEED, Task, check, generate_tasks, heldout_tasks
+from cutkit.judges import Judge, JudgeFailure, Judgment, RuleJudge, make_judge
+from cutkit.models import DEFAULT_MODEL
+from cutkit.records import JUNK_REASONS, JudgmentRecord, junk_reason
+
+ONLINE_OBJECTIVES = ("cut", "sft", "hindsight")
+"""Objectives the loop trains with (``sft``: on the responses the judge accepted)."""
+
+PROGRESS_FILE = "online_run.json"
+HELDOUT_FILE = "heldout_tasks.jsonl"
+RESUME_MAY_CHANGE = ("rounds", "show_progress", "device")
+"""Settings a resumed run may change; any other difference from the stored config is refused."""
+
+
+@dataclass
+class OnlineConfig:
+    """Settings of an online alignment run (every field is also a ``cutkit online`` option)."""
+
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "Base model: a name, checkpoint folder, .gguf file or hub id."},
+    )
+    output_dir: str = field(
+        default="runs/online",
+        metadata={"help": "Run directory (resumed when it holds a run).", "aliases": ["--output"]},
+    )
+    rounds: int = field(default=3, metadata={"help": "Training rounds after the base evaluation."})
+    instructions_per_round: int = field(
+        default=64, metadata={"help": "New instructions answered and judged per round."}
+    )
+    heldout: int = field(default=60, metadata={"help": "Size of the fixed held-out task set."})
+    heldout_seed: int = field(
+        default=HELDOUT_SEED, metadata={"help": "Seed of the held-out task set."}
+    )
+    objective: str = field(
+        default="cut",
+        metadata={
+            "help": f"Training objective, one of {ONLINE_OBJECTIVES} (sft: rejection-sampling "
+            "fine-tuning on the accepted responses)."
+        },
+    )
+    judge: str = field(
+        default="rule",
+        metadata={"help": "Judge: rule | model:PATH | openai:URL,MODEL[,ENV_VAR] (API key var)."},
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the instructions, LoRA init and data order."}
+    )
+    template: str = field(
+        default="chat",
+        metadata={"help": "Prompt template for answering and training: chat or alpaca."},
+    )
+    max_new_tokens: int = field(default=96, metadata={"help": "Longest response in tokens."})
+    generation_batch_size: int = field(
+        default=16, metadata={"help": "Prompts per generation batch."}
+    )
+    do_sample: bool = field(
+        default=False, metadata={"help": "Sample responses instead of greedy decoding (training)."}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Training epochs per round."})
+    learning_rate: float = field(
+        default=4e-4,
+        metadata={"help": "Peak learning rate of each round's LoRA.", "aliases": ["--lr"]},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Micro-batch size (records)."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
+    warmup: float = field(
+        default=0.1, metadata={"help": "Warm-up: a fraction of the steps (< 1) or a step count."}
+    )
+    align_p_ratio: float | None = field(
+        default=0.25,
+        metadata={"help": "Positives kept per negative (paper: 0.25); 'none' keeps all."},
+    )
+    threshold: float = field(default=1.1, metadata={"help": "Detection lambda."})
+    ul_weight: float = field(default=1.0, metadata={"help": "Unlikelihood weight alpha."})
+    max_length: int = field(default=1024, metadata={"help": "Longest training context, tokens."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper: 16)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1...; default: CUDA if available."}
+    )
+    judge_batch_size: int = field(default=8, metadata={"help": "Prompts per batch (model judge)."})
+    judge_max_new_tokens: int = field(
+        default=256, metadata={"help": "Longest judgment in tokens (model and API judges)."}
+    )
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars and logs."})
+    training: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Further CUTConfig fields for every round (Python API only)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.objective not in ONLINE_OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {ONLINE_OBJECTIVES} for online rounds, got "
+                f"{self.objective!r}"
+            )
+        for name in ("rounds", "heldout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.instructions_per_round < 1:
+            raise ValueError("instructions_per_round must be >= 1")
+
+
+@dataclass
+class OnlineRun:
+    """What :func:`run_online` returns: the run directory, every round's metrics (round 0 = the
+    base model) and the final (merged) model with its tokenizer."""
+
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    model: Any = None
+    tokenizer: Any = None
+
+    def table(self):
+        """One row per round: held-out satisfaction rate and the round's training figures."""
+        import pandas as pd
+
+        return pd.DataFrame([summary_row(m) for m in self.metrics]).set_index("round")
+
+
+def summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one round's metrics."""
+    train = metrics.get("train") or {}
+    return {
+        "round": metrics["round"],
+        "satisfaction_rate": metrics["heldout"]["satisfaction_rate"],
+        "accept_rate": train.get("accept_rate"),
+        "n_negative": train.get("n_negative"),
+        "n_positive": train.get("n_positive"),
+        "n_excluded": train.get("n_excluded"),
+        "trained": train.get("trained"),
+        "train_loss": train.get("train_loss"),
+    }
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def generate(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int = 96,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    desc: str | None = None,
+) -> list[str]:
+    """Continue each prompt (token ids) and return the decoded continuations, stripped.
+
+    Prompts are left-padded into batches of ``batch_size`` (longest first, so memory peaks
+    early); greedy unless ``do_sample``. ``desc`` shows a tqdm bar with that label.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import GenerationConfig
+
+    if not prompt_ids:
+        return []
+    settings: dict[str, Any] = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    if do_sample:
+        settings |= {"temperature": temperature, "top_p": top_p}
+    config = GenerationConfig(**settings)
+    order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    out: list[str] = [""] * len(prompt_ids)
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(batches, desc=desc, disable=desc is None, leave=False):
+            width = max(len(prompt_ids[i]) for i in batch)
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                n = len(prompt_ids[i])
+                ids[row, width - n :] = torch.tensor(prompt_ids[i])
+                mask[row, width - n :] = 1
+            with torch.no_grad():
+                generated = model.generate(
+                    input_ids=ids.to(model.device),
+                    attention_mask=mask.to(model.device),
+                    generation_config=config,
+                )
+            for row, i in enumerate(batch):
+                text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+                out[i] = text.strip()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def answer(
+    model,
+    tokenizer,
+    instructions: Sequence[str | Task],
+    *,
+    template="chat",
+    desc: str | None = None,
+    **generation,
+) -> list[str]:
+    """The model's responses to ``instructions`` under the plain prompt of ``template`` (the
+    context CUT trains responses in). ``generation`` goes to :func:`generate`."""
+    from cutkit.templates import get_template
+
+    template = get_template(template, tokenizer)
+    texts = [i.instruction if isinstance(i, Task) else i for i in instructions]
+    ids = [template.prompt_ids(tokenizer, template.plain(text)) for text in texts]
+    return generate(model, tokenizer, ids, desc=desc, **generation)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` atomically (temporary file + rename)."""
+    _write_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    """Write one JSON object per line to ``path`` atomically."""
+    _write_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def round_dir(run_dir: Path, r: int) -> Path:
+    return Path(run_dir) / f"round-{r:02d}"
+
+
+def weights_fingerprint(model) -> str:
+    """SHA-256 of every parameter and buffer's bytes, in name order (16 hex digits)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=_u8()).numpy())
+    return digest.hexdigest()[:16]
+
+
+def _u8():
+    import torch
+
+    return torch.uint8
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def judged_records(
+    r: int,
+    tasks: Sequence[Task],
+    responses: Sequence[str],
+    results: Sequence[Judgment | JudgeFailure | None],
+    judge_name: str,
+) -> tuple[list[JudgmentRecord], list[dict[str, Any]]]:
+    """Records to train on and the excluded rows (failed judge call, empty response or junk
+    judgment, each with its ``reason``). ``results[i]`` is None for a response never judged."""
+    records, excluded = [], []
+    for task, response, result in zip(tasks, responses, results, strict=True):
+        record_id = f"r{r:02d}-{task.id}"
+        row = {"id": record_id, "instruction": task.instruction, "output": response}
+        if result is None:
+            excluded.append({**row, "reason": "empty response (not judged)"})
+            continue
+        if isinstance(result, JudgeFailure):
+            excluded.append({**row, "reason": result.reason, "attempts": result.attempts})
+            continue
+        record = JudgmentRecord(
+            id=record_id,
+            instruction=task.instruction,
+            response=response,
+            judgment=result.text,
+            is_positive=result.is_positive,
+            error_spans=result.error_spans,
+            meta={
+                "round": r,
+                "judge": judge_name,
+                "attempts": result.attempts,
+                "task": task.to_dict(),
+                **result.meta,
+            },
+        )
+        reason = junk_reason(record)
+        if reason is not None:
+            excluded.append({**row, "judgment": result.text, "reason": JUNK_REASONS[reason]})
+            continue
+        records.append(record)
+    return records, excluded
+
+
+def heldout_metrics(tasks: Sequence[Task], responses: Sequence[str]) -> tuple[dict, list[dict]]:
+    """Constraint-satisfaction figures of ``responses`` to the held-out ``tasks`` and one row per
+    task (response, RuleJudge judgment, violated kinds).
+
+    Returns ``(metrics, rows)``; metrics: ``satisfaction_rate`` (share of tasks with every
+    constraint met), ``by_family`` (the same per family), ``by_constraint`` (share of constraints
+    of each kind met), ``mean_words`` and ``n_empty``.
+    """
+    judge = RuleJudge(seed=0)
+    rows, family, kinds = [], {}, {}
+    for task, response in zip(tasks, responses, strict=True):
+        violations = check(task, response)
+        broken = {v.kind for v in violations}
+        ok = not violations
+        family.setdefault(task.family, []).append(ok)
+        for c in task.constraints:
+            kinds.setdefault(c.kind, []).append(c.kind not in broken)
+        rows.append(
+            {
+                "id": task.id,
+                "family": task.family,
+                "instruction": task.instruction,
+                "response": response,
+                "satisfied": ok,
+                "violations": sorted(broken),
+                "judgment": judge.judge_one(task, response).text,
+            }
+        )
+    n = len(rows)
+    metrics = {
+        "n_tasks": n,
+        "n_satisfied": sum(row["satisfied"] for row in rows),
+        "satisfaction_rate": sum(row["satisfied"] for row in rows) / n if n else float("nan"),
+        "by_family": {k: sum(v) / len(v) for k, v in sorted(family.items())},
+        "by_constraint": {k: sum(v) / len(v) for k, v in sorted(kinds.items())},
+        "mean_words": sum(len(r.split()) for r in responses) / n if n else float("nan"),
+        "n_empty": sum(not r.strip() for r in responses),
+    }
+    return metrics, rows
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class OnlineLoop:
+    """The state of one run directory; :meth:`run` does the rounds (see the module docstring).
+
+    Args:
+        config: the run's settings.
+        judge: a judge object; default: built from ``config.judge`` (:func:`cutkit.judges.make_judge`).
+    """
+
+    def __init__(self, config: OnlineConfig, judge: Judge | None = None):
+        self.config = config
+        self.run_dir = Path(config.output_dir)
+        self._judge = judge
+        self.model = self.tokenizer = None
+
+    # ---------------------------------------------------------------- logging and state
+    def log(self, message: str) -> None:
+        if self.config.show_progress:
+            print(f"[cutkit online] {message}", flush=True)
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            c = self.config
+            options: dict[str, Any] = {}
+            if c.judge.startswith("model:"):
+                options = dict(
+                    batch_size=c.judge_batch_size,
+                    max_new_tokens=c.judge_max_new_tokens,
+                    show_progress=c.show_progress,
+                )
+            elif c.judge.startswith("openai:"):
+                options = dict(max_tokens=c.judge_max_new_tokens, show_progress=c.show_progress)
+            self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
+        return self._judge
+
+    def _progress(self) -> dict[str, Any]:
+        path = self.run_dir / PROGRESS_FILE
+        if path.exists():
+            return json.loads(path.read_text())
+        return {}
+
+    def _check_resumable(self, progress: dict[str, Any]) -> None:
+        stored = progress.get("config", {})
+        current = json.loads(json.dumps(asdict(self.config), default=str))
+        changed = [
+            f"{k}: {stored.get(k)!r} -> {current[k]!r}"
+            for k in current
+            if k not in RESUME_MAY_CHANGE and k in stored and stored[k] != current[k]
+        ]
+        if changed:
+            raise ValueError(
+                f"{self.run_dir} holds a run made with other settings ({'; '.join(changed)}). "
+                "Resume it with the same settings (only rounds, show_progress and device may "
+                "change), or choose a new --output directory"
+            )
+
+    def _completed_rounds(self) -> list[int]:
+        """Rounds 0, 1, ... whose folder is complete (a round folder only gets its final name
+        once everything in it is written, so this also covers a run stopped between that rename
+        and the progress-file update)."""
+        r = 0
+        while (round_dir(self.run_dir, r) / "metrics.json").exists():
+            r += 1
+        return list(range(r))
+
+    def _save_progress(self, metrics: list[dict[str, Any]]) -> None:
+        write_json(
+            self.run_dir / PROGRESS_FILE,
+            {
+                "cutkit_version": __version__,
+                "config": asdict(self.config),
+                "judge": self._judge.name if self._judge else self.config.judge,
+                "completed_rounds": [m["round"] for m in metrics],
+                "summary": [summary_row(m) for m in metrics],
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+
+    def _heldout_tasks(self) -> list[Task]:
+        path = self.run_dir / HELDOUT_FILE
+        if path.exists():
+            return [Task.from_dict(row) for row in read_jsonl(path)]
+        tasks = heldout_tasks(self.config.heldout, self.config.heldout_seed)
+        write_jsonl(path, [t.to_dict() for t in tasks])
+        return tasks
+
+    def _round_tasks(self, r: int, heldout: Sequence[Task]) -> list[Task]:
+        used = {t.instruction for t in heldout}
+        for earlier in range(1, r):
+            tasks_file = round_dir(self.run_dir, earlier) / "tasks.jsonl"
+            used |= {row["instruction"] for row in read_jsonl(tasks_file)}
+        return generate_tasks(self.config.instructions_per_round, self.config.seed, exclude=used)
+
+    # ---------------------------------------------------------------- model
+    def _load(self, completed: Sequence[int], metrics: Sequence[dict]) -> None:
+        from cutkit.models import load_model
+
+        c = self.config
+        self.model, self.tokenizer = load_model(c.model, device=c.device)
+        trained = [r for r in completed if (round_dir(self.run_dir, r) / "adapter").exists()]
+        if trained:
+            from peft import PeftModel
+
+            self.log(f"resuming: re-applying the adapters of rounds {trained} to {c.model}")
+            for r in trained:
+                adapter = round_dir(self.run_dir, r) / "adapter"
+                self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
+        if metrics:
+            expected = metrics[-1].get("fingerprint")
+            found = weights_fingerprint(self.model)
+            if expected and found != expected:
+                warnings.warn(
+                    f"the rebuilt model's weights (fingerprint {found}) differ from those round "
+                    f"{metrics[-1]['round']} ended with ({expected}); numerics may differ (e.g. "
+                    "another device or dtype)",
+                    stacklevel=2,
+                )
+
+    # ---------------------------------------------------------------- rounds
+    def run(self) -> OnlineRun:
+        """Do every round not done yet; returns all rounds' metrics and the final model."""
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        progress = self._progress()
+        if progress:
+            self._check_resumable(progress)
+        completed = self._completed_rounds()
+        metrics = [
+            json.loads((round_dir(self.run_dir, r) / "metrics.json").read_text()) for r in completed
+        ]
+        if completed:
+            self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
+        heldout = self._heldout_tasks()
+        self._load(completed, metrics)
+        for r in range(c.rounds + 1):
+            if r in completed:
+                continue
+            metrics.append(self.run_round(r, heldout))
+            self._save_progress(metrics)
+        return OnlineRun(self.run_dir, metrics, self.model, self.tokenizer)
+
+    def _answer(self, tasks: Sequence[Task], desc: str, *, sample: bool) -> list[str]:
+        c = self.config
+        return answer(
+            self.model,
+            self.tokenizer,
+            tasks,
+            template=c.template,
+            batch_size=c.generation_batch_size,
+            max_new_tokens=c.max_new_tokens,
+            do_sample=sample,
+            desc=desc if c.show_progress else None,
+        )
+
+    def run_round(self, r: int, heldout: Sequence[Task]) -> dict[str, Any]:
+        """Round ``r`` (0: evaluate the base model only), written to ``round-XX/``."""
+        c = self.config
+        stage = round_dir(self.run_dir, r).with_name(f"round-{r:02d}.partial")
+        stage.mkdir(exist_ok=True)
+        metrics: dict[str, Any] = {"round": r, "seconds": {}}
+        training_config = None
+        if r > 0:
+            self.log(f"round {r}/{c.rounds}")
+            train_metrics, training_config = self._train_round(r, heldout, stage, metrics)
+            metrics["train"] = train_metrics
+        start = time.perf_counter()
+        responses = self._answer(heldout, f"round {r}: held-out answers", sample=False)
+        metrics["heldout"], rows = heldout_metrics(heldout, responses)
+        write_jsonl(stage / "heldout.jsonl", rows)
+        metrics["seconds"]["evaluate"] = round(time.perf_counter() - start, 2)
+        metrics["fingerprint"] = weights_fingerprint(self.model)
+        self.log(
+            f"round {r}: held-out constraint satisfaction "
+            f"{metrics['heldout']['satisfaction_rate']:.3f} "
+            f"({metrics['heldout']['n_satisfied']}/{metrics['heldout']['n_tasks']})"
+        )
+        write_json(
+            stage / "config.json",
+            {
+                "cutkit_version": __version__,
+                "round": r,
+                "online": asdict(c),
+                "judge": self.judge.name if r > 0 else None,
+                "training": training_config,
+            },
+        )
+        write_json(stage / "metrics.json", metrics)
+        final = round_dir(self.run_dir, r)
+        if final.exists():  # a complete folder the progress file did not list was not adopted
+            shutil.rmtree(final)
+        stage.rename(final)
+        return metrics
+
+    def _judged(self, r: int, tasks: list[Task], stage: Path, metrics: dict):
+        """Answer and judge this round's tasks, or reuse what an interrupted attempt saved."""
+        records_file, excluded_file = stage / "records.jsonl", stage / "excluded.jsonl"
+        if records_file.exists() and excluded_file.exists():
+            from cutkit.loaders import load_records
+
+            self.log(f"round {r}: reusing the judged responses saved before an interruption")
+            records = load_records(records_file) if records_file.stat().st_size else []
+            return records, read_jsonl(excluded_file)
+        start = time.perf_counter()
+        responses = self._answer(tasks, f"round {r}: answering", sample=self.config.do_sample)
+        metrics["seconds"]["generate"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
+        to_judge = [i for i, response in enumerate(responses) if response.strip()]
+        self.log(f"round {r}: judging {len(to_judge)} responses with {self.judge.name}")
+        results: list[Any] = [None] * len(tasks)
+        judged = self.judge.judge([tasks[i] for i in to_judge], [responses[i] for i in to_judge])
+        for i, result in zip(to_judge, judged, strict=True):
+            results[i] = result
+        metrics["seconds"]["judge"] = round(time.perf_counter() - start, 2)
+        failures = [x for x in judged if isinstance(x, JudgeFailure)]
+        if judged and len(failures) == len(judged):
+            reasons = Counter(f.reason for f in failures).most_common(3)
+            raise RuntimeError(
+                f"round {r}: all {len(judged)} judge calls failed ({self.judge.name}); most "
+                f"common reasons: {reasons}. Check the judge (endpoint, model name, API key)"
+            )
+        records, excluded = judged_records(r, tasks, responses, results, self.judge.name)
+        write_jsonl(excluded_file, excluded)
+        write_jsonl(records_file, [record.to_dict() for record in records])
+        return records, excluded
+
+    def _train_round(self, r: int, heldout: Sequence[Task], stage: Path, metrics: dict):
+        from transformers import set_seed
+
+        from cutkit.models import apply_lora
+        from cutkit.objectives import build_objective_examples
+        from cutkit.trainer import CUTConfig, CUTTrainer
+
+        c = self.config
+        tasks = self._round_tasks(r, heldout)
+        write_jsonl(stage / "tasks.jsonl", [t.to_dict() for t in tasks])
+        records, excluded = self._judged(r, tasks, stage, metrics)
+        n_positive = sum(rec.is_positive for rec in records)
+        train: dict[str, Any] = {
+            "n_instructions": len(tasks),
+            "n_judged": len(records),
+            "n_excluded": len(excluded),
+            "excluded": dict(Counter(_reason_kind(row["reason"]) for row in excluded)),
+            "n_positive": n_positive,
+            "n_negative": len(records) - n_positive,
+            "accept_rate": n_positive / len(records) if records else float("nan"),
+            "trained": False,
+        }
+        self.log(
+            f"round {r}: {len(records)} judged ({n_positive} accepted, "
+            f"{len(records) - n_positive} criticised), {len(excluded)} excluded"
+        )
+        seed = c.seed + r
+        args = CUTConfig(
+            **{
+                "output_dir": str(stage / "trainer"),
+                "objective": c.objective,
+                "template": c.template,
+                "max_length": c.max_length,
+                "align_p_ratio": c.align_p_ratio,
+                "threshold": c.threshold,
+                "ul_weight": c.ul_weight,
+                "num_train_epochs": c.epochs,
+                "learning_rate": c.learning_rate,
+                "per_device_train_batch_size": c.batch_size,
+                "gradient_accumulation_steps": c.gradient_accumulation_steps,
+                "warmup_steps": c.warmup,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "disable_tqdm": not c.show_progress,
+                "seed": seed,
+                "data_seed": seed,
+                "use_cpu": str(self.model.device) == "cpu",
+                **c.training,
+            }
+        )
+        examples, report = [], None
+        try:
+            if records:
+                examples, report = build_objective_examples(
+                    records,
+                    self.tokenizer,
+                    c.objective,
+                    c.template,
+                    max_length=args.max_length,
+                    max_response_length=args.max_response_length,
+                    align_p_ratio=args.align_p_ratio,
+                    seed=seed,
+                )
+        except ValueError as error:  # e.g. sft without any accepted response
+            train["skip_reason"] = str(error)
+        if report is not None:
+            train["build_report"] = asdict(report)
+        if not examples:
+            train.setdefault("skip_reason", "no training examples (see build_report / excluded)")
+            self.log(f"round {r}: not training: {train['skip_reason']}")
+            return train, None
+        start = time.perf_counter()
+        set_seed(seed)  # the LoRA initialisation draws from the global generator
+        model = apply_lora(
+            self.model, {"r": c.lora_r, "lora_alpha": c.lora_alpha, "lora_dropout": c.lora_dropout}
+        )
+        trainer = CUTTrainer(model, args, train_dataset=examples, processing_class=self.tokenizer)
+        if not c.show_progress:
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
+        output = trainer.train()
+        trainer.save_state()
+        model.save_pretrained(stage / "adapter")
+        self.model = model.merge_and_unload()
+        self.model.eval()
+        metrics["seconds"]["train"] = round(time.perf_counter() - start, 2)
+        train |= {
+            "trained": True,
+            "n_examples": len(examples),
+            "steps": output.global_step,
+            "train_loss": output.training_loss,
+            "log_history": trainer.state.log_history,
+        }
+        return train, args.to_dict()
+
+
+def _reason_kind(reason: str) -> str:
+    """A short key for counting exclusion reasons ("HTTP 500", "timed out", ...)."""
+    return reason.split(":")[0].split(" (")[0]
+
+
+def run_online(config: OnlineConfig | None = None, *, judge: Judge | None = None) -> OnlineRun:
+    """Run (or resume) online alignment as ``config`` says; see the module docstring."""
+    return OnlineLoop(config or OnlineConfig(), judge).run()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "null", "") else float(text)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+_ARG_TYPES = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": _bool,
+    "float | None": _optional_float,
+    "str | None": str,
+}
+_CLI_ALIASES = {"epochs": ["--num-train-epochs"], "batch_size": ["--per-device-train-batch-size"]}
+
+
+def add_online_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one option per :class:`OnlineConfig` field (``--instructions-per-round``, ...;
+    ``--output`` and ``--lr`` are aliases) to ``parser``; returns it."""
+    for f in dataclasses.fields(OnlineConfig):
+        if f.name == "training":
+            continue
+        flags = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", [])]
+        flags += _CLI_ALIASES.get(f.name, [])
+        if "_" in f.name:
+            flags.append(f"--{f.name}")
+        default = f.default
+        parser.add_argument(
+            *flags,
+            dest=f.name,
+            type=_ARG_TYPES[str(f.type)],
+            default=default,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (default: {default})",
+        )
+    return parser
+
+
+def run_online_from_args(args: argparse.Namespace) -> OnlineRun:
+    """Run :func:`run_online` with the options of :func:`add_online_arguments` and print the
+    per-round table."""
+    names = {f.name for f in dataclasses.fields(OnlineConfig)}
+    config = OnlineConfig(**{k: v for k, v in vars(args).items() if k in names})
+    run = run_online(config)
+    print(run.table().to_string(float_format=lambda x: f"{x:.3f}"))
+    print(f"[cutkit online] run directory: {run.run_dir}/")
+    return run
+
+
+def online_main(argv: list[str] | None = None) -> OnlineRun:
+    """``cutkit online``: online alignment rounds with a judge (module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="cutkit online",
+        description="Online alignment: each round answers new instructions, has them judged, "
+        "trains a fresh LoRA on the merged model of the previous round, and evaluates "
+        "constraint satisfaction on a fixed held-out set. Resumes an interrupted run.",
+    )
+    add_online_arguments(parser)
+    return run_online_from_args(parser.parse_args(argv))

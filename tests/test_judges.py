@@ -1,0 +1,364 @@
+"""Judges: RuleJudge's wording, quotes and spans; ModelJudge's prompt and plumbing on the tiny
+model; OpenAICompatibleJudge against a stub chat-completions server on 127.0.0.1 (success, retry
+after 500, 429 + Retry-After, timeout, malformed replies, permanent failure, concurrency)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cutkit.constraints import Constraint, Task, generate_tasks
+from cutkit.judges import (
+    JUDGE_PROMPT,
+    JudgeFailure,
+    Judgment,
+    ModelJudge,
+    OpenAICompatibleJudge,
+    RuleJudge,
+    judgment_from_text,
+    make_judge,
+    parse_retry_after,
+)
+from cutkit.loaders import load_records
+from cutkit.online import judged_records, write_jsonl
+from cutkit.records import JudgmentRecord, junk_reason
+
+# ----------------------------------------------------------------------------- RuleJudge
+
+
+def task(*constraints: Constraint, instruction: str = "Do the thing.") -> Task:
+    return Task("t", instruction, list(constraints), constraints[0].kind)
+
+
+def test_rule_judge_says_perfect_when_every_constraint_holds():
+    judge = RuleJudge(seed=0)
+    t = task(Constraint("lowercase"), Constraint("max_words", {"n": 5}))
+    texts = {judge.judge_one(t, f"all lowercase here {k}").text for k in range(40)}
+    assert all(text.startswith("Perfect") for text in texts)
+    assert "Perfect." in texts and len(texts) > 1  # sometimes with a commendation
+    result = judge.judge([t], ["all lowercase here"])[0]
+    assert result.is_positive and result.error_spans == []
+
+
+def test_rule_judge_names_the_constraint_quotes_and_spans_the_offending_text():
+    judge = RuleJudge(seed=1)
+    t = task(Constraint("lowercase"), Constraint("no_commas"))
+    response = "Bees make honey, and Wax."
+    result = judge.judge([t], [response])[0]
+    assert isinstance(result, Judgment) and not result.is_positive
+    assert '"Bees"' in result.text and '"Wax"' in result.text
+    assert "comma" in result.text and "honey, and" in result.text
+    assert [response[s:e] for s, e in result.error_spans] == ["Bees", ",", "Wax"]
+    assert result.meta["violations"] == ["lowercase", "no_commas"]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "response", "expected"),
+    [
+        (Constraint("max_words", {"n": 3}), "one two three four five", ["5 words", "3"]),
+        (Constraint("include_word", {"word": "lava"}), "Hot rock.", ['"lava"']),
+        (Constraint("exclude_word", {"word": "lava"}), "Lava flows.", ['"lava"']),
+        (Constraint("end_with", {"phrase": "The end."}), "Bye now.", ['"The end."', '"Bye now."']),
+        (Constraint("numbered_list", {"n": 3}), "1. a\n2. b", ["2", "3"]),
+        (Constraint("json_keys", {"keys": ["a"]}), '{"b": 1}', ['"a"', '"b"']),
+        (Constraint("arithmetic", {"expression": "2 + 2", "answer": 4}), "5", ["5", "2 + 2", "4"]),
+    ],
+)
+def test_each_kind_has_a_precise_judgment(constraint, response, expected):
+    result = RuleJudge(seed=0).judge([task(constraint)], [response])[0]
+    assert not result.is_positive
+    for fragment in expected:
+        assert fragment in result.text, (fragment, result.text)
+
+
+def test_rule_judgments_are_deterministic_varied_and_never_junk():
+    tasks = generate_tasks(150, seed=2)
+    responses = ["Hello, World. " * 8, "1. A\n2. B", '{"x": 1}', "7", "plain words"]
+    texts_by_seed = defaultdict(set)
+    for seed in (0, 1):
+        judge = RuleJudge(seed=seed)
+        for t in tasks:
+            for response in responses:
+                result = judge.judge_one(t, response)
+                assert result == judge.judge_one(t, response)  # deterministic
+                record = JudgmentRecord("x", t.instruction, response, result.text)
+                assert record.is_positive == result.is_positive  # "Perfect" routing agrees
+                assert junk_reason(record) is None, result.text
+                texts_by_seed[seed].add(result.text)
+    assert texts_by_seed[0] != texts_by_seed[1]  # the seed varies the wording
+    openers = Counter(text.split(":")[0] for text in texts_by_seed[0])
+    assert len(openers) > 30
+
+
+def test_rule_judge_needs_the_constraints():
+    t = task(Constraint("lowercase"), instruction="Be quiet.")
+    assert RuleJudge([t]).judge(["Be quiet."], ["LOUD"])[0].is_positive is False
+    with pytest.raises(ValueError, match="no constraints for the instruction"):
+        RuleJudge().judge(["Unknown task."], ["x"])
+    with pytest.raises(ValueError, match="one response per instruction"):
+        RuleJudge().judge([t], [])
+
+
+# ----------------------------------------------------------------------------- ModelJudge
+
+EXPECTED_PROMPT = (
+    "Below is an instruction and a response to it. Judge the response.\n"
+    'If the response is perfect, reply "Perfect" and nothing else. Otherwise, state its mistakes '
+    "precisely: say what is wrong, quote the wrong part of the response, and do not rewrite the "
+    "response.\n\n### Instruction:\n{instruction}\n\n### Response:\n{response}"
+)
+
+
+def test_judge_prompt_text():
+    assert JUDGE_PROMPT == EXPECTED_PROMPT
+
+
+def test_model_judge_prompts_and_batched_greedy_judgments(tiny, tokenizer):
+    judge = ModelJudge(tiny, tokenizer, batch_size=2, max_new_tokens=5)
+    instructions = ["Name a prime number.", task(Constraint("lowercase"), instruction="Shout.")]
+    responses = ["Nine.", "HELLO"]
+    prompts = judge.prompts(instructions, responses)
+    user_turn = EXPECTED_PROMPT.format(instruction="Shout.", response="HELLO")
+    assert prompts[1] == tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_turn}], add_generation_prompt=True, tokenize=False
+    )
+    assert "### Instruction:\nName a prime number.\n\n### Response:\nNine." in prompts[0]
+    results = judge.judge(instructions * 2, responses * 2)
+    assert len(results) == 4 and all(isinstance(r, Judgment | JudgeFailure) for r in results)
+    one_by_one = ModelJudge(tiny, tokenizer, batch_size=1, max_new_tokens=5)
+    assert one_by_one.judge(instructions, responses) == results[:2]  # padding changes nothing
+    texts = [r.text for r in results if isinstance(r, Judgment)]
+    assert all(text == text.strip() and text for text in texts)
+
+
+def test_judgment_from_text_routes_and_refuses_empty_or_placeholder():
+    assert judgment_from_text(" Perfect! ").is_positive
+    negative = judgment_from_text("Wrong: 2 + 2 is 4.", attempts=2)
+    assert (negative.is_positive, negative.attempts) == (False, 2)
+    assert isinstance(judgment_from_text("   "), JudgeFailure)
+    assert "placeholder" in judgment_from_text("$ERROR$").reason
+
+
+def test_model_judge_without_tokenizer_is_refused(tiny):
+    with pytest.raises(ValueError, match="tokenizer"):
+        ModelJudge(tiny)
+
+
+# ----------------------------------------------------------------------------- API judge
+
+
+def completion(content: str) -> bytes:
+    return json.dumps(
+        {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    ).encode()
+
+
+# scenario -> reply to the n-th request (1-based): (status, headers, body, delay seconds)
+SCENARIOS = {
+    "ok": lambda n: (200, {}, completion("Perfect."), 0),
+    "flaky": lambda n: (500, {}, b"boom", 0) if n == 1 else (200, {}, completion("Wrong."), 0),
+    "limited": lambda n: (
+        (429, {"Retry-After": "1.5"}, b"slow down", 0)
+        if n == 1
+        else (200, {}, completion("Perfect."), 0)
+    ),
+    "slow": lambda n: (200, {}, completion("Late."), 0.6 if n == 1 else 0),
+    "always_slow": lambda n: (200, {}, completion("Late."), 0.6),
+    "garbage": lambda n: (200, {}, b"<html>not json", 0),
+    "shapeless": lambda n: (200, {}, b'{"choices": []}', 0),
+    "half_garbage": lambda n: (200, {}, b"{oops", 0) if n == 1 else (200, {}, completion("Ok."), 0),
+    "down": lambda n: (500, {}, b"internal error", 0),
+    "forbidden": lambda n: (401, {}, b'{"error": "bad key"}', 0),
+    "busy": lambda n: (200, {}, completion("Perfect."), 0.15),
+}
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][0]["content"]
+        scenario = re.search(r"scenario=(\w+)", prompt).group(1)
+        with server.lock:
+            server.counts[scenario] += 1
+            n = server.counts[scenario]
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        status, headers, payload, delay = SCENARIOS[scenario](n)
+        try:
+            time.sleep(delay)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:  # the client gave up (timeout)
+            pass
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def log_message(self, *args):
+        pass
+
+
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+@pytest.fixture
+def stub():
+    server = StubServer(("127.0.0.1", 0), StubHandler)
+    server.lock = threading.Lock()
+    server.counts, server.requests = Counter(), []
+    server.in_flight = server.max_in_flight = 0
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    server.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def api_judge(stub, monkeypatch):
+    """A judge on the stub with fast retries; its sleeps are recorded, not slept."""
+    monkeypatch.setenv("STUB_API_KEY", "sk-test-123")
+    slept: list[float] = []
+
+    def make(**options):
+        settings = dict(
+            api_key_env="STUB_API_KEY",
+            timeout=0.3,
+            max_attempts=3,
+            backoff=0.01,
+            concurrency=2,
+            sleep=slept.append,
+        )
+        return OpenAICompatibleJudge(stub.base_url, "judge-model", **{**settings, **options})
+
+    make.slept = slept
+    return make
+
+
+def ask(judge, *scenarios: str) -> list:
+    return judge.judge([f"scenario={s}" for s in scenarios], ["a response"] * len(scenarios))
+
+
+def test_api_success_sends_the_prompt_model_and_key(api_judge, stub):
+    (result,) = ask(api_judge(), "ok")
+    assert isinstance(result, Judgment) and result.is_positive and result.attempts == 1
+    (request,) = stub.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer sk-test-123"
+    assert request["body"]["model"] == "judge-model" and request["body"]["temperature"] == 0
+    assert request["body"]["messages"] == [
+        {
+            "role": "user",
+            "content": EXPECTED_PROMPT.format(instruction="scenario=ok", response="a response"),
+        }
+    ]
+
+
+def test_api_retries_a_500_with_backoff(api_judge, stub):
+    judge = api_judge()
+    (result,) = ask(judge, "flaky")
+    assert isinstance(result, Judgment) and result.text == "Wrong." and result.attempts == 2
+    assert stub.counts["flaky"] == 2
+    assert len(api_judge.slept) == 1 and 0.01 <= api_judge.slept[0] <= 0.0125
+
+
+def test_api_waits_out_retry_after_on_429(api_judge, stub):
+    (result,) = ask(api_judge(), "limited")
+    assert isinstance(result, Judgment) and result.attempts == 2
+    assert api_judge.slept and 1.4 <= api_judge.slept[0] <= 1.5  # the server's Retry-After
+
+
+def test_api_times_out_a_slow_reply_then_retries(api_judge, stub):
+    (result,) = ask(api_judge(), "slow")
+    assert isinstance(result, Judgment) and result.attempts == 2
+    (failure,) = ask(api_judge(max_attempts=2), "always_slow")
+    assert isinstance(failure, JudgeFailure) and "timed out after 0.3 s" in failure.reason
+    assert failure.attempts == 2
+
+
+def test_api_malformed_replies(api_judge, stub):
+    garbage, shapeless, recovered = ask(api_judge(), "garbage", "shapeless", "half_garbage")
+    assert isinstance(garbage, JudgeFailure) and garbage.attempts == 3
+    assert "malformed reply (not JSON)" in garbage.reason and "<html>not json" in garbage.reason
+    assert isinstance(shapeless, JudgeFailure)
+    assert "no choices[0].message.content" in shapeless.reason
+    assert isinstance(recovered, Judgment) and recovered.attempts == 2
+
+
+def test_api_permanent_failure_is_excluded_and_reported(api_judge, stub, tmp_path):
+    results = ask(api_judge(), "ok", "down", "forbidden")
+    ok, down, forbidden = results
+    assert isinstance(ok, Judgment)
+    assert isinstance(down, JudgeFailure) and down.attempts == 3 and stub.counts["down"] == 3
+    assert "HTTP 500" in down.reason and "gave up after 3 attempts" in down.reason
+    assert forbidden.attempts == 1 and "HTTP 401" in forbidden.reason  # not retried
+    tasks = [Task(f"t{i}", f"scenario={s}", [], "x") for i, s in enumerate(["ok", "down", "bad"])]
+    records, excluded = judged_records(1, tasks, ["a response"] * 3, results, "openai")
+    assert [r.instruction for r in records] == ["scenario=ok"]
+    assert [row["instruction"] for row in excluded] == ["scenario=down", "scenario=bad"]
+    assert "HTTP 500" in excluded[0]["reason"] and excluded[0]["attempts"] == 3
+    write_jsonl(tmp_path / "records.jsonl", [r.to_dict() for r in records])
+    assert not any(
+        "$ERROR$" in (r.judgment or "") for r in load_records(tmp_path / "records.jsonl")
+    )
+
+
+def test_api_concurrency_limit(api_judge, stub):
+    results = ask(api_judge(concurrency=3), *["busy"] * 9)
+    assert all(isinstance(r, Judgment) for r in results)
+    assert stub.max_in_flight == 3
+
+
+def test_api_judge_settings_are_checked(monkeypatch):
+    monkeypatch.delenv("MISSING_KEY_VAR", raising=False)
+    with pytest.raises(ValueError, match="MISSING_KEY_VAR is not set"):
+        OpenAICompatibleJudge("http://127.0.0.1:1/v1", "m", api_key_env="MISSING_KEY_VAR")
+    with pytest.raises(ValueError, match="http:// or https://"):
+        OpenAICompatibleJudge("127.0.0.1:1/v1", "m", api_key_env=None)
+
+
+def test_unreachable_endpoint_is_a_failure_not_a_crash():
+    judge = OpenAICompatibleJudge(
+        "http://127.0.0.1:9/v1", "m", api_key_env=None, max_attempts=2, sleep=lambda s: None
+    )
+    (result,) = judge.judge(["x"], ["y"])
+    assert isinstance(result, JudgeFailure) and "cannot reach" in result.reason
+
+
+def test_retry_after_parsing():
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0
+
+
+# ----------------------------------------------------------------------------- specs
+
+
+def test_make_judge_specs(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "k")
+    assert isinstance(make_judge("rule", seed=3), RuleJudge)
+    judge = make_judge("openai:http://127.0.0.1:8000/v1,gpt-judge,MY_KEY")
+    assert isinstance(judge, OpenAICompatibleJudge) and judge.model == "gpt-judge"
+    assert judge.url == "http://127.0.0.1:8000/v1/chat/completions"
+    assert make_judge("openai:http://h/v1,m").api_key_env is None
+    for bad in ("gpt4", "rule:x", "model:", "openai:http://h/v1", "openai:,m"):
+        with pytest.raises(ValueError, match=r"unknown judge spec.*rule, model:PATH"):
+            make_judge(bad)

@@ -1,0 +1,268 @@
+"""The online loop on the tiny model: round artefacts, resume after an interruption (nothing
+redone, judgments reused, same result as an uninterrupted run), the objectives, failed judges,
+refused resumes, batched generation and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from cutkit.constraints import Constraint, Task
+from cutkit.judges import JudgeFailure, Judgment, RuleJudge
+from cutkit.loaders import load_records
+from cutkit.online import (
+    HELDOUT_FILE,
+    PROGRESS_FILE,
+    OnlineConfig,
+    add_online_arguments,
+    answer,
+    generate,
+    judged_records,
+    online_main,
+    round_dir,
+    run_online,
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tokenizer) -> Path:
+    from cutkit.tiny import tiny_model
+
+    folder = tmp_path_factory.mktemp("online") / "tiny-ckpt"
+    tiny_model().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def small_config(checkpoint: Path, output: Path, **overrides) -> OnlineConfig:
+    settings = dict(
+        model=str(checkpoint),
+        output_dir=str(output),
+        rounds=2,
+        instructions_per_round=9,
+        heldout=4,
+        max_new_tokens=6,
+        generation_batch_size=8,
+        batch_size=8,
+        learning_rate=1e-2,
+        lora_r=4,
+        device="cpu",
+        show_progress=False,
+    )
+    return OnlineConfig(**{**settings, **overrides})
+
+
+class CountingJudge:
+    """A RuleJudge that counts the responses it is asked to judge."""
+
+    def __init__(self, seed: int = 42, fail: bool = False):
+        self.inner, self.fail, self.calls = RuleJudge(seed=seed), fail, 0
+        self.name = "rule"
+
+    def judge(self, instructions, responses):
+        self.calls += len(responses)
+        if self.fail:
+            return [JudgeFailure("HTTP 503: unavailable (gave up after 3 attempts)", 3)] * len(
+                responses
+            )
+        return self.inner.judge(instructions, responses)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(checkpoint, tmp_path_factory):
+    """Two CUT rounds in one go: the reference run."""
+    return run_online(small_config(checkpoint, tmp_path_factory.mktemp("online") / "run"))
+
+
+def file_stamps(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_rounds_write_their_artefacts(uninterrupted):
+    run_dir = uninterrupted.run_dir
+    progress = json.loads((run_dir / PROGRESS_FILE).read_text())
+    assert progress["completed_rounds"] == [0, 1, 2]
+    assert progress["config"]["objective"] == "cut" and progress["judge"] == "rule"
+    assert len((run_dir / HELDOUT_FILE).read_text().splitlines()) == 4
+    base = json.loads((round_dir(run_dir, 0) / "metrics.json").read_text())
+    assert "train" not in base and 0 <= base["heldout"]["satisfaction_rate"] <= 1
+    for r in (1, 2):
+        folder = round_dir(run_dir, r)
+        assert (folder / "adapter" / "adapter_model.safetensors").exists()
+        assert (folder / "trainer" / "trainer_state.json").exists()
+        metrics = json.loads((folder / "metrics.json").read_text())
+        train = metrics["train"]
+        assert train["trained"] and train["steps"] >= 1 and train["n_instructions"] == 9
+        assert train["n_positive"] + train["n_negative"] + train["n_excluded"] == 9
+        assert train["build_report"]["objective"] == "cut"
+        assert any("ul/flagged_frac" in h for h in train["log_history"])
+        assert set(metrics["heldout"]) >= {"satisfaction_rate", "by_family", "by_constraint"}
+        records = load_records(folder / "records.jsonl")
+        assert len(records) == train["n_judged"]
+        for record in records:
+            assert record.meta["round"] == r and record.meta["task"]["instruction"]
+            assert record.judgment.startswith("Perfect") == record.is_positive
+            if record.is_negative:
+                assert record.meta["violations"]
+        config = json.loads((folder / "config.json").read_text())
+        assert config["training"]["objective"] == "cut" and config["training"]["seed"] == 42 + r
+        heldout = [json.loads(line) for line in (folder / "heldout.jsonl").read_text().splitlines()]
+        assert sum(row["satisfied"] for row in heldout) == metrics["heldout"]["n_satisfied"]
+    instructions = [
+        {json.loads(line)["instruction"] for line in (round_dir(run_dir, r) / "tasks.jsonl").open()}
+        for r in (1, 2)
+    ]
+    heldout_instructions = {
+        json.loads(line)["instruction"] for line in (run_dir / HELDOUT_FILE).open()
+    }
+    assert not instructions[0] & instructions[1] and not heldout_instructions & instructions[0]
+    table = uninterrupted.table()
+    assert list(table.index) == [0, 1, 2] and table.loc[1, "trained"]
+    assert not list(run_dir.glob("*.partial"))
+
+
+def test_interrupted_run_resumes_without_redoing_or_losing_work(
+    checkpoint, tmp_path, uninterrupted, monkeypatch
+):
+    out = tmp_path / "run"
+    run_online(small_config(checkpoint, out, rounds=1))
+    done = {r: file_stamps(round_dir(out, r)) for r in (0, 1)}
+
+    def power_cut(self, *args, **kwargs):
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as patch:  # round 2 dies in training, after judging
+        patch.setattr("cutkit.trainer.CUTTrainer.train", power_cut)
+        with pytest.raises(RuntimeError, match="power cut"):
+            run_online(small_config(checkpoint, out, rounds=2))
+    partial = out / "round-02.partial"
+    assert (partial / "records.jsonl").exists() and not round_dir(out, 2).exists()
+    assert json.loads((out / PROGRESS_FILE).read_text())["completed_rounds"] == [0, 1]
+
+    judge = CountingJudge()
+    resumed = run_online(small_config(checkpoint, out, rounds=2), judge=judge)
+    assert judge.calls == 0  # round 2's judgments were reused, nothing judged twice
+    assert {r: file_stamps(round_dir(out, r)) for r in (0, 1)} == done  # rounds 0, 1 untouched
+    assert not partial.exists() and [m["round"] for m in resumed.metrics] == [0, 1, 2]
+    reference = uninterrupted.metrics[2]
+    assert resumed.metrics[2]["fingerprint"] == reference["fingerprint"]  # same weights
+    ref_dir = round_dir(uninterrupted.run_dir, 2)
+    for name in ("heldout.jsonl", "records.jsonl", "tasks.jsonl"):
+        assert (round_dir(out, 2) / name).read_text() == (ref_dir / name).read_text()
+    assert json.loads((out / PROGRESS_FILE).read_text())["completed_rounds"] == [0, 1, 2]
+
+    again = CountingJudge()
+    assert len(run_online(small_config(checkpoint, out, rounds=2), judge=again).metrics) == 3
+    assert again.calls == 0 and file_stamps(round_dir(out, 2))
+
+
+@pytest.mark.parametrize("objective", ["sft", "hindsight"])
+def test_baseline_objectives(checkpoint, tmp_path, objective):
+    run = run_online(small_config(checkpoint, tmp_path / "run", rounds=1, objective=objective))
+    train = run.metrics[1]["train"]
+    assert train["n_positive"] > 0 and train["n_negative"] > 0
+    assert train["trained"] and train["build_report"]["objective"] == objective
+    history = train["log_history"]
+    assert not any("ul/flagged_frac" in h for h in history)  # no Misalign term in either
+    if objective == "sft":  # rejection sampling: only the accepted responses are trained on
+        assert train["build_report"]["n_negative_dropped"] == train["n_negative"]
+        assert train["n_examples"] == train["n_positive"]
+    else:
+        assert train["n_examples"] == train["build_report"]["n_examples"] >= train["n_negative"]
+
+
+class RejectingJudge:
+    name = "rejects everything"
+
+    def judge(self, instructions, responses):
+        return [Judgment("Wrong: the response misses the point.", False) for _ in responses]
+
+
+def test_sft_without_accepted_responses_skips_training(checkpoint, tmp_path):
+    out = tmp_path / "run"
+    config = small_config(checkpoint, out, rounds=1, objective="sft")
+    run = run_online(config, judge=RejectingJudge())
+    train = run.metrics[1]["train"]
+    assert (train["trained"], train["n_positive"], train["n_negative"]) == (False, 0, 9)
+    assert "none of the 9 records is positive" in train["skip_reason"]
+    assert not (round_dir(out, 1) / "adapter").exists()
+    assert run.metrics[1]["fingerprint"] == run.metrics[0]["fingerprint"]  # model unchanged
+
+
+def test_a_judge_that_always_fails_stops_the_round_with_the_reason(checkpoint, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"all 9 judge calls failed.*HTTP 503"):
+        run_online(small_config(checkpoint, out, rounds=1), judge=CountingJudge(fail=True))
+    assert (round_dir(out, 0) / "metrics.json").exists() and not round_dir(out, 1).exists()
+
+
+def test_resume_with_other_settings_is_refused(checkpoint, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    stored = small_config(checkpoint, out, objective="sft")
+    from dataclasses import asdict
+
+    (out / PROGRESS_FILE).write_text(json.dumps({"config": asdict(stored)}))
+    with pytest.raises(ValueError, match=r"objective: 'sft' -> 'cut'.*new --output"):
+        run_online(small_config(checkpoint, out, rounds=5))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="objective must be one of"):
+        OnlineConfig(objective="dpo")
+    with pytest.raises(ValueError, match="instructions_per_round"):
+        OnlineConfig(instructions_per_round=0)
+
+
+def test_judged_records_exclude_empty_failed_and_junk():
+    tasks = [Task(f"t{i}", f"Task {i}.", [Constraint("lowercase")], "lowercase") for i in range(4)]
+    results = [
+        Judgment("Perfect.", True),
+        None,  # an empty response is never judged
+        JudgeFailure("timed out after 60 s (gave up after 5 attempts)", 5),
+        Judgment("The response is perfectly fine.", False),  # praise routed negative: junk
+    ]
+    records, excluded = judged_records(3, tasks, ["ok", "", "x", "y"], results, "judge")
+    assert [r.id for r in records] == ["r03-t0"]
+    reasons = [row["reason"] for row in excluded]
+    assert reasons[0].startswith("empty response") and reasons[1].startswith("timed out")
+    assert "praises" in reasons[2]
+
+
+def test_batched_generation_matches_one_by_one(tiny, tokenizer):
+    prompts = ["Say hi.", "Name three colours of the rainbow, please.", "2 + 2?"]
+    batched = answer(tiny, tokenizer, prompts, template="chat", batch_size=3, max_new_tokens=5)
+    single = answer(tiny, tokenizer, prompts, template="chat", batch_size=1, max_new_tokens=5)
+    assert batched == single and all(batched)
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Say hi."}], add_generation_prompt=True, tokenize=True
+    )
+    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    assert generate(tiny, tokenizer, [ids], max_new_tokens=5) == batched[:1]
+    assert generate(tiny, tokenizer, [], max_new_tokens=5) == []
+
+
+def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
+    parser = add_online_arguments(argparse.ArgumentParser())
+    options = "--instructions-per-round 5 --output x --lr 0.01 --align-p-ratio none"
+    options += " --judge openai:http://h/v1,m,KEY --show-progress false"
+    args = parser.parse_args(options.split())
+    assert (args.instructions_per_round, args.output_dir, args.learning_rate) == (5, "x", 0.01)
+    assert args.align_p_ratio is None and args.judge.startswith("openai:")
+    assert args.show_progress is False and parser.parse_args([]).objective == "cut"
+    out = tmp_path / "cli-run"
+    argv = ["--model", str(checkpoint), "--output-dir", str(out), "--rounds", "0"]
+    argv += ["--heldout", "3", "--max-new-tokens", "4", "--device", "cpu"]
+    run = online_main(argv)
+    printed = capsys.readouterr().out
+    assert "satisfaction_rate" in printed and str(out) in printed
+    assert [m["round"] for m in run.metrics] == [0] and (
+        round_dir(out, 0) / "heldout.jsonl"
+    ).exists()
