@@ -203,31 +203,19 @@ def generate(
     *,
     batch_size: int = 16,
     max_new_tokens: int = 96,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
     desc: str | None = None,
+    **generate_kwargs,
 ) -> list[str]:
-    """Continue each prompt (token ids) and return the decoded continuations, stripped.
-
-    Prompts are left-padded into batches of ``batch_size`` (longest first, so memory peaks
-    early); greedy unless ``do_sample``. ``desc`` shows a tqdm bar with that label.
-    """
+    """Greedily continue prompts given as token ids (e.g. a judge's chat prompts); returns the
+    decoded continuations, stripped. Batches are left-padded and formed longest-first (less
+    padding, memory peaks early); ``desc`` shows a tqdm bar with that label;
+    ``generate_kwargs`` go to ``model.generate`` (e.g. ``do_sample=True``). Instructions are
+    answered with :func:`cutkit.generation.generate_responses` instead."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import GenerationConfig
 
-    if not prompt_ids:
-        return []
-    settings: dict[str, Any] = dict(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    if do_sample:
-        settings |= {"temperature": temperature, "top_p": top_p}
-    config = GenerationConfig(**settings)
+    from cutkit.generation import left_padded_batch
+
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     out: list[str] = [""] * len(prompt_ids)
@@ -235,44 +223,24 @@ def generate(
     model.eval()
     try:
         for batch in tqdm(batches, desc=desc, disable=desc is None, leave=False):
-            width = max(len(prompt_ids[i]) for i in batch)
-            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                n = len(prompt_ids[i])
-                ids[row, width - n :] = torch.tensor(prompt_ids[i])
-                mask[row, width - n :] = 1
+            inputs = left_padded_batch(
+                [list(prompt_ids[i]) for i in batch], tokenizer.pad_token_id, model.device
+            )
             with torch.no_grad():
                 generated = model.generate(
-                    input_ids=ids.to(model.device),
-                    attention_mask=mask.to(model.device),
-                    generation_config=config,
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    **{"do_sample": False, **generate_kwargs},
                 )
-            for row, i in enumerate(batch):
-                text = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+            width = inputs["input_ids"].shape[1]
+            texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+            for i, text in zip(batch, texts, strict=True):
                 out[i] = text.strip()
     finally:
         model.train(was_training)
     return out
-
-
-def answer(
-    model,
-    tokenizer,
-    instructions: Sequence[str | Task],
-    *,
-    template="chat",
-    desc: str | None = None,
-    **generation,
-) -> list[str]:
-    """The model's responses to ``instructions`` under the plain prompt of ``template`` (the
-    context CUT trains responses in). ``generation`` goes to :func:`generate`."""
-    from cutkit.templates import get_template
-
-    template = get_template(template, tokenizer)
-    texts = [i.instruction if isinstance(i, Task) else i for i in instructions]
-    ids = [template.prompt_ids(tokenizer, template.plain(text)) for text in texts]
-    return generate(model, tokenizer, ids, desc=desc, **generation)
 
 
 # ----------------------------------------------------------------------------- files
@@ -547,17 +515,19 @@ class OnlineLoop:
             self._save_progress(metrics)
         return OnlineRun(self.run_dir, metrics, self.model, self.tokenizer)
 
-    def _answer(self, tasks: Sequence[Task], desc: str, *, sample: bool) -> list[str]:
+    def _answer(self, tasks: Sequence[Task], *, sample: bool) -> list[str]:
+        from cutkit.generation import generate_responses
+
         c = self.config
-        return answer(
+        return generate_responses(
             self.model,
             self.tokenizer,
-            tasks,
+            [t.instruction for t in tasks],
             template=c.template,
             batch_size=c.generation_batch_size,
             max_new_tokens=c.max_new_tokens,
             do_sample=sample,
-            desc=desc if c.show_progress else None,
+            progress=c.show_progress,
         )
 
     def run_round(self, r: int, heldout: Sequence[Task]) -> dict[str, Any]:
@@ -572,7 +542,7 @@ class OnlineLoop:
             train_metrics, training_config = self._train_round(r, heldout, stage, metrics)
             metrics["train"] = train_metrics
         start = time.perf_counter()
-        responses = self._answer(heldout, f"round {r}: held-out answers", sample=False)
+        responses = self._answer(heldout, sample=False)
         metrics["heldout"], rows = heldout_metrics(heldout, responses)
         write_jsonl(stage / "heldout.jsonl", rows)
         metrics["seconds"]["evaluate"] = round(time.perf_counter() - start, 2)
@@ -609,7 +579,7 @@ class OnlineLoop:
             records = load_records(records_file) if records_file.stat().st_size else []
             return records, read_jsonl(excluded_file)
         start = time.perf_counter()
-        responses = self._answer(tasks, f"round {r}: answering", sample=self.config.do_sample)
+        responses = self._answer(tasks, sample=self.config.do_sample)
         metrics["seconds"]["generate"] = round(time.perf_counter() - start, 2)
         start = time.perf_counter()
         to_judge = [i for i, response in enumerate(responses) if response.strip()]

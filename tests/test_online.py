@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cutkit.constraints import Constraint, Task
+from cutkit.generation import generate_responses
 from cutkit.judges import JudgeFailure, Judgment, RuleJudge
 from cutkit.loaders import load_records
 from cutkit.online import (
@@ -18,7 +19,6 @@ from cutkit.online import (
     PROGRESS_FILE,
     OnlineConfig,
     add_online_arguments,
-    answer,
     generate,
     judged_records,
     online_main,
@@ -236,16 +236,19 @@ def test_judged_records_exclude_empty_failed_and_junk():
     assert "praises" in reasons[2]
 
 
-def test_batched_generation_matches_one_by_one(tiny, tokenizer):
-    prompts = ["Say hi.", "Name three colours of the rainbow, please.", "2 + 2?"]
-    batched = answer(tiny, tokenizer, prompts, template="chat", batch_size=3, max_new_tokens=5)
-    single = answer(tiny, tokenizer, prompts, template="chat", batch_size=1, max_new_tokens=5)
-    assert batched == single and all(batched)
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Say hi."}], add_generation_prompt=True, tokenize=True
-    )
-    ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-    assert generate(tiny, tokenizer, [ids], max_new_tokens=5) == batched[:1]
+def test_prompt_id_generation_is_batch_invariant_and_matches_answering(tiny, tokenizer):
+    instructions = ["Say hi.", "Name three colours of the rainbow, please.", "2 + 2?"]
+    answers = generate_responses(tiny, tokenizer, instructions, template="chat", max_new_tokens=5)
+    chat = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+        for text in instructions
+    ]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in chat]
+    batched = generate(tiny, tokenizer, ids, batch_size=3, max_new_tokens=5)
+    assert batched == generate(tiny, tokenizer, ids, batch_size=1, max_new_tokens=5)
+    assert batched == answers and all(batched)  # the loop answers with the same prompts
     assert generate(tiny, tokenizer, [], max_new_tokens=5) == []
 
 
