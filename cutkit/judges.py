@@ -316,6 +316,13 @@ _PRAISE = {
 }
 
 
+EMPTY_JUDGMENTS = (
+    "The response is empty: it does not answer the instruction at all.",
+    "There is no response to judge; the instruction is not answered.",
+)
+"""RuleJudge's judgments of an empty response (which may break no constraint, yet is no answer)."""
+
+
 def _merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
@@ -363,6 +370,8 @@ class RuleJudge:
     def judge_one(self, task: Task, response: str) -> Judgment:
         """The judgment of one response (see the module docstring)."""
         rng = random.Random(f"{self.seed}\x00{task.instruction}\x00{response}")
+        if not response.strip():
+            return Judgment(rng.choice(EMPTY_JUDGMENTS), False, meta={"violations": ["empty"]})
         violations = check(task, response)
         if not violations:
             return Judgment(self._commendation(task, rng), True)

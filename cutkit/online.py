@@ -335,7 +335,7 @@ def heldout_metrics(tasks: Sequence[Task], responses: Sequence[str]) -> tuple[di
     task (response, RuleJudge judgment, violated kinds).
 
     Returns ``(metrics, rows)``; metrics: ``satisfaction_rate`` (share of tasks with every
-    constraint met), ``by_family`` (the same per family), ``by_constraint`` (share of constraints
+    constraint met by a non-empty response), ``by_family`` (the same per family), ``by_constraint`` (share of constraints
     of each kind met), ``mean_words`` and ``n_empty``.
     """
     judge = RuleJudge(seed=0)
@@ -343,10 +343,10 @@ def heldout_metrics(tasks: Sequence[Task], responses: Sequence[str]) -> tuple[di
     for task, response in zip(tasks, responses, strict=True):
         violations = check(task, response)
         broken = {v.kind for v in violations}
-        ok = not violations
+        ok = not violations and bool(response.strip())  # an empty answer is no answer
         family.setdefault(task.family, []).append(ok)
         for c in task.constraints:
-            kinds.setdefault(c.kind, []).append(c.kind not in broken)
+            kinds.setdefault(c.kind, []).append(bool(response.strip()) and c.kind not in broken)
         rows.append(
             {
                 "id": task.id,
@@ -354,7 +354,7 @@ def heldout_metrics(tasks: Sequence[Task], responses: Sequence[str]) -> tuple[di
                 "instruction": task.instruction,
                 "response": response,
                 "satisfied": ok,
-                "violations": sorted(broken),
+                "violations": sorted(broken) if response.strip() else ["empty"],
                 "judgment": judge.judge_one(task, response).text,
             }
         )

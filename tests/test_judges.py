@@ -96,6 +96,12 @@ def test_rule_judgments_are_deterministic_varied_and_never_junk():
     assert len(openers) > 30
 
 
+def test_rule_judge_rejects_an_empty_response_even_if_no_constraint_breaks():
+    t = task(Constraint("exclude_word", {"word": "lava"}))
+    result = RuleJudge(seed=0).judge([t], ["  "])[0]
+    assert not result.is_positive and "empty" in result.text and result.error_spans == []
+
+
 def test_rule_judge_needs_the_constraints():
     t = task(Constraint("lowercase"), instruction="Be quiet.")
     assert RuleJudge([t]).judge(["Be quiet."], ["LOUD"])[0].is_positive is False
@@ -352,13 +358,16 @@ def test_retry_after_parsing():
 # ----------------------------------------------------------------------------- specs
 
 
-def test_make_judge_specs(monkeypatch):
+def test_make_judge_specs(monkeypatch, tiny_checkpoint):
     monkeypatch.setenv("MY_KEY", "k")
     assert isinstance(make_judge("rule", seed=3), RuleJudge)
     judge = make_judge("openai:http://127.0.0.1:8000/v1,gpt-judge,MY_KEY")
     assert isinstance(judge, OpenAICompatibleJudge) and judge.model == "gpt-judge"
     assert judge.url == "http://127.0.0.1:8000/v1/chat/completions"
     assert make_judge("openai:http://h/v1,m").api_key_env is None
+    judge = make_judge(f"model:{tiny_checkpoint}", device="cpu", max_new_tokens=3)
+    assert isinstance(judge, ModelJudge) and judge.name == f"model:{tiny_checkpoint}"
+    assert len(judge.judge(["Say hi."], ["Hi."])) == 1
     for bad in ("gpt4", "rule:x", "model:", "openai:http://h/v1", "openai:,m"):
         with pytest.raises(ValueError, match=r"unknown judge spec.*rule, model:PATH"):
             make_judge(bad)

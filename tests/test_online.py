@@ -20,6 +20,7 @@ from cutkit.online import (
     OnlineConfig,
     add_online_arguments,
     generate,
+    heldout_metrics,
     judged_records,
     online_main,
     round_dir,
@@ -234,6 +235,20 @@ def test_judged_records_exclude_empty_failed_and_junk():
     reasons = [row["reason"] for row in excluded]
     assert reasons[0].startswith("empty response") and reasons[1].startswith("timed out")
     assert "praises" in reasons[2]
+
+
+def test_heldout_metrics_count_an_empty_answer_as_unsatisfied():
+    tasks = [
+        Task("a", "No lava.", [Constraint("exclude_word", {"word": "lava"})], "exclude_word"),
+        Task("b", "Quiet.", [Constraint("lowercase")], "lowercase"),
+    ]
+    metrics, rows = heldout_metrics(tasks, ["", "all quiet"])
+    assert [row["satisfied"] for row in rows] == [False, True]
+    assert rows[0]["violations"] == ["empty"] and "empty" in rows[0]["judgment"]
+    assert (metrics["satisfaction_rate"], metrics["n_empty"]) == (0.5, 1)
+    assert (
+        metrics["by_family"] == metrics["by_constraint"] == {"exclude_word": 0.0, "lowercase": 1.0}
+    )
 
 
 def test_prompt_id_generation_is_batch_invariant_and_matches_answering(tiny, tokenizer):
