@@ -55,7 +55,7 @@ from typing import Any
 
 from cutkit import __version__
 from cutkit.constraints import HELDOUT_SEED, Task, check, generate_tasks, heldout_tasks
-from cutkit.judges import Judge, JudgeFailure, Judgment, RuleJudge, make_judge
+from cutkit.judges import Judge, JudgeFailure, Judgment, RuleJudge, make_judge, parse_judge_spec
 from cutkit.models import DEFAULT_MODEL
 from cutkit.records import JUNK_REASONS, JudgmentRecord, junk_reason
 
@@ -159,6 +159,7 @@ class OnlineConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.instructions_per_round < 1:
             raise ValueError("instructions_per_round must be >= 1")
+        parse_judge_spec(self.judge)
 
 
 @dataclass
@@ -506,6 +507,8 @@ class OnlineLoop:
         ]
         if completed:
             self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
+        if c.rounds >= len(completed) and c.rounds > 0:
+            self.log(f"judge: {self.judge.name}")  # built now: a bad API key fails before work
         heldout = self._heldout_tasks()
         self._load(completed, metrics)
         for r in range(c.rounds + 1):

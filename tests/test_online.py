@@ -220,6 +220,16 @@ def test_bad_settings_are_refused():
         OnlineConfig(objective="dpo")
     with pytest.raises(ValueError, match="instructions_per_round"):
         OnlineConfig(instructions_per_round=0)
+    with pytest.raises(ValueError, match="unknown judge spec 'gpt-4'"):
+        OnlineConfig(judge="gpt-4")
+
+
+def test_a_missing_api_key_fails_before_any_work(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    config = small_config(checkpoint, tmp_path / "run", judge="openai:http://h/v1,m,NO_SUCH_KEY")
+    with pytest.raises(ValueError, match="NO_SUCH_KEY is not set"):
+        run_online(config)
+    assert not (tmp_path / "run" / "round-00").exists()
 
 
 def test_judged_records_exclude_empty_failed_and_junk():
