@@ -54,6 +54,19 @@ _EXPORTS: dict[str, str] = {
     "compare": "cutkit.compare",
     "CompareSettings": "cutkit.compare",
     "summarize": "cutkit.compare",
+    # online alignment
+    "OnlineConfig": "cutkit.online",
+    "OnlineRun": "cutkit.online",
+    "run_online": "cutkit.online",
+    "RuleJudge": "cutkit.judges",
+    "ModelJudge": "cutkit.judges",
+    "OpenAICompatibleJudge": "cutkit.judges",
+    "Judgment": "cutkit.judges",
+    "JudgeFailure": "cutkit.judges",
+    "make_judge": "cutkit.judges",
+    "Task": "cutkit.constraints",
+    "generate_tasks": "cutkit.constraints",
+    "heldout_tasks": "cutkit.constraints",
 }
 
 __all__ = [
@@ -63,10 +76,18 @@ __all__ = [
     "CUTLossOutput",
     "CUTTrainer",
     "CompareSettings",
+    "JudgeFailure",
+    "Judgment",
     "JudgmentRecord",
     "LoadReport",
+    "ModelJudge",
+    "OnlineConfig",
+    "OnlineRun",
+    "OpenAICompatibleJudge",
     "PromptTemplate",
     "RecordError",
+    "RuleJudge",
+    "Task",
     "TokenView",
     "__version__",
     "answer_correct",
@@ -77,11 +98,15 @@ __all__ = [
     "detection_report",
     "evaluate",
     "generate_responses",
+    "generate_tasks",
     "get_template",
+    "heldout_tasks",
     "label_logprobs",
     "load_model",
     "load_records",
     "load_tokenizer",
+    "make_judge",
+    "run_online",
     "score_tokens",
     "summarize",
     "tiny_model",
@@ -106,15 +131,25 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.batching import CUTCollator, build_examples
     from cutkit.compare import CompareSettings, compare, summarize
+    from cutkit.constraints import Task, generate_tasks, heldout_tasks
     from cutkit.dpo import train_dpo
     from cutkit.evaluation import answer_correct, evaluate
     from cutkit.generation import generate_responses
     from cutkit.inspection import detection_report, score_tokens, write_report
+    from cutkit.judges import (
+        JudgeFailure,
+        Judgment,
+        ModelJudge,
+        OpenAICompatibleJudge,
+        RuleJudge,
+        make_judge,
+    )
     from cutkit.loaders import LoadReport, load_records
     from cutkit.logprobs import label_logprobs
     from cutkit.losses import CUTLossOutput, cut_loss
     from cutkit.models import default_lora_config, load_model, load_tokenizer
     from cutkit.objectives import OBJECTIVES
+    from cutkit.online import OnlineConfig, OnlineRun, run_online
     from cutkit.records import JudgmentRecord, RecordError
     from cutkit.templates import PromptTemplate, get_template
     from cutkit.tiny import tiny_model

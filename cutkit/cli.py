@@ -5,6 +5,8 @@ Commands:
     train     CUT-train a LoRA adapter on a judgment file (every CUTConfig / TrainingArguments
               option is accepted, e.g. --threshold 1.2 --ul_weight 0.5 --max_steps 100)
     inspect   score which response tokens the judgments flag, write an HTML token report
+    online    answer new instructions, judge them (rules, a local model or an API), train a
+              fresh LoRA with CUT (or sft / hindsight), repeat; resumable
     compare   train CUT and the baselines from the same start and budget over several seeds;
               write the per-run table and the mean / spread per objective
 
@@ -216,11 +218,19 @@ def compare_main(argv: list[str]):
     return frame
 
 
+def online_main(argv: list[str]):
+    """``cutkit online``: judged online rounds (see :mod:`cutkit.online`)."""
+    from cutkit.online import online_main as run
+
+    return run(argv)
+
+
 COMMANDS = {
     "demo": demo_main,
     "train": train_main,
     "inspect": inspect_main,
     "compare": compare_main,
+    "online": online_main,
 }
 
 

@@ -149,3 +149,11 @@ def test_compare_writes_runs_and_summary(tiny_checkpoint, tmp_path, capsys):
         ["cut", "5"],
     ]
     assert (out / "summary.md").read_text().startswith("| objective | seeds | train s |")
+
+
+def test_online_is_a_cli_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["online", "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "--instructions-per-round" in printed and "--judge" in printed
