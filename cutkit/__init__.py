@@ -51,9 +51,9 @@ _EXPORTS: dict[str, str] = {
     # baselines and comparison
     "OBJECTIVES": "cutkit.objectives",
     "train_dpo": "cutkit.dpo",
-    "compare": "cutkit.compare",
-    "CompareSettings": "cutkit.compare",
-    "summarize": "cutkit.compare",
+    "compare": "cutkit.comparison",
+    "CompareSettings": "cutkit.comparison",
+    "summarize": "cutkit.comparison",
     # online alignment
     "OnlineConfig": "cutkit.online",
     "OnlineRun": "cutkit.online",
@@ -130,7 +130,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.batching import CUTCollator, build_examples
-    from cutkit.compare import CompareSettings, compare, summarize
+    from cutkit.comparison import CompareSettings, compare, summarize
     from cutkit.constraints import Task, generate_tasks, heldout_tasks
     from cutkit.dpo import train_dpo
     from cutkit.evaluation import answer_correct, evaluate

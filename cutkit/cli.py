@@ -201,7 +201,7 @@ def compare_main(argv: list[str]):
     from transformers import HfArgumentParser
 
     from cutkit.bundled import load_bundled_or_path
-    from cutkit.compare import CompareSettings, compare, save_comparison, summary_markdown
+    from cutkit.comparison import CompareSettings, compare, save_comparison, summary_markdown
 
     parser = HfArgumentParser((CompareScriptArguments, CompareSettings), prog="cutkit compare")
     script, settings = parser.parse_args_into_dataclasses(argv)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import cutkit.compare as compare_module
-from cutkit.compare import CompareSettings, compare, save_comparison, summarize, summary_markdown
+import cutkit.comparison as compare_module
+from cutkit.comparison import CompareSettings, compare, save_comparison, summarize, summary_markdown
 from cutkit.records import JudgmentRecord
 
 TRAIN = [

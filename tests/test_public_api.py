@@ -16,3 +16,14 @@ def test_import_is_lazy():
     code = "import sys, cutkit; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_submodules_do_not_shadow_public_functions():
+    """Importing a submodule sets it as a package attribute: no module may share a public name."""
+    import importlib
+    import pkgutil
+
+    modules = {info.name for info in pkgutil.iter_modules(cutkit.__path__)}
+    assert not modules & set(cutkit.__all__), modules & set(cutkit.__all__)
+    importlib.import_module("cutkit.comparison")
+    assert callable(cutkit.compare) and cutkit.compare.__module__ == "cutkit.comparison"
