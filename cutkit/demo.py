@@ -23,6 +23,7 @@ import pandas as pd
 
 from cutkit.bundled import load_bundled_or_path
 from cutkit.evaluation import evaluate
+from cutkit.generation import generate_responses
 from cutkit.inspection import score_tokens
 from cutkit.models import DEFAULT_MODEL, apply_lora, load_model
 from cutkit.records import JudgmentRecord
@@ -75,20 +76,6 @@ def _token_table(model, tokenizer, record: JudgmentRecord, settings: DemoSetting
     return table.assign(token=table["token"].map(repr)).round(3)
 
 
-def _answer(model, tokenizer, question: str) -> str:
-    import torch
-
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    ).to(model.device)
-    with torch.no_grad():
-        out = model.generate(**prompt, max_new_tokens=40, do_sample=False)
-    return tokenizer.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
 def run_demo(settings: DemoSettings | None = None) -> dict:
     """Run the demo, print as it goes, and return the before/after figures."""
     settings = settings or DemoSettings()
@@ -100,9 +87,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     model, tokenizer = load_model(settings.model, device="cpu")
     print(f"      loaded in {time.perf_counter() - start:.1f} s")
 
-    print(
-        f"[2/5] answering one instruction\n      Q: {QUESTION}\n      A: {_answer(model, tokenizer, QUESTION)}"
-    )
+    (answer,) = generate_responses(model, tokenizer, [QUESTION], template="chat", max_new_tokens=40)
+    print(f"[2/5] answering one instruction\n      Q: {QUESTION}\n      A: {answer}")
 
     train, test = load_bundled_or_path(settings.train), load_bundled_or_path(settings.test)
     shown = next(r for r in test if r.is_negative and r.error_spans)

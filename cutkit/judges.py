@@ -463,17 +463,18 @@ class ModelJudge:
     def judge(
         self, instructions: Sequence[str | Task], responses: Sequence[str]
     ) -> list[JudgeResult]:
-        from cutkit.online import generate
+        from cutkit.generation import generate_from_ids
 
         prompts = self.prompts(instructions, responses)
         chat = bool(getattr(self.tokenizer, "chat_template", None))
         ids = [self.tokenizer(p, add_special_tokens=not chat)["input_ids"] for p in prompts]
-        replies = generate(
+        replies = generate_from_ids(
             self.model,
             self.tokenizer,
             ids,
             batch_size=self.batch_size,
             max_new_tokens=self.max_new_tokens,
+            longest_first=True,
             desc="judging" if self.show_progress else None,
         )
         return [judgment_from_text(reply) for reply in replies]

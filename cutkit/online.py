@@ -194,56 +194,6 @@ def summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------- generation
-
-
-def generate(
-    model,
-    tokenizer,
-    prompt_ids: Sequence[Sequence[int]],
-    *,
-    batch_size: int = 16,
-    max_new_tokens: int = 96,
-    desc: str | None = None,
-    **generate_kwargs,
-) -> list[str]:
-    """Greedily continue prompts given as token ids (e.g. a judge's chat prompts); returns the
-    decoded continuations, stripped. Batches are left-padded and formed longest-first (less
-    padding, memory peaks early); ``desc`` shows a tqdm bar with that label;
-    ``generate_kwargs`` go to ``model.generate`` (e.g. ``do_sample=True``). Instructions are
-    answered with :func:`cutkit.generation.generate_responses` instead."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from cutkit.generation import left_padded_batch
-
-    order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    out: list[str] = [""] * len(prompt_ids)
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in tqdm(batches, desc=desc, disable=desc is None, leave=False):
-            inputs = left_padded_batch(
-                [list(prompt_ids[i]) for i in batch], tokenizer.pad_token_id, model.device
-            )
-            with torch.no_grad():
-                generated = model.generate(
-                    **inputs,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    **{"do_sample": False, **generate_kwargs},
-                )
-            width = inputs["input_ids"].shape[1]
-            texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
-            for i, text in zip(batch, texts, strict=True):
-                out[i] = text.strip()
-    finally:
-        model.train(was_training)
-    return out
-
-
 # ----------------------------------------------------------------------------- files
 
 

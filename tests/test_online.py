@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cutkit.constraints import Constraint, Task
-from cutkit.generation import generate_responses
+from cutkit.generation import generate_from_ids, generate_responses
 from cutkit.judges import JudgeFailure, Judgment, RuleJudge
 from cutkit.loaders import load_records
 from cutkit.online import (
@@ -19,7 +19,6 @@ from cutkit.online import (
     PROGRESS_FILE,
     OnlineConfig,
     add_online_arguments,
-    generate,
     heldout_metrics,
     judged_records,
     online_main,
@@ -271,10 +270,12 @@ def test_prompt_id_generation_is_batch_invariant_and_matches_answering(tiny, tok
         for text in instructions
     ]
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in chat]
-    batched = generate(tiny, tokenizer, ids, batch_size=3, max_new_tokens=5)
-    assert batched == generate(tiny, tokenizer, ids, batch_size=1, max_new_tokens=5)
+    batched = generate_from_ids(
+        tiny, tokenizer, ids, batch_size=3, max_new_tokens=5, longest_first=True
+    )
+    assert batched == generate_from_ids(tiny, tokenizer, ids, batch_size=1, max_new_tokens=5)
     assert batched == answers and all(batched)  # the loop answers with the same prompts
-    assert generate(tiny, tokenizer, [], max_new_tokens=5) == []
+    assert generate_from_ids(tiny, tokenizer, [], max_new_tokens=5) == []
 
 
 def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
