@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     # batching
     "build_examples": "cutkit.batching",
     "CUTCollator": "cutkit.batching",
+    "use_varlen_attention": "cutkit.attention",
     # maths
     "label_logprobs": "cutkit.logprobs",
     "cut_loss": "cutkit.losses",
@@ -111,6 +112,7 @@ __all__ = [
     "summarize",
     "tiny_model",
     "train_dpo",
+    "use_varlen_attention",
     "write_report",
 ]
 

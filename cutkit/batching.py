@@ -15,6 +15,13 @@ and returns ``input_ids``, ``attention_mask``, ``labels`` (R, T), right-padded, 
 the response; ``negative`` (B,) bool; and ``plain_row`` (B,) long, the row holding each example's
 plain context (its own row for positives).
 
+With ``packing=True`` the same R contexts, in the same order, are laid end to end in ONE row with no
+padding at all: ``input_ids``, ``labels`` and ``position_ids`` of shape (1, S), S = total context
+tokens, position ids restarting at 0 where each context begins, and no ``attention_mask``. A model
+given these attends within each context only (transformers turns restarting position ids into a
+block-diagonal mask, or variable-length flash attention: :mod:`cutkit.attention`); "row r" then
+means "context r". Scores, loss and gradients equal the padded layout's.
+
 Two optional example fields serve the baselines of :mod:`cutkit.objectives`: a negative example
 whose ``plain_prompt_ids`` is None gets no plain row (its ``plain_row`` is its own row: objectives
 without the Misalign term, e.g. Hindsight, never read it), and ``response_labels`` (same length as
@@ -177,11 +184,14 @@ class CUTCollator:
     Args:
         pad_token_id: id written into padding positions (masks never depend on it, so a pad id that
             equals EOS is fine).
-        pad_to_multiple_of: round the padded length up (e.g. 8 for tensor cores).
+        pad_to_multiple_of: round the padded length up (e.g. 8 for tensor cores; padded layout only).
+        packing: lay the contexts end to end in one row with restarting position ids, no padding
+            (module docstring).
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    packing: bool = False
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         first = [
@@ -204,8 +214,57 @@ class CUTCollator:
         negative = torch.tensor([bool(ex["negative"]) for ex in examples])
         plain_row = torch.arange(len(examples))
         plain_row[has_plain] = len(examples) + torch.arange(int(has_plain.sum()))
-        batch = pad_contexts(first + plain_of_negatives, self.pad_token_id, self.pad_to_multiple_of)
+        contexts = first + plain_of_negatives
+        if self.packing:
+            batch = pack_contexts(contexts)
+        else:
+            batch = pad_contexts(contexts, self.pad_token_id, self.pad_to_multiple_of)
         return {**batch, "negative": negative, "plain_row": plain_row}
+
+
+def context_length(example: dict[str, Any]) -> int:
+    """Tokens an example puts into a micro-batch: its first context, plus its plain context when
+    it has one (a negative). What length-grouped batching sorts by."""
+    first = example["judged_prompt_ids"] if example["negative"] else example["plain_prompt_ids"]
+    n = len(first) + len(example["response_ids"])
+    if example["negative"] and example["plain_prompt_ids"] is not None:
+        n += len(example["plain_prompt_ids"]) + len(example["response_ids"])
+    return n
+
+
+def _context_targets(context: tuple) -> list[int]:
+    """The label ids of a (prompt, response[, response labels]) context's response positions."""
+    _, response, *rest = context
+    targets = rest[0] if rest and rest[0] is not None else response
+    if len(targets) != len(response):
+        raise ValueError("response_labels must have one entry per response id")
+    return list(targets)
+
+
+def pack_contexts(contexts: Sequence[tuple]) -> dict[str, torch.Tensor]:
+    """Lay (prompt ids, response ids[, response labels]) tuples end to end in one row.
+
+    Returns ``input_ids``, ``labels`` and ``position_ids``, each (1, S) with S the total number of
+    tokens; position ids count 0, 1, ... within each context; labels as in :func:`pad_contexts`,
+    and always -100 on a context's first token (nothing in that context predicts it, as position 0
+    of a padded row), so no context is ever scored from the one before it.
+    """
+    ids, labels, positions = [], [], []
+    for context in contexts:
+        prompt, response = context[0], context[1]
+        n = len(prompt) + len(response)
+        if n == 0:
+            raise ValueError("cannot pack an empty context")
+        context_labels = [IGNORE_INDEX] * len(prompt) + _context_targets(context)
+        context_labels[0] = IGNORE_INDEX
+        ids += [*prompt, *response]
+        labels += context_labels
+        positions += range(n)
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([positions]),
+    }
 
 
 def pad_contexts(
@@ -222,10 +281,9 @@ def pad_contexts(
     input_ids = torch.full((len(contexts), length), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(contexts), length), dtype=torch.long)
     labels = torch.full((len(contexts), length), IGNORE_INDEX, dtype=torch.long)
-    for row, (prompt, response, *rest) in enumerate(contexts):
-        targets = rest[0] if rest and rest[0] is not None else response
-        if len(targets) != len(response):
-            raise ValueError("response_labels must have one entry per response id")
+    for row, context in enumerate(contexts):
+        prompt, response = context[0], context[1]
+        targets = _context_targets(context)
         n_prompt, n = len(prompt), len(prompt) + len(response)
         input_ids[row, :n] = torch.tensor([*prompt, *response])
         attention_mask[row, :n] = 1

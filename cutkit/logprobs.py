@@ -181,10 +181,17 @@ def _flat_label_logprobs(
     attention_mask: Tensor | None,
     labels: Tensor,
     chunk_size: int | None,
+    position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
     scored = _scored(labels)  # (B, T-1)
     targets = labels[:, 1:][scored]  # (N,)
+    inputs = dict(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    )
     body, head, reason = (
         (None, None, "chunk_size=None") if chunk_size is None else split_model(model)
     )
@@ -195,11 +202,11 @@ def _flat_label_logprobs(
                 "batch x length x vocabulary (more memory)",
                 stacklevel=3,
             )
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        logits = model(**inputs).logits
         logits = _upcast(logits[:, :-1][scored])  # (N, V)
         flat = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
         return flat, scored
-    out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    out = body(**inputs)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, T, H)
     rows = hidden[:, :-1][scored]  # (N, H): only scored positions go through the head
     return _chunked(head, rows, targets, chunk_size), scored
@@ -211,6 +218,7 @@ def label_logprobs(
     attention_mask: Tensor | None,
     labels: Tensor,
     *,
+    position_ids: Tensor | None = None,
     chunk_size: int | None = 1024,
 ) -> Tensor:
     """out[b, t] = log p(labels[b, t] | input_ids[b, :t]) for scored tokens, else 0.
@@ -219,33 +227,58 @@ def label_logprobs(
         model: a transformers causal LM, optionally PEFT-wrapped (LoRA anywhere, lm_head included).
         input_ids: (B, T) token ids; attention_mask: (B, T) 1 for real tokens (or None).
         labels: (B, T) aligned with input_ids (HF convention), -100 where not scored.
+        position_ids: optional (B, T) positions, e.g. restarting per context in a packed row.
         chunk_size: output-layer rows per chunk; ``None`` forces the plain full-logits path.
 
     Returns:
         (B, T) fp32 (fp64 for an fp64 model): 0 where labels == -100 and at t = 0 (nothing
         predicts the first token). Differentiable w.r.t. the model's parameters.
     """
-    flat, scored = _flat_label_logprobs(model, input_ids, attention_mask, labels, chunk_size)
+    flat, scored = _flat_label_logprobs(
+        model, input_ids, attention_mask, labels, chunk_size, position_ids
+    )
     out = flat.new_zeros(scored.shape).masked_scatter(scored, flat)  # (B, T-1)
     return F.pad(out, (1, 0))  # (B, T): column 0 is never predicted
 
 
-def _pack(flat: Tensor, scored: Tensor) -> tuple[Tensor, Tensor]:
-    """flat (N,) values at the True cells of scored (R, S) -> left-aligned (R, Lr), mask (R, Lr)."""
-    counts = scored.sum(1)  # (R,)
-    width = int(counts.max()) if scored.numel() else 0
-    row, _ = scored.nonzero(as_tuple=True)  # (N,) row-major, like boolean indexing
-    col = (scored.cumsum(1) - 1)[scored]  # (N,) k-th scored token of its row
-    values = flat.new_zeros(scored.shape[0], width).index_put((row, col), flat)
-    mask = torch.arange(width, device=scored.device)[None, :] < counts[:, None]
+def context_index(position_ids: Tensor) -> Tensor:
+    """(1, S) position ids of a packed row (restarting at 0 per context) -> (S,) context number."""
+    if position_ids.dim() != 2 or position_ids.shape[0] != 1:
+        raise ValueError(
+            f"packed position_ids must have shape (1, S), got {tuple(position_ids.shape)}"
+        )
+    return (position_ids[0] == 0).cumsum(0) - 1
+
+
+def _scored_rows(scored: Tensor, position_ids: Tensor | None) -> tuple[Tensor, int]:
+    """The row (context) of each scored token, row-major, and the number of rows."""
+    if position_ids is None:
+        return scored.nonzero(as_tuple=True)[0], scored.shape[0]
+    context = context_index(position_ids)[1:]  # (S-1,): label t + 1's context
+    return context[scored[0]], int(context[-1]) + 1 if context.numel() else 1
+
+
+def _pack(flat: Tensor, row: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
+    """flat (N,) values, row (N,) non-decreasing row numbers -> left-aligned (R, Lr), mask (R, Lr)."""
+    counts = torch.bincount(row, minlength=n_rows)  # (R,)
+    width = int(counts.max()) if row.numel() else 0
+    starts = counts.cumsum(0) - counts  # (R,) index of each row's first value in flat
+    col = torch.arange(row.numel(), device=row.device) - starts[row]  # (N,) k-th value of its row
+    values = flat.new_zeros(n_rows, width).index_put((row, col), flat)
+    mask = torch.arange(width, device=row.device)[None, :] < counts[:, None]
     return values, mask
 
 
-def response_logprobs(logp: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+def response_logprobs(
+    logp: Tensor, labels: Tensor, position_ids: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Pack each row's scored log-probs left-aligned, so contexts align by response position.
 
     Args:
         logp: (R, T) from :func:`label_logprobs`; labels: (R, T), -100 where not scored.
+        position_ids: for a packed batch (one row of contexts laid end to end,
+            ``CUTCollator(packing=True)``), its (1, S) position ids: the output then has one row
+            per context.
 
     Returns:
         values (R, Lr) and mask (R, Lr) bool, Lr = most scored tokens in a row: row r's k-th scored
@@ -253,7 +286,15 @@ def response_logprobs(logp: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         response give equal masks, whatever their prompt lengths (CUT_METHOD 10.1).
     """
     scored = _scored(labels)
-    return _pack(logp[:, 1:][scored], scored)
+    return _pack(logp[:, 1:][scored], *_scored_rows(scored, position_ids))
+
+
+def response_token_mask(labels: Tensor, position_ids: Tensor | None = None) -> Tensor:
+    """(R, Lr) bool: which response positions of each context are scored (the mask of
+    :func:`response_logprobs`, without running a model)."""
+    scored = _scored(labels)
+    row, n_rows = _scored_rows(scored, position_ids)
+    return _pack(torch.ones(row.shape, device=row.device), row, n_rows)[1]
 
 
 def label_logprobs_packed(
@@ -262,8 +303,16 @@ def label_logprobs_packed(
     attention_mask: Tensor | None,
     labels: Tensor,
     *,
+    position_ids: Tensor | None = None,
     chunk_size: int | None = 1024,
 ) -> tuple[Tensor, Tensor]:
-    """``response_logprobs(label_logprobs(...), labels)`` without the (B, T) scatter in between."""
-    flat, scored = _flat_label_logprobs(model, input_ids, attention_mask, labels, chunk_size)
-    return _pack(flat, scored)
+    """``response_logprobs(label_logprobs(...), labels)`` without the (B, T) scatter in between.
+
+    Takes either a padded batch (input_ids, attention_mask, labels of shape (R, T)) or a packed
+    one (shape (1, S), ``attention_mask=None`` and the ``position_ids`` that mark where each
+    context starts); both give the same (R, Lr) values and mask for the same contexts.
+    """
+    flat, scored = _flat_label_logprobs(
+        model, input_ids, attention_mask, labels, chunk_size, position_ids
+    )
+    return _pack(flat, *_scored_rows(scored, position_ids))

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from cutkit import __version__
-from cutkit.batching import BuildReport, CUTCollator
-from cutkit.logprobs import label_logprobs_packed
+from cutkit.attention import use_varlen_attention
+from cutkit.batching import BuildReport, CUTCollator, context_length
+from cutkit.logprobs import label_logprobs_packed, response_token_mask
 from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss, detect_flagged
 from cutkit.objectives import (
     OBJECTIVES,
@@ -135,6 +137,16 @@ class CUTConfig(TrainingArguments):
         default=1024,
         metadata={"help": "Output-layer rows per chunk when scoring tokens (memory vs speed)."},
     )
+    packing: bool = field(
+        default=False,
+        metadata={
+            "help": "Padding-free micro-batches: every context of a micro-batch laid end to end in "
+            "one row with restarting position ids; the model attends per context (flash attention "
+            "2/3 if set, else cutkit.attention's 'cutkit_varlen'). Same loss and gradients as the "
+            "padded layout, no pad tokens computed. For the padded layout, "
+            "train_sampling_strategy='group_by_length' batches records of similar length instead."
+        },
+    )
     # paper recipe and CUT-friendly defaults for inherited fields
     output_dir: str | None = field(
         default="runs/cut",
@@ -217,7 +229,11 @@ class CUTTrainer(Trainer):
         eval_dataset = self._as_examples(
             eval_dataset, "eval", args, processing_class, downsample=False
         )
-        data_collator = data_collator or CUTCollator(processing_class.pad_token_id)
+        data_collator = data_collator or CUTCollator(
+            processing_class.pad_token_id, packing=args.packing
+        )
+        if args.packing:
+            use_varlen_attention(model)
         super().__init__(
             model=model,
             args=args,
@@ -257,6 +273,20 @@ class CUTTrainer(Trainer):
         self.build_reports[split] = report
         return examples
 
+    # ------------------------------------------------------------------ batching
+    def _get_train_sampler(self, train_dataset=None):
+        """``train_sampling_strategy='group_by_length'`` sorts CUT examples by their tokens in a
+        micro-batch (:func:`cutkit.batching.context_length`); transformers would look for an
+        ``input_ids`` column they do not have."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        grouped = self.args.train_sampling_strategy == "group_by_length"
+        if grouped and isinstance(dataset, Sequence) and dataset and isinstance(dataset[0], dict):
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=[context_length(example) for example in dataset],
+            )
+        return super()._get_train_sampler(train_dataset)
+
     # ------------------------------------------------------------------ loss normalisation
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -270,7 +300,7 @@ class CUTTrainer(Trainer):
 
     def _count_items(self, batch) -> torch.Tensor:
         n = batch["negative"].shape[0]
-        mask = batch["labels"][:n] != -100  # (B, T): each example's response tokens
+        mask = response_token_mask(batch["labels"], batch.get("position_ids"))[:n]  # (B, Lr)
         s = self.args.loss_settings()
         return count_items(
             mask,
@@ -322,8 +352,9 @@ class CUTTrainer(Trainer):
         return label_logprobs_packed(
             model,
             inputs["input_ids"],
-            inputs["attention_mask"],
+            inputs.get("attention_mask"),
             inputs["labels"],
+            position_ids=inputs.get("position_ids"),
             chunk_size=self.args.chunk_size,
         )
 
