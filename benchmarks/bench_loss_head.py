@@ -38,6 +38,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from released_step import released_loss
 
 from cutkit.logprobs import chunked_label_logprobs, response_logprobs
 from cutkit.losses import cut_loss
@@ -45,25 +46,7 @@ from cutkit.losses import cut_loss
 
 def naive_step(hidden, weight, labels, negative, threshold=1.1, alpha=1.0):
     """The released code's head: (2R, T, V) fp32 probabilities, log(softmax), NLL + unlikelihood."""
-    R = labels.shape[0] // 2
-    probs = torch.softmax(F.linear(hidden, weight).float(), dim=2)  # (2R, T, V)
-    V = probs.shape[-1]
-    shift_probs = probs[:, :-1].contiguous()  # (2R, T-1, V)
-    shift_labels = labels[:, 1:]  # (2R, T-1)
-    like = F.nll_loss(torch.log(shift_probs[:R].view(-1, V)), shift_labels[:R].reshape(-1))
-    if not negative.any():
-        return like
-    clamped = shift_labels.clamp(0, V - 1)[..., None]
-    p_first = shift_probs[:R].gather(-1, clamped[:R]).squeeze(-1)[negative]  # (n_neg, T-1)
-    p_plain = shift_probs[R:].gather(-1, clamped[R:]).squeeze(-1)[negative]
-    valid = shift_labels[:R][negative] != -100
-    p_first, p_plain = p_first[valid], p_plain[valid]
-    flagged = (p_first / p_plain).detach() > threshold
-    p_plain = torch.where(flagged, 1 - p_plain, p_plain)
-    p_plain = torch.where(p_plain == 0, p_plain + 1e-5, p_plain)
-    logp = torch.log(p_plain)
-    logp = torch.where(flagged, alpha * logp, logp)
-    return (like + -logp.sum() / logp.shape[0]) / 2
+    return released_loss(F.linear(hidden, weight), labels, negative, threshold, alpha)
 
 
 def cutkit_step(hidden, weight, labels, negative, chunk_size):
