@@ -43,6 +43,16 @@ def context_boundaries(position_ids: Tensor) -> Tensor:
     return torch.cat([starts, end]).to(torch.int32)
 
 
+def packed_attention_kwargs(position_ids: Tensor) -> dict:
+    """The flash-attention varlen keywords of a packed row, computed once per forward pass:
+    ``cu_seq_lens_q/k`` (n + 1,) int32 and ``max_length_q/k`` (python ints). Passed to the model,
+    transformers hands them to every attention layer (``flash_attention_2`` uses them as they are;
+    ``cutkit_varlen`` too), which then never reads boundaries back from the GPU layer by layer."""
+    cu = context_boundaries(position_ids)
+    longest = int((cu[1:] - cu[:-1]).max())
+    return dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest)
+
+
 def _flash_varlen():
     """torch's varlen flash attention and its keyword names, or None where torch lacks it."""
     try:
@@ -52,7 +62,7 @@ def _flash_varlen():
     return varlen_attn, set(inspect.signature(varlen_attn).parameters)
 
 
-def _varlen_flash(query, key, value, cu, scaling, n_groups) -> Tensor:
+def _varlen_flash(query, key, value, cu, longest, scaling, n_groups) -> Tensor:
     """(1, H, S, D) q/k/v -> (1, S, H, D) through torch's varlen flash attention."""
     varlen_attn, params = _flash_varlen()
     q, k, v = (x[0].transpose(0, 1).contiguous() for x in (query, key, value))  # (S, h, D)
@@ -66,12 +76,11 @@ def _varlen_flash(query, key, value, cu, scaling, n_groups) -> Tensor:
         kwargs["is_causal"] = True
     else:
         kwargs["window_size"] = (-1, 0)  # causal
-    longest = int((cu[1:] - cu[:-1]).max())
     out = varlen_attn(q, k, v, cu, cu, longest, longest, **kwargs)  # (S, H, D)
     return out[None]
 
 
-def _per_context_sdpa(query, key, value, cu, scaling, n_groups) -> Tensor:
+def _per_context_sdpa(query, key, value, cu, longest, scaling, n_groups) -> Tensor:
     """(1, H, S, D) q/k/v -> (1, S, H, D): one causal SDPA per context (exact, any device)."""
     if n_groups > 1:
         key, value = (x.repeat_interleave(n_groups, dim=1) for x in (key, value))
@@ -120,11 +129,15 @@ def varlen_attention_forward(
         )
     if dropout:
         raise ValueError("cutkit_varlen attention does not implement attention dropout")
-    cu = context_boundaries(position_ids)
+    if kwargs.get("cu_seq_lens_q") is not None and kwargs.get("max_length_q") is not None:
+        cu, longest = kwargs["cu_seq_lens_q"], int(kwargs["max_length_q"])
+    else:  # boundaries not precomputed (a caller other than cutkit.logprobs): derive them here
+        cu = context_boundaries(position_ids)
+        longest = int((cu[1:] - cu[:-1]).max())
     n_groups = query.shape[1] // key.shape[1]
     flash = query.is_cuda and query.dtype in (torch.bfloat16, torch.float16) and _flash_varlen()
     attend = _varlen_flash if flash else _per_context_sdpa
-    return attend(query, key, value, cu, scaling, n_groups), None
+    return attend(query, key, value, cu, longest, scaling, n_groups), None
 
 
 def register_varlen_attention() -> str:
