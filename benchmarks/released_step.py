@@ -8,7 +8,8 @@ what cutkit avoids (CUT_METHOD.md section 10):
   dummy row for each positive; all 2R rows are right-padded to the longest one;
 - the model returns the logits of every position of every row, (2R, T, V);
 - the head takes ``softmax`` of the fp32 logits, then ``log`` of it for the likelihood term (NLL on
-  the first half), and gathers probabilities for the unlikelihood term: a negative's token is
+  the first half), and gathers probabilities for the unlikelihood term, pairing the judged and
+  plain rows' response tokens in order (each half masked by its own labels); a negative's token is
   flagged when p_judged / p_plain > threshold, then contributes -alpha * log(1 - p_plain) (with
   +1e-5 where 1 - p == 0), other tokens -log p_plain; loss = (likelihood + unlikelihood) / 2.
 
@@ -63,7 +64,8 @@ def released_loss(
 ) -> Tensor:
     """The released head: logits (2R, T, V) of the doubled batch, labels (2R, T), negative (R,)."""
     R = labels.shape[0] // 2
-    probs = torch.softmax(logits.float(), dim=2)  # (2R, T, V) fp32
+    # .float() as released; an fp64 model (the equivalence test) stays fp64
+    probs = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=2)
     V = probs.shape[-1]
     shift_probs = probs[:, :-1].contiguous()  # (2R, T-1, V)
     shift_labels = labels[:, 1:]  # (2R, T-1)
@@ -73,8 +75,10 @@ def released_loss(
     clamped = shift_labels.clamp(0, V - 1)[..., None]
     p_first = shift_probs[:R].gather(-1, clamped[:R]).squeeze(-1)[negative]  # (n_neg, T-1)
     p_plain = shift_probs[R:].gather(-1, clamped[R:]).squeeze(-1)[negative]
-    valid = shift_labels[:R][negative] != IGNORE_INDEX
-    p_first, p_plain = p_first[valid], p_plain[valid]
+    # each half keeps its own scored positions: the k-th response token of the judged row meets
+    # the k-th of the plain row (row-major flattening), whatever the two prompt lengths
+    p_first = p_first[shift_labels[:R][negative] != IGNORE_INDEX]
+    p_plain = p_plain[shift_labels[R:][negative] != IGNORE_INDEX]
     flagged = (p_first / p_plain).detach() > threshold
     p_plain = torch.where(flagged, 1 - p_plain, p_plain)
     p_plain = torch.where(p_plain == 0, p_plain + 1e-5, p_plain)
