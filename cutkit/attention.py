@@ -19,6 +19,7 @@ attends within each context only:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -53,6 +54,7 @@ def packed_attention_kwargs(position_ids: Tensor) -> dict:
     return dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest)
 
 
+@functools.cache
 def _flash_varlen():
     """torch's varlen flash attention and its keyword names, or None where torch lacks it."""
     try:
