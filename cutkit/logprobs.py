@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from cutkit.attention import packed_attention_kwargs
+
 IGNORE_INDEX = -100
 
 # config attributes of heads that transform the logits after the matmul (or could), with the value
@@ -192,6 +194,8 @@ def _flat_label_logprobs(
         position_ids=position_ids,
         use_cache=False,
     )
+    if position_ids is not None and attention_mask is None and input_ids.shape[0] == 1:
+        inputs |= packed_attention_kwargs(position_ids)  # once, not once per attention layer
     body, head, reason = (
         (None, None, "chunk_size=None") if chunk_size is None else split_model(model)
     )

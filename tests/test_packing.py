@@ -140,6 +140,27 @@ def test_packed_gives_the_padded_loss_and_gradients(tokenizer, attention):
         torch.testing.assert_close(grads_b[key], grads_a[key], rtol=1e-9, atol=1e-12, msg=key)
 
 
+def test_context_boundaries_are_computed_once_per_forward(tokenizer, monkeypatch):
+    """label_logprobs hands the boundaries to every layer (flash-attention varlen kwargs), so the
+    attention never derives them itself: on CUDA each derivation is a device-to-host sync."""
+    import cutkit.attention
+
+    examples, _ = build_examples(mixed_records(), tokenizer, "chat")
+    packed = CUTCollator(tokenizer.pad_token_id, packing=True)(examples)
+    model = tiny_model(seed=0)
+    assert model.config.num_hidden_layers > 1
+    use_varlen_attention(model)
+    calls = []
+    derive = cutkit.attention.context_boundaries
+    monkeypatch.setattr(
+        cutkit.attention, "context_boundaries", lambda ids: calls.append(1) or derive(ids)
+    )
+    args = (packed["input_ids"], None, packed["labels"])
+    with torch.no_grad():
+        label_logprobs_packed(model, *args, position_ids=packed["position_ids"])
+    assert len(calls) == 1
+
+
 def test_varlen_attention_is_plain_sdpa_outside_packed_batches(tokenizer):
     """A model switched to cutkit_varlen still scores padded batches and generates as with sdpa."""
     examples, _ = build_examples(mixed_records(), tokenizer, "chat")
