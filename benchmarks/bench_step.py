@@ -212,26 +212,22 @@ def trainer_steps(variant: str, model, examples, args, workdir: str):
         import datasets
         from trl import SFTConfig, SFTTrainer
 
-        rows = [
-            {"input_ids": p + r, "completion_mask": [0] * len(p) + [1] * len(r)}
-            for p, r in context_rows(examples[:8])
-        ]
-        config = SFTConfig(
-            **common, max_length=None, completion_only_loss=True, dataset_num_proc=None
-        )
-        trainer = SFTTrainer(
+        def features(micro):
+            # what TRL's preparation makes of prompt-completion rows: labels, -100 on the prompt
+            return [
+                {"input_ids": p + r, "labels": [-100] * len(p) + r} for p, r in context_rows(micro)
+            ]
+
+        config = SFTConfig(**common, max_length=None, dataset_num_proc=None)
+        trainer = SFTTrainer(  # the dataset only has to exist: steps get make_batch's batches
             model,
             args=config,
-            train_dataset=datasets.Dataset.from_list(rows),
+            train_dataset=datasets.Dataset.from_list(features(examples[:8])),
             processing_class=args.tok,
         )
 
         def make_batch(micro):
-            # what TRL's dataset preparation makes of a completion_mask: labels, -100 on prompts
-            features = [
-                {"input_ids": p + r, "labels": [-100] * len(p) + r} for p, r in context_rows(micro)
-            ]
-            return trainer._prepare_inputs(trainer.data_collator(features))
+            return trainer._prepare_inputs(trainer.data_collator(features(micro)))
 
     trainer.current_gradient_accumulation_steps = 1  # what Trainer.train sets before a step
 
