@@ -26,37 +26,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cutkit.batching import pad_contexts
+
 IGNORE_INDEX = -100
 
 
 def released_collate(examples: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Tensor]:
     """CUT examples -> the released code's doubled batch: input_ids, attention_mask, labels (2R, T)
     right-padded, and ``negative`` (R,) bool. Positives get an all-pad dummy plain row."""
-    rows: list[tuple[list[int], list[int]] | None] = []
-    for ex in examples:
-        first = ex["judged_prompt_ids"] if ex["negative"] else ex["plain_prompt_ids"]
-        rows.append((first, ex["response_ids"]))
-    for ex in examples:
-        rows.append((ex["plain_prompt_ids"], ex["response_ids"]) if ex["negative"] else None)
-    length = max(len(p) + len(r) for p, r in (row for row in rows if row is not None))
-    input_ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row is None:  # the dummy row: all padding, all ignored, but computed all the same
-            continue
-        prompt, response = row
-        n = len(prompt) + len(response)
-        input_ids[i, :n] = torch.tensor([*prompt, *response])
-        attention_mask[i, :n] = 1
-        labels[i, len(prompt) : n] = torch.tensor(response)
+    first = [
+        (ex["judged_prompt_ids"] if ex["negative"] else ex["plain_prompt_ids"], ex["response_ids"])
+        for ex in examples
+    ]
+    # the dummy row is an empty context: all padding, all ignored, but computed all the same
+    plain = [
+        (ex["plain_prompt_ids"], ex["response_ids"]) if ex["negative"] else ([], [])
+        for ex in examples
+    ]
+    batch = pad_contexts(first + plain, pad_token_id)
     negative = torch.tensor([bool(ex["negative"]) for ex in examples])
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "labels": labels,
-        "negative": negative,
-    }
+    return {**batch, "negative": negative}
 
 
 def released_loss(
