@@ -22,6 +22,14 @@ given these attends within each context only (transformers turns restarting posi
 block-diagonal mask, or variable-length flash attention: :mod:`cutkit.attention`); "row r" then
 means "context r". Scores, loss and gradients equal the padded layout's.
 
+Each example also carries ``error_token_flags``: for a negative record with gold ``error_spans``,
+one bool per response id (the token overlaps a criticised character span; EOS never does), else
+None. The collator stacks them as ``error_token_flags`` (B, L), left-aligned like the response
+log-probs, when any example has them: the oracle detector (``CUTConfig(detector="spans")``) trains
+on these flags instead of the model's judged/plain ratio. A record whose ``meta["truncated"]`` is
+true (an answer cut off at the generation limit, kept by the online loop) is built without the EOS
+the model never produced.
+
 Two optional example fields serve the baselines of :mod:`cutkit.objectives`: a negative example
 whose ``plain_prompt_ids`` is None gets no plain row (its ``plain_row`` is its own row: objectives
 without the Misalign term, e.g. Hindsight, never read it), and ``response_labels`` (same length as
@@ -67,6 +75,7 @@ class BuildReport:
     objective: str = "cut"  # the objective the examples were built for (cutkit.objectives)
     n_negative_dropped: int = 0  # negatives an objective does not train on ("sft")
     n_refined: int = 0  # negatives replaced by their refinement ("ilf")
+    n_without_eos: int = 0  # records marked truncated: built without EOS
 
     def __str__(self) -> str:
         text = (
@@ -75,6 +84,8 @@ class BuildReport:
             f"downsampling); prompts truncated: {self.n_prompt_truncated}, responses truncated: "
             f"{self.n_response_truncated}"
         )
+        if self.n_without_eos:
+            text += f"; {self.n_without_eos} cut-off responses built without EOS"
         if self.objective != "cut":
             text += f"; objective {self.objective!r}"
             if self.n_negative_dropped:
@@ -127,7 +138,8 @@ def build_examples(
 
     Returns:
         ``(examples, report)``; each example is a dict with ``id``, ``negative``, ``response_ids``,
-        ``plain_prompt_ids`` and ``judged_prompt_ids`` (None for positives).
+        ``plain_prompt_ids``, ``judged_prompt_ids`` (None for positives) and
+        ``error_token_flags`` (module docstring).
     """
     template = get_template(template, tokenizer)
     response_budget = max_response_length or max_length // 2
@@ -148,6 +160,16 @@ def build_examples(
                 fix="load the data with cutkit.load_records(..., lenient=True)",
             )
         response_ids = template.response_ids(tokenizer, record.response)
+        if record.meta.get("truncated"):
+            response_ids = response_ids[:-1]  # the model never produced this EOS
+            report.n_without_eos += 1
+            if not response_ids:
+                raise RecordError(
+                    "an empty cut-off response has no token to train on",
+                    index=index,
+                    field="response",
+                    fix="drop the record",
+                )
         if len(response_ids) > response_budget:
             response_ids = response_ids[:response_budget]
             report.n_response_truncated += 1
@@ -169,12 +191,49 @@ def build_examples(
                 "response_ids": response_ids,
                 "plain_prompt_ids": plain,
                 "judged_prompt_ids": judged,
+                "error_token_flags": error_token_flags(tokenizer, record, len(response_ids)),
             }
         )
         report.n_negative += record.is_negative
         report.n_positive += record.is_positive
     report.n_examples = len(examples)
     return examples, report
+
+
+def response_char_spans(tokenizer, response: str, n_tokens: int) -> list[tuple[int, int]]:
+    """Character span (start, end) in ``response`` of each of its first ``n_tokens`` tokens, as
+    :meth:`PromptTemplate.response_ids` tokenizes it; the trailing EOS gets (len, len)."""
+    encoded = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+    spans = [tuple(span) for span in encoded["offset_mapping"]]
+    spans.append((len(response), len(response)))  # EOS
+    return spans[:n_tokens]
+
+
+def overlaps_span(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Does the token at characters [start, end) overlap one of ``spans``? (A zero-width token
+    counts as the character at ``start``: EOS, at the end of the response, overlaps nothing.)"""
+    return any(
+        start < span_end and span_start < max(end, start + 1) for span_start, span_end in spans
+    )
+
+
+def error_token_flags(tokenizer, record: JudgmentRecord, n_tokens: int) -> list[bool] | None:
+    """One bool per response token: inside the record's gold ``error_spans``; None for a positive
+    record or one without spans."""
+    if record.is_positive or not record.error_spans:
+        return None
+    spans = response_char_spans(tokenizer, record.response, n_tokens)
+    return [overlaps_span(start, end, record.error_spans) for start, end in spans]
+
+
+def stack_flags(flags: Sequence[list[bool] | None]) -> torch.Tensor:
+    """(B, L) bool, each example's flags left-aligned, False where an example has none."""
+    width = max((len(f) for f in flags if f is not None), default=0)
+    out = torch.zeros((len(flags), width), dtype=torch.bool)
+    for row, f in enumerate(flags):
+        if f:
+            out[row, : len(f)] = torch.tensor(f)
+    return out
 
 
 @dataclass
@@ -219,7 +278,11 @@ class CUTCollator:
             batch = pack_contexts(contexts)
         else:
             batch = pad_contexts(contexts, self.pad_token_id, self.pad_to_multiple_of)
-        return {**batch, "negative": negative, "plain_row": plain_row}
+        batch = {**batch, "negative": negative, "plain_row": plain_row}
+        flags = [ex.get("error_token_flags") for ex in examples]
+        if any(f is not None for f in flags):
+            batch["error_token_flags"] = stack_flags(flags)
+        return batch
 
 
 def context_length(example: dict[str, Any]) -> int:

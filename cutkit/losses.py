@@ -18,6 +18,18 @@ Normalisations (``normalization=``):
   the Misalign per-token loss; loss = sum of (L1 + L2) / number of examples.
 - ``"token"``: sum of every per-token term / number of response tokens.
 
+Two research levers change what the Misalign term does (docs/method.md, "Levers"):
+``unflagged="ignore"`` gives the unflagged tokens of a bad response no plain-prompt loss (the
+paper, ``"mle"``, trains them with likelihood); detection from the record's own gold spans instead
+of the model's ratio is the caller's choice of ``flagged=`` (:class:`cutkit.trainer.CUTConfig`'s
+``detector="spans"``). An ignored token contributes 0 but still counts in the denominators, so the
+loss scale never depends on what was flagged.
+
+The statistics report the *push balance* of the Misalign term: ``push_down`` = sum over flagged
+tokens of w p/(1 - p) (the weight on log p of the unlikelihood gradient, p = p(y_t | x)) and
+``push_up`` = the number of unflagged tokens trained with likelihood (weight 1 each). When
+push_down < push_up, the plain-prompt term raises the bad response on balance.
+
 ``"paper"`` and ``"token"`` are GA/DDP-invariant when the trainer passes ``num_items`` = the
 :func:`count_items` total of the whole accumulation step (all ranks): the micro-batch losses then
 sum to the loss of the full batch. Without ``num_items`` each divides by its own micro-batch count.
@@ -38,6 +50,8 @@ import torch
 from torch import Tensor
 
 NORMALIZATIONS = ("official", "paper", "token")
+UNFLAGGED = ("mle", "ignore")
+"""What the Misalign term does with an unflagged token: likelihood (the paper) or nothing."""
 _LN2 = math.log(2.0)
 
 
@@ -94,7 +108,9 @@ class CUTLossOutput:
 
         Keys: loss/mle, loss/ul, num_tokens (response tokens), and when the batch has negative
         tokens ul/flagged_frac, ul/logratio_mean, logps/judged, logps/plain (means over negative
-        response tokens), and with positive tokens logps/positive. "loss" itself is left to the
+        response tokens), ul/push_down and ul/push_up (push masses per negative token, module
+        doc) and ul/push_ratio (push_down / push_up, when push_up > 0), and with positive tokens
+        logps/positive. "loss" itself is left to the
         trainer, which logs it already.
         """
         s = {k: float(v) for k, v in self.stats.items()}
@@ -108,6 +124,11 @@ class CUTLossOutput:
             out["ul/logratio_mean"] = (s["judged_sum"] - s["plain_sum"]) / s["neg_tokens"]
             out["logps/judged"] = s["judged_sum"] / s["neg_tokens"]
             out["logps/plain"] = s["plain_sum"] / s["neg_tokens"]
+            if "push_down" in s:
+                out["ul/push_down"] = s["push_down"] / s["neg_tokens"]
+                out["ul/push_up"] = s["push_up"] / s["neg_tokens"]
+                if s["push_up"] > 0:
+                    out["ul/push_ratio"] = s["push_down"] / s["push_up"]
         if s["pos_tokens"] > 0:
             out["logps/positive"] = s["pos_sum"] / s["pos_tokens"]
         return out
@@ -164,6 +185,7 @@ def cut_loss(
     align_n: bool = True,
     misalign: bool = True,
     detect: bool = True,
+    unflagged: str = "mle",
     num_items: Tensor | float | None = None,
     flagged: Tensor | None = None,
 ) -> CUTLossOutput:
@@ -178,6 +200,8 @@ def cut_loss(
         gamma: dynamic weight w_t = alpha * p_judged^gamma (detached); 0 = constant alpha.
         normalization: "official" | "paper" | "token" (module doc).
         align_p, align_n, misalign, detect: ablation switches (module doc).
+        unflagged: "mle" (the paper: likelihood on unflagged Misalign tokens) or "ignore" (no
+            loss on them; they still count in the denominators).
         num_items: denominator override for "paper" (examples) / "token" (tokens), e.g. the
             :func:`count_items` total of a gradient-accumulation step.
         flagged: (B, L) bool detection computed elsewhere (e.g. by a dropout-free forward pass);
@@ -189,6 +213,8 @@ def cut_loss(
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if unflagged not in UNFLAGGED:
+        raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {unflagged!r}")
     if num_items is not None and normalization == "official":
         raise ValueError("num_items is not used by normalization='official' (per micro-batch)")
     if logp_judged.shape != logp_plain.shape or logp_judged.shape != mask.shape:
@@ -214,7 +240,9 @@ def cut_loss(
     else:
         flagged = flagged.bool() & neg
     weight = ul_weight * torch.exp(gamma * lj.detach()) if gamma != 0 else ul_weight
-    mis_tok = torch.where(flagged, -weight * log1mexp(lp), -lp)  # (B, L) Misalign per token
+    log1m_p = log1mexp(lp)  # (B, L) log(1 - p_plain)
+    kept = -lp if unflagged == "mle" else torch.zeros_like(lp)  # unflagged tokens
+    mis_tok = torch.where(flagged, -weight * log1m_p, kept)  # (B, L) Misalign per token
     nll = torch.where(like, -lj, 0.0)  # (B, L) first-context likelihood terms
     mis = torch.where(ul_tok, mis_tok, 0.0)  # (B, L)
 
@@ -243,4 +271,10 @@ def cut_loss(
         "plain_sum": lp.sum().detach(),
         "pos_sum": torch.where(pos, lj, 0.0).sum().detach(),
     }
+    if misalign:
+        down = ul_tok & flagged  # (B, L) tokens pushed down
+        odds = torch.exp(lp.detach() - log1m_p.detach())  # p / (1 - p)
+        stats["push_down"] = torch.where(down, weight * odds, 0.0).sum().detach()
+        up = ul_tok & ~flagged if unflagged == "mle" else torch.zeros_like(ul_tok)
+        stats["push_up"] = up.sum()
     return CUTLossOutput(loss=mle + ul, mle=mle, ul=ul, flagged=flagged, stats=stats)

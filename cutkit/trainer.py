@@ -29,7 +29,14 @@ from cutkit import __version__
 from cutkit.attention import use_varlen_attention
 from cutkit.batching import BuildReport, CUTCollator, context_length
 from cutkit.logprobs import label_logprobs_packed, response_token_mask
-from cutkit.losses import NORMALIZATIONS, CUTLossOutput, count_items, cut_loss, detect_flagged
+from cutkit.losses import (
+    NORMALIZATIONS,
+    UNFLAGGED,
+    CUTLossOutput,
+    count_items,
+    cut_loss,
+    detect_flagged,
+)
 from cutkit.objectives import (
     OBJECTIVES,
     build_objective_examples,
@@ -37,9 +44,12 @@ from cutkit.objectives import (
     objective_switches,
     unused_metrics,
 )
-from cutkit.records import JudgmentRecord
+from cutkit.records import JudgmentRecord, RecordError
 
 RUN_FILE = "cutkit_run.json"
+DETECTORS = ("model", "spans")
+"""Where the flagged tokens come from: the model's judged/plain ratio (the paper) or the records'
+gold ``error_spans`` (oracle detection)."""
 
 
 @dataclass
@@ -125,6 +135,22 @@ class CUTConfig(TrainingArguments):
             "help": "Ablation switch: False puts unlikelihood on every token of a bad response (no detection)."
         },
     )
+    detector: str = field(
+        default="model",
+        metadata={
+            "help": "Which tokens get unlikelihood: 'model' (the paper: p(y_t | x, j) > lambda * "
+            "p(y_t | x)) or 'spans' (oracle: the tokens inside each negative record's gold "
+            "error_spans; every negative record must have spans)."
+        },
+    )
+    unflagged: str = field(
+        default="mle",
+        metadata={
+            "help": "Unflagged tokens of a bad response under the plain prompt: 'mle' (the "
+            "paper: likelihood) or 'ignore' (no loss). 'mle' teaches the rest of the bad "
+            "response back; see docs/method.md."
+        },
+    )
     detection_dropout: bool = field(
         default=True,
         metadata={
@@ -184,6 +210,10 @@ class CUTConfig(TrainingArguments):
             )
         if self.threshold < 1:
             raise ValueError(f"threshold (lambda) must be >= 1, got {self.threshold}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.unflagged not in UNFLAGGED:
+            raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {self.unflagged!r}")
         super().__post_init__()
 
     def loss_settings(self) -> dict:
@@ -198,8 +228,15 @@ class CUTConfig(TrainingArguments):
             align_n=self.align_n,
             misalign=self.misalign,
             detect=self.detect,
+            unflagged=self.unflagged,
         )
         return objective_switches(self.objective, settings)
+
+    def uses_span_detector(self) -> bool:
+        """True when training flags tokens from gold spans (the objective has a detecting
+        Misalign term and ``detector='spans'``)."""
+        s = self.loss_settings()
+        return self.detector == "spans" and s["misalign"] and s["detect"]
 
 
 class CUTTrainer(Trainer):
@@ -271,6 +308,16 @@ class CUTTrainer(Trainer):
             seed=args.seed,
         )
         self.build_reports[split] = report
+        if args.uses_span_detector():
+            for index, example in enumerate(examples):
+                if example["negative"] and example.get("error_token_flags") is None:
+                    raise RecordError(
+                        f"detector='spans' needs gold error spans, and negative record "
+                        f"{example['id']!r} has none",
+                        index=index,
+                        field="error_spans",
+                        fix="add the criticised character spans, or use detector='model'",
+                    )
         return examples
 
     # ------------------------------------------------------------------ batching
@@ -330,7 +377,9 @@ class CUTTrainer(Trainer):
         settings = self.args.loss_settings()
         flagged = None
         detects = settings["misalign"] and settings["detect"]
-        if (
+        if detects and self.args.detector == "spans":
+            flagged = _align(inputs["error_token_flags"], mask[:n])
+        elif (
             detects
             and model.training
             and not self.args.detection_dropout
@@ -435,3 +484,11 @@ class CUTTrainer(Trainer):
         self._last_eval_metrics = {}
         metrics = super().evaluate(*args, **kwargs)
         return {**metrics, **self._last_eval_metrics}
+
+
+def _align(flags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L') left-aligned flags cut or padded with False to ``mask``'s (B, L), on its device."""
+    out = torch.zeros_like(mask, dtype=torch.bool)
+    width = min(flags.shape[1], mask.shape[1])
+    out[:, :width] = flags[:, :width].to(mask.device)
+    return out & mask

@@ -153,3 +153,28 @@ def test_collator_pads_to_a_multiple(tokenizer):
     batch = CUTCollator(tokenizer.pad_token_id, pad_to_multiple_of=16)(examples)
     assert batch["input_ids"].shape[1] % 16 == 0
     assert batch["labels"].dtype == torch.long and batch["attention_mask"].dtype == torch.long
+
+
+def test_a_truncated_record_is_built_without_eos(tokenizer):
+    finished = JudgmentRecord("a", "Describe bees.", "Bees make honey", "Too long.")
+    cut_off = JudgmentRecord("b", "Describe bees.", "Bees make honey", "Too long.",
+                             meta={"truncated": True})  # fmt: skip
+    examples, report = build_examples([finished, cut_off], tokenizer)
+    assert examples[0]["response_ids"][-1] == tokenizer.eos_token_id
+    assert examples[1]["response_ids"] == examples[0]["response_ids"][:-1]
+    assert report.n_without_eos == 1 and "without EOS" in str(report)
+
+
+def test_error_token_flags_follow_the_gold_spans(tokenizer):
+    record = JudgmentRecord("a", "Be brief.", "Short. Then far too long", "Too long.",
+                            error_spans=[(7, 24)])  # fmt: skip
+    examples, _ = build_examples([record, JudgmentRecord("p", "Hi.", "Hello")], tokenizer)
+    flags = examples[0]["error_token_flags"]
+    ids = examples[0]["response_ids"]
+    assert len(flags) == len(ids) and flags[-1] is False  # EOS is never inside a span
+    texts = [tokenizer.decode([i]) for i, f in zip(ids, flags, strict=True) if f]
+    assert "".join(texts).strip() == "Then far too long"
+    assert examples[1]["error_token_flags"] is None
+    batch = CUTCollator(tokenizer.pad_token_id)(examples)
+    assert batch["error_token_flags"].shape == (2, len(ids))
+    assert batch["error_token_flags"][0].tolist() == flags and not batch["error_token_flags"][1].any()

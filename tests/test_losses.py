@@ -313,3 +313,59 @@ def test_precomputed_flags_replace_detection_on_negative_tokens_only():
     same_flags = cut_loss(lj, lp, mask, negative, flagged=detected.flagged)
     assert torch.equal(same_flags.loss, detected.loss)
     assert cut_loss(lj, lp, mask, negative, detect=False, flagged=given).flagged.sum() == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# research levers: unflagged tokens, push balance
+
+
+def _lever_inputs():
+    torch.manual_seed(3)
+    lj = torch.log_softmax(torch.randn(3, 6, 5, dtype=torch.float64), -1)[..., 0]
+    lp = torch.log_softmax(torch.randn(3, 6, 5, dtype=torch.float64), -1)[..., 0]
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[2, 4:] = False
+    negative = torch.tensor([True, False, True])
+    flagged = torch.zeros(3, 6, dtype=torch.bool)
+    flagged[0, 1] = flagged[2, 0] = flagged[2, 3] = True
+    return lj, lp.requires_grad_(), mask, negative, flagged
+
+
+@pytest.mark.parametrize("normalization", ["official", "paper", "token"])
+def test_unflagged_ignore_gives_unflagged_tokens_no_plain_prompt_gradient(normalization):
+    lj, lp, mask, negative, flagged = _lever_inputs()
+    out = cut_loss(lj, lp, mask, negative, flagged=flagged, unflagged="ignore",
+                   normalization=normalization)  # fmt: skip
+    out.loss.backward()
+    grad = lp.grad
+    neg_tokens = mask & negative[:, None]
+    assert torch.all(grad[neg_tokens & ~flagged] == 0)
+    assert torch.all(grad[flagged] > 0)  # unlikelihood raises the loss with log p: pushes down
+    # the paper's "mle" trains the same tokens up, and the flagged terms are identical
+    lp2 = lp.detach().clone().requires_grad_()
+    paper = cut_loss(lj, lp2, mask, negative, flagged=flagged, normalization=normalization)
+    paper.loss.backward()
+    assert torch.all(lp2.grad[neg_tokens & ~flagged] < 0)
+    torch.testing.assert_close(lp2.grad[flagged], grad[flagged])
+    assert out.mle.item() == pytest.approx(paper.mle.item())
+
+
+def test_push_balance_statistics():
+    lj, lp, mask, negative, flagged = _lever_inputs()
+    out = cut_loss(lj, lp, mask, negative, flagged=flagged, ul_weight=0.5)
+    p = lp.detach().exp()
+    expected_down = float((0.5 * p / (1 - p))[flagged].sum())
+    neg_tokens = mask & negative[:, None]
+    metrics = out.metrics()
+    n_neg = int(neg_tokens.sum())
+    assert metrics["ul/push_down"] == pytest.approx(expected_down / n_neg)
+    assert metrics["ul/push_up"] == pytest.approx(int((neg_tokens & ~flagged).sum()) / n_neg)
+    assert metrics["ul/push_ratio"] == pytest.approx(
+        expected_down / int((neg_tokens & ~flagged).sum())
+    )
+    ignored = cut_loss(lj, lp, mask, negative, flagged=flagged, unflagged="ignore").metrics()
+    assert ignored["ul/push_up"] == 0 and "ul/push_ratio" not in ignored
+    hindsight = cut_loss(lj, lp, mask, negative, misalign=False).metrics()
+    assert "ul/push_down" not in hindsight
+    with pytest.raises(ValueError, match="unflagged"):
+        cut_loss(lj, lp, mask, negative, unflagged="drop")

@@ -280,3 +280,56 @@ def test_detection_without_dropout_uses_an_eval_mode_pass(tokenizer, tmp_path):
         assert torch.equal(trainer.cut_loss_output(model, batch).flagged, expected)
     assert model.training
     assert expected.any() and not expected.all()
+
+
+def span_records() -> list[JudgmentRecord]:
+    """Too-long answers whose excess is the gold error span, plus one positive."""
+    answers = ["Waves and salt water everywhere you look.", "Bees make honey in a busy hive."]
+    records = []
+    for i, answer in enumerate(answers):
+        cut = len(" ".join(answer.split()[:3]))
+        records.append(
+            JudgmentRecord(f"n{i}", "Describe it in at most 3 words.", answer,
+                           f'Too long: everything from "{answer[cut + 1:]}" is over the limit.',
+                           error_spans=[(cut + 1, len(answer))])  # fmt: skip
+        )
+    return [*records, JudgmentRecord("p", "Say hi.", "Hi there!")]
+
+
+def test_span_detector_flags_exactly_the_gold_error_tokens(tokenizer, tmp_path):
+    from cutkit.batching import response_char_spans
+
+    records = span_records()
+    trainer = make_trainer(records, tokenizer, tmp_path, detector="spans", threshold=50.0)
+    batch = trainer.data_collator(trainer.train_dataset)
+    flagged = trainer.cut_loss_output(trainer.model, batch).flagged
+    for row, record in enumerate(records[:2]):
+        ids = tokenizer(record.response, add_special_tokens=False)["input_ids"]
+        spans = response_char_spans(tokenizer, record.response, len(ids) + 1)
+        start = record.error_spans[0][0]
+        expected = [s < len(record.response) and e > start for s, e in spans]  # EOS: False
+        assert flagged[row, : len(expected)].tolist() == expected
+        assert not flagged[row, len(expected) :].any()
+    assert not flagged[2].any()  # the positive row
+    # the model's own detection at lambda 50 flags nothing on the same batch
+    model_trainer = make_trainer(records, tokenizer, tmp_path, threshold=50.0)
+    assert not model_trainer.cut_loss_output(model_trainer.model, batch).flagged.any()
+
+
+def test_span_detector_refuses_negatives_without_spans_before_training(tokenizer, tmp_path):
+    from cutkit.records import RecordError
+
+    with pytest.raises(RecordError, match="error_spans"):
+        make_trainer(arithmetic_records(2), tokenizer, tmp_path, detector="spans")
+    with pytest.raises(ValueError, match="detector"):
+        CUTConfig(output_dir="x", detector="oracle")
+    with pytest.raises(ValueError, match="unflagged"):
+        CUTConfig(output_dir="x", unflagged="drop")
+
+
+def test_trainer_logs_the_push_balance(tokenizer, tmp_path):
+    trainer = make_trainer(span_records(), tokenizer, tmp_path, max_steps=2, unflagged="ignore",
+                           per_device_train_batch_size=3, detector="spans")  # fmt: skip
+    trainer.train()
+    first = next(h for h in trainer.state.log_history if "loss" in h)
+    assert first["ul/push_down"] > 0 and first["ul/push_up"] == 0
