@@ -13,6 +13,13 @@
   tokens inside / outside their gold error spans (CUT should lower the first, not the second);
 - ``detect_precision`` / ``detect_recall`` / ``detect_f1``: flagged tokens against the records'
   gold ``error_spans`` (token level);
+- ``detect_auc``: ROC AUC of the log ratio for the gold error tokens (0.5: the judgment ranks them
+  no better than chance; independent of ``threshold``) and ``detect_base_rate``: the share of the
+  bad responses' tokens inside gold spans (the precision of flagging at random), both from
+  :func:`cutkit.inspection.detection_quality`;
+- ``push_ratio``: push-down / push-up mass of CUT's plain-prompt term on the bad responses at
+  ``threshold`` (alpha = 1, likelihood on unflagged tokens; :func:`cutkit.inspection.push_balance`):
+  below 1, that term raises the bad responses on balance;
 - ``gen_accuracy`` (with ``n_checkable``): for records whose ``meta["answer"]`` holds a checkable
   final answer (the bundled arithmetic, unit and fact records), the share of greedy answers to the
   instruction that state it (:func:`answer_correct`).
@@ -28,7 +35,7 @@ import pandas as pd
 
 from cutkit.batching import build_examples
 from cutkit.generation import generate_responses
-from cutkit.inspection import score_tokens
+from cutkit.inspection import detection_quality, push_balance, score_tokens
 from cutkit.records import JudgmentRecord
 from cutkit.scoring import score_examples
 from cutkit.templates import PromptTemplate
@@ -198,6 +205,10 @@ def evaluate(
         )
         result["flagged_frac"] = float(tokens["flagged"].mean())
         result |= detection_scores(tokens)
+        overall = detection_quality(tokens, threshold).iloc[0]
+        result["detect_auc"] = float(overall["auc"])
+        result["detect_base_rate"] = float(overall["base_rate"])
+        result["push_ratio"] = push_balance(tokens, threshold)["push_ratio"]
         gold = tokens[tokens["in_error_span"].notna()]
         in_span = gold["in_error_span"].astype(bool)
         if in_span.any():

@@ -202,8 +202,39 @@ def summary_html(record_id: str, tokens: pd.DataFrame, threshold: float) -> str:
     )
     n_gold = sum(in_gold(value) for value in tokens["in_error_span"])
     if tokens["in_error_span"].notna().any():
-        line += f" · {n_gold} in gold error spans"
+        line += f" · {n_gold} in gold error spans" + detection_html(tokens, threshold)
     return f'<div class="ck-tv-head">{line}</div>'
+
+
+AUC_TOOLTIP = (
+    "AUC of the log ratio for the gold error tokens: the chance that a token inside a gold span "
+    "has a higher log p_judged - log p_plain than a token outside (ties count half). 0.5: the "
+    "judgment ranks the errors no better than chance; 1: every error token above every other. "
+    "It does not depend on lambda (precision and recall do)."
+)
+
+
+def detection_html(tokens: pd.DataFrame, threshold: float, *, details: bool = False) -> str:
+    """`` · base rate … · AUC …`` of :func:`cutkit.inspection.detection_quality` over the tokens of
+    negative records with gold spans ("" when there are none); ``details`` adds precision and
+    recall at ``threshold``."""
+    from cutkit.inspection import detection_quality  # inspection imports torch: only when drawn
+
+    quality = detection_quality(tokens, threshold).iloc[0]
+    if quality["n_tokens"] == 0:
+        return ""
+    auc = "n/a" if math.isnan(quality["auc"]) else f"{quality['auc']:.2f}"
+    text = (
+        f" · base rate {quality['base_rate']:.2f} · "
+        f'<span class="ck-tv-auc" title="{_attr(AUC_TOOLTIP)}">AUC {auc}</span>'
+    )
+    if details:
+        text += "".join(
+            f" · {name} {'n/a' if math.isnan(quality[name]) else format(quality[name], '.2f')}"
+            for name in ("precision", "recall")
+        )
+        text += f" at λ = {threshold:g}"
+    return text
 
 
 def legend_html(threshold: float, clip: float = 3.0) -> str:

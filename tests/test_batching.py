@@ -157,8 +157,9 @@ def test_collator_pads_to_a_multiple(tokenizer):
 
 def test_a_truncated_record_is_built_without_eos(tokenizer):
     finished = JudgmentRecord("a", "Describe bees.", "Bees make honey", "Too long.")
-    cut_off = JudgmentRecord("b", "Describe bees.", "Bees make honey", "Too long.",
-                             meta={"truncated": True})  # fmt: skip
+    cut_off = JudgmentRecord(
+        "b", "Describe bees.", "Bees make honey", "Too long.", meta={"truncated": True}
+    )
     examples, report = build_examples([finished, cut_off], tokenizer)
     assert examples[0]["response_ids"][-1] == tokenizer.eos_token_id
     assert examples[1]["response_ids"] == examples[0]["response_ids"][:-1]
@@ -166,8 +167,9 @@ def test_a_truncated_record_is_built_without_eos(tokenizer):
 
 
 def test_error_token_flags_follow_the_gold_spans(tokenizer):
-    record = JudgmentRecord("a", "Be brief.", "Short. Then far too long", "Too long.",
-                            error_spans=[(7, 24)])  # fmt: skip
+    record = JudgmentRecord(
+        "a", "Be brief.", "Short. Then far too long", "Too long.", error_spans=[(7, 24)]
+    )
     examples, _ = build_examples([record, JudgmentRecord("p", "Hi.", "Hello")], tokenizer)
     flags = examples[0]["error_token_flags"]
     ids = examples[0]["response_ids"]
@@ -177,4 +179,6 @@ def test_error_token_flags_follow_the_gold_spans(tokenizer):
     assert examples[1]["error_token_flags"] is None
     batch = CUTCollator(tokenizer.pad_token_id)(examples)
     assert batch["error_token_flags"].shape == (2, len(ids))
-    assert batch["error_token_flags"][0].tolist() == flags and not batch["error_token_flags"][1].any()
+    assert (
+        batch["error_token_flags"][0].tolist() == flags and not batch["error_token_flags"][1].any()
+    )

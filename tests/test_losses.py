@@ -35,9 +35,21 @@ def released_code_reference(lj, lp, mask, negative, threshold=1.1, alpha=1.0):
     return loss
 
 
-def switchable_reference(lj, lp, mask, negative, *, threshold=1.1, alpha=1.0, gamma=0.0,
-                         normalization="official", align_p=True, align_n=True, misalign=True,
-                         detect=True):  # fmt: skip
+def switchable_reference(
+    lj,
+    lp,
+    mask,
+    negative,
+    *,
+    threshold=1.1,
+    alpha=1.0,
+    gamma=0.0,
+    normalization="official",
+    align_p=True,
+    align_n=True,
+    misalign=True,
+    detect=True,
+):
     """Every option, written as loops over tokens with scalar torch ops (so it has gradients)."""
     rows = []  # per active row: (likelihood terms, misalign terms, number of response tokens)
     for b in range(mask.shape[0]):
@@ -101,8 +113,9 @@ def assert_same_value_and_grad(ours, ref, lj, lp):
 def test_official_equals_released_code(negative, threshold, alpha):
     lj, lp, mask, neg = random_batch(negative=negative)
     out = cut_loss(lj, lp, mask, neg, threshold=threshold, ul_weight=alpha)
-    ref = released_code_reference(lj.tolist(), lp.tolist(), mask.tolist(), neg.tolist(),
-                                  threshold, alpha)  # fmt: skip
+    ref = released_code_reference(
+        lj.tolist(), lp.tolist(), mask.tolist(), neg.tolist(), threshold, alpha
+    )
     assert out.loss.item() == pytest.approx(ref, rel=1e-12)
     torch.testing.assert_close(out.loss, out.mle + out.ul)
     assert out.flagged.any() or not neg.any()  # the batch exercises both branches
@@ -122,7 +135,9 @@ SETTINGS = [
 
 
 @pytest.mark.parametrize("normalization", ["official", "paper", "token"])
-@pytest.mark.parametrize("kw", SETTINGS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")  # fmt: skip
+@pytest.mark.parametrize(
+    "kw", SETTINGS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default"
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_option_equals_loop_reference(normalization, kw, seed):
     lj, lp, mask, neg = random_batch(seed=seed)
@@ -189,8 +204,11 @@ def test_detection_rejects_nonpositive_threshold():
 
 
 def test_log1mexp_values_and_finite_gradients():
-    x = torch.tensor([0.0, -1e-300, -1e-30, -1e-7, -0.5, -math.log(2), -1.0, -50.0, -math.inf],
-                     dtype=torch.float64, requires_grad=True)  # fmt: skip
+    x = torch.tensor(
+        [0.0, -1e-300, -1e-30, -1e-7, -0.5, -math.log(2), -1.0, -50.0, -math.inf],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
     y = log1mexp(x)
     exact = [math.log(-math.expm1(v)) if v < -1e-290 else None for v in x.tolist()]
     for got, want in zip(y.tolist(), exact, strict=True):
@@ -280,8 +298,10 @@ def test_ga_invariance_with_num_items(seed, normalization, split):
 def test_official_is_per_micro_batch():
     lj, lp, mask, neg = random_batch(negative=[True, False], B=2)
     full = cut_loss(lj, lp, mask, neg).loss
-    ga = (cut_loss(lj[:1], lp[:1], mask[:1], neg[:1]).loss
-          + cut_loss(lj[1:], lp[1:], mask[1:], neg[1:]).loss) / 2  # fmt: skip
+    ga = (
+        cut_loss(lj[:1], lp[:1], mask[:1], neg[:1]).loss
+        + cut_loss(lj[1:], lp[1:], mask[1:], neg[1:]).loss
+    ) / 2
     assert not torch.allclose(full, ga)  # documented: official is not GA-invariant
 
 
@@ -334,8 +354,9 @@ def _lever_inputs():
 @pytest.mark.parametrize("normalization", ["official", "paper", "token"])
 def test_unflagged_ignore_gives_unflagged_tokens_no_plain_prompt_gradient(normalization):
     lj, lp, mask, negative, flagged = _lever_inputs()
-    out = cut_loss(lj, lp, mask, negative, flagged=flagged, unflagged="ignore",
-                   normalization=normalization)  # fmt: skip
+    out = cut_loss(
+        lj, lp, mask, negative, flagged=flagged, unflagged="ignore", normalization=normalization
+    )
     out.loss.backward()
     grad = lp.grad
     neg_tokens = mask & negative[:, None]

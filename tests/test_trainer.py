@@ -289,9 +289,13 @@ def span_records() -> list[JudgmentRecord]:
     for i, answer in enumerate(answers):
         cut = len(" ".join(answer.split()[:3]))
         records.append(
-            JudgmentRecord(f"n{i}", "Describe it in at most 3 words.", answer,
-                           f'Too long: everything from "{answer[cut + 1:]}" is over the limit.',
-                           error_spans=[(cut + 1, len(answer))])  # fmt: skip
+            JudgmentRecord(
+                f"n{i}",
+                "Describe it in at most 3 words.",
+                answer,
+                f'Too long: everything from "{answer[cut + 1 :]}" is over the limit.',
+                error_spans=[(cut + 1, len(answer))],
+            )
         )
     return [*records, JudgmentRecord("p", "Say hi.", "Hi there!")]
 
@@ -328,8 +332,15 @@ def test_span_detector_refuses_negatives_without_spans_before_training(tokenizer
 
 
 def test_trainer_logs_the_push_balance(tokenizer, tmp_path):
-    trainer = make_trainer(span_records(), tokenizer, tmp_path, max_steps=2, unflagged="ignore",
-                           per_device_train_batch_size=3, detector="spans")  # fmt: skip
+    trainer = make_trainer(
+        span_records(),
+        tokenizer,
+        tmp_path,
+        max_steps=2,
+        unflagged="ignore",
+        per_device_train_batch_size=3,
+        detector="spans",
+    )
     trainer.train()
     first = next(h for h in trainer.state.log_history if "loss" in h)
     assert first["ul/push_down"] > 0 and first["ul/push_up"] == 0
