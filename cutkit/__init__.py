@@ -44,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     # inspection and evaluation
     "score_tokens": "cutkit.inspection",
     "detection_report": "cutkit.inspection",
+    "detection_quality": "cutkit.inspection",
+    "push_balance": "cutkit.inspection",
+    "record_groups": "cutkit.inspection",
     "write_report": "cutkit.inspection",
     "TokenView": "cutkit.tokenview",
     "evaluate": "cutkit.evaluation",
@@ -96,6 +99,7 @@ __all__ = [
     "compare",
     "cut_loss",
     "default_lora_config",
+    "detection_quality",
     "detection_report",
     "evaluate",
     "generate_responses",
@@ -107,6 +111,8 @@ __all__ = [
     "load_records",
     "load_tokenizer",
     "make_judge",
+    "push_balance",
+    "record_groups",
     "run_online",
     "score_tokens",
     "summarize",
@@ -137,7 +143,14 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.dpo import train_dpo
     from cutkit.evaluation import answer_correct, evaluate
     from cutkit.generation import generate_responses
-    from cutkit.inspection import detection_report, score_tokens, write_report
+    from cutkit.inspection import (
+        detection_quality,
+        detection_report,
+        push_balance,
+        record_groups,
+        score_tokens,
+        write_report,
+    )
     from cutkit.judges import (
         JudgeFailure,
         Judgment,

@@ -12,6 +12,15 @@ The budget is counted in optimizer steps, not epochs: objectives build different
 from the same records (``sft`` drops the negatives, CUT adds a plain row per negative), so equal
 steps of equal record batches is the comparison the paper makes (same data, same schedule).
 
+An *arm* is an objective with optional CUTConfig settings, written ``objective:key=value,...``
+(:func:`parse_arm`): ``"cut:unflagged=ignore,align_n=false"`` trains CUT with two of the research
+levers of docs/method.md §6. The arm's spec is its name in every table.
+
+Every summary states n (held-out pairs / records per run), the seeds, and a 95% interval over the
+seeds (Student t); a difference to the base model inside the interval is marked a tie.
+
+>>> parse_arm("cut:unflagged=ignore,align_n=false")
+('cut', {'unflagged': 'ignore', 'align_n': False})
 >>> # frame = compare(["sft", "hindsight", "cut"], train, test, seeds=[0, 1], steps=20)
 >>> # summarize(frame)
 """
@@ -46,6 +55,48 @@ HEADLINE = [
     "gen_accuracy",
 ]
 """The figures :func:`summarize` reports by default (see :mod:`cutkit.evaluation`)."""
+
+
+def _value(text: str):
+    """``true``/``false`` -> bool, numbers -> int/float, ``none`` -> None, else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_arm(spec: str) -> tuple[str, dict]:
+    """``"objective[:key=value,...]"`` -> (objective, CUTConfig overrides); checks both, so a typo
+    fails before any training."""
+    from cutkit.trainer import CUTConfig
+
+    objective, _, rest = spec.partition(":")
+    if objective not in COMPARABLE:
+        raise ValueError(
+            f"unknown objective {objective!r} in arm {spec!r}; choose from {list(COMPARABLE)}"
+        )
+    overrides = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"arm {spec!r}: expected key=value, got {item!r}")
+        overrides[key.strip()] = _value(value)
+    known = {f.name for f in dataclasses.fields(CUTConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"arm {spec!r}: {unknown} are not CUTConfig fields")
+    if objective == "dpo" and set(overrides) - {"learning_rate"}:
+        raise ValueError(f"arm {spec!r}: DPO takes only learning_rate")
+    if objective != "dpo":  # validate the values the way CUTConfig will
+        CUTConfig(output_dir="unused", objective=objective, **overrides)
+    return objective, overrides
 
 
 @dataclass
@@ -101,8 +152,8 @@ def compare(
     """Train every objective from the same base model with every seed; evaluate each on ``test``.
 
     Args:
-        objectives: names from :data:`COMPARABLE` ("cut", "sft", "hindsight", "forward", "ilf",
-            "ul_all", "dpo").
+        objectives: arms: names from :data:`COMPARABLE` ("cut", "sft", "hindsight", "forward",
+            "ilf", "ul_all", "dpo"), optionally with settings (:func:`parse_arm`).
         train, test: judgment records (``ilf`` and ``dpo`` need refinements on the negatives).
         seeds: one run per objective and seed (the seed fixes the LoRA initialisation, the data
             order, dropout and the Align-P downsampling).
@@ -117,9 +168,7 @@ def compare(
         model, ``seed`` -1, ``steps`` 0).
     """
     settings = dataclasses.replace(settings or CompareSettings(), **overrides)
-    unknown = [name for name in objectives if name not in COMPARABLE]
-    if unknown:
-        raise ValueError(f"unknown objectives {unknown}; choose from {list(COMPARABLE)}")
+    arms = {spec: parse_arm(spec) for spec in objectives}
     out = Path(settings.output)
     out.mkdir(parents=True, exist_ok=True)
     runs = _previous_runs(out, settings) if resume else []
@@ -150,9 +199,12 @@ def compare(
                 continue
             model, tokenizer = load_model(settings.model)
             start = time.perf_counter()
+            name, overrides = arms[objective]
+            run_dir = Path(settings.output) / f"{objective.replace(':', '-')}-seed{seed}"
             model = train_objective(
-                objective, model, tokenizer, train, settings, seed=seed, steps=steps
-            )
+                name, model, tokenizer, train, settings, seed=seed, steps=steps,
+                run_dir=run_dir, **overrides,
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             record(
                 {"objective": objective, "seed": seed, "steps": steps, "train_seconds": seconds}
@@ -170,15 +222,22 @@ def train_objective(
     *,
     seed: int,
     steps: int,
+    run_dir: str | Path | None = None,
+    **config,
 ):
     """A fresh LoRA on ``model`` trained with ``objective`` for ``steps`` optimizer steps of
-    ``settings.batch_size`` records; returns the trained (PEFT) model."""
+    ``settings.batch_size`` records; returns the trained (PEFT) model.
+
+    ``run_dir`` is the trainer's output folder (default ``<settings.output>/<objective>-seed<seed>``);
+    further keyword arguments are :class:`~cutkit.trainer.CUTConfig` fields that override the
+    shared settings for this run (an arm's levers, e.g. ``unflagged="ignore"``, ``detector="spans"``,
+    ``learning_rate=3e-4``); DPO takes ``learning_rate`` only."""
     import torch
     from transformers import set_seed
 
     set_seed(seed)  # the LoRA A matrices are drawn at random
     model = apply_lora(model, {"r": settings.lora_r, "lora_alpha": settings.lora_r})
-    run_dir = Path(settings.output) / f"{objective}-seed{seed}"
+    run_dir = Path(run_dir or Path(settings.output) / f"{objective}-seed{seed}")
     shared = dict(
         output_dir=str(run_dir),
         max_steps=steps,
@@ -195,7 +254,11 @@ def train_objective(
         use_cpu=not torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
+    if "learning_rate" in config:
+        shared["learning_rate"] = config.pop("learning_rate")
     if objective == "dpo":
+        if config:
+            raise ValueError(f"DPO takes no CUT settings, got {sorted(config)}")
         from cutkit.dpo import train_dpo
 
         train_dpo(
@@ -210,15 +273,15 @@ def train_objective(
         return model
     from cutkit.trainer import CUTConfig, CUTTrainer
 
-    config = CUTConfig(
+    shared |= dict(
         objective=objective,
         template=settings.template,
         max_length=settings.max_length,
         threshold=settings.threshold,
         align_p_ratio=settings.align_p_ratio,
-        **shared,
     )
-    CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer).train()
+    args = CUTConfig(**{**shared, **config})
+    CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer).train()
     return model
 
 
@@ -244,22 +307,50 @@ def _previous_runs(out: Path, settings: CompareSettings) -> list[dict]:
         return []
 
 
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+"""Student t 97.5% quantiles for 1..10 degrees of freedom (1.96 beyond)."""
+
+
+def seed_interval(values: Sequence[float]) -> tuple[float, float]:
+    """95% interval of the mean over seeds (Student t; NaN with fewer than two values)."""
+    values = [v for v in values if not pd.isna(v)]
+    if len(values) < 2:
+        return (math.nan, math.nan)
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    t = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
+    half = t * sd / math.sqrt(len(values))
+    return (mean - half, mean + half)
+
+
 def summarize(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each figure, one row per objective (base first,
-    then in the order they appear), plus ``seeds`` and mean ``train_seconds``."""
+    """Per arm (base first, then in the order they appear): for each figure its mean, standard
+    deviation and 95% interval over seeds (``low``/``high``, :func:`seed_interval`), plus
+    ``seeds``, ``n`` (held-out pairs, else records, per run) and mean ``train_seconds``."""
     figures = [f for f in figures if f in frame.columns]
     order = list(dict.fromkeys(frame["objective"]))
     grouped = frame.groupby("objective", sort=False)
     table = grouped[figures].agg(["mean", "std"])
+    for figure in figures:
+        bounds = grouped[figure].apply(lambda v: seed_interval(list(v)))
+        table[(figure, "low")] = bounds.map(lambda b: b[0])
+        table[(figure, "high")] = bounds.map(lambda b: b[1])
+    table = table[[(f, stat) for f in figures for stat in ("mean", "std", "low", "high")]]
     table[("seeds", "")] = grouped["seed"].nunique()
+    size = "n_pairs" if "n_pairs" in frame.columns else "n_records"
+    if size in frame.columns:
+        table[("n", "")] = grouped[size].max()
     table[("train_seconds", "mean")] = grouped["train_seconds"].mean()
     return table.loc[order]
 
 
 def summary_markdown(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> str:
-    """:func:`summarize` as a Markdown table, each figure as ``mean ± std`` (3 decimals)."""
+    """:func:`summarize` as a Markdown table: each figure as ``mean [95% interval]`` over seeds
+    (3 decimals), ``(tie)`` where the base model's value lies inside the interval; a note under
+    the table states n and the seeds."""
     table = summarize(frame, figures)
     names = [f for f in figures if f in frame.columns]
+    base = table.loc["base"] if "base" in table.index else None
     lines = [
         "| objective | seeds | train s | " + " | ".join(names) + " |",
         "|---|---:|---:|" + "---:|" * len(names),
@@ -267,13 +358,26 @@ def summary_markdown(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> 
     for objective, row in table.iterrows():
         cells = []
         for name in names:
-            mean, std = row[(name, "mean")], row[(name, "std")]
-            cells.append(f"{mean:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}"))
+            mean, low, high = row[(name, "mean")], row[(name, "low")], row[(name, "high")]
+            cell = f"{mean:.3f}"
+            if not pd.isna(low):
+                cell += f" [{low:.3f}, {high:.3f}]"
+                reference = None if base is None else base[(name, "mean")]
+                if objective != "base" and reference is not None and low <= reference <= high:
+                    cell += " (tie)"
+            cells.append(cell)
         lines.append(
             f"| {objective} | {int(row[('seeds', '')])} | {row[('train_seconds', 'mean')]:.0f} | "
             + " | ".join(cells)
             + " |"
         )
+    seeds = sorted(int(s) for s in frame.loc[frame["objective"] != "base", "seed"].unique())
+    n = f"n = {int(table[('n', '')].max())} held-out pairs per run; " if ("n", "") in table else ""
+    lines.append("")
+    lines.append(
+        f"{n}seeds {seeds}; [low, high]: 95% interval of the mean over seeds (Student t); "
+        "(tie): the base model's value lies inside it."
+    )
     return "\n".join(lines)
 
 

@@ -269,9 +269,7 @@ def detection_quality(
     gold = _gold_mask(tokens)
     rows = [_quality_row("all", tokens[gold], threshold)]
     if groups:
-        names = np.array(
-            [groups.get(i) for i in tokens["record_id"].astype(str)], dtype=object
-        )
+        names = np.array([groups.get(i) for i in tokens["record_id"].astype(str)], dtype=object)
         judged = tokens["log_ratio"].notna().to_numpy(dtype=bool)
         for name in sorted({n for n in names[judged] if n is not None and n != "all"}):
             rows.append(_quality_row(name, tokens[gold & (names == name)], threshold))
@@ -304,7 +302,7 @@ def push_balance(
         raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {unflagged!r}")
     judged = tokens[tokens["log_ratio"].notna().to_numpy(dtype=bool)]
     flagged = flags_at(judged, threshold).to_numpy(dtype=bool)
-    logp = torch.as_tensor(judged["logp_plain"].to_numpy(dtype=float), dtype=torch.float64)
+    logp = torch.tensor(judged["logp_plain"].to_numpy(dtype=float), dtype=torch.float64)
     odds = torch.exp(logp - log1mexp(logp)).numpy()  # p / (1 - p), stable near p = 1
     weight = np.full(len(judged), float(ul_weight))
     if gamma != 0:

@@ -12,6 +12,11 @@ and judgment, then its response as coloured token spans.
   part of a character (byte-level BPE); special tokens such as EOS are boxed;
 - tooltip (``title``): the token, p_plain, p_judged and their ratio.
 
+Where records have gold error spans, each record's summary line adds the base rate (share of its
+tokens in gold spans) and the AUC of the log ratio for the gold tokens (0.5: chance; independent of
+lambda), and a line above the records gives them, with precision and recall at lambda, over all
+shown records (:func:`cutkit.inspection.detection_quality`).
+
 The HTML has no scripts, no external URLs and every text escaped; layout rules sit in one
 ``<style>`` block, the encodings above are inline styles (they survive JupyterLab's sanitizer in
 untrusted notebooks, which drops ``<style>``). Identical input gives byte-identical HTML (nbval).
@@ -188,7 +193,8 @@ def record_header_html(record: JudgmentRecord) -> str:
 
 
 def summary_html(record_id: str, tokens: pd.DataFrame, threshold: float) -> str:
-    """One line: record id, negative/positive badge, token, flagged and gold-span counts."""
+    """One line: record id, negative/positive badge, token, flagged and gold-span counts, and for
+    a negative record with gold spans its base rate and AUC (:func:`detection_html`)."""
     negative = bool(tokens["log_ratio"].notna().any())
     badge = (
         '<span class="ck-tv-badge ck-tv-neg">negative</span>'
@@ -338,10 +344,27 @@ class TokenView:
         )
         return f'<section class="ck-tv-record">{"".join(parts)}</section>'
 
+    def overall_html(self) -> str:
+        """Detection over all shown records (AUC, base rate, precision, recall), when two or more
+        of them are negative records with gold spans; "" otherwise."""
+        frames = [self._tokens[i] for i in self.record_ids if i in self._tokens]
+        if not frames:
+            return ""
+        tokens = pd.concat(frames, ignore_index=True)
+        gold = tokens[tokens["log_ratio"].notna() & tokens["in_error_span"].notna()]
+        n_records = gold["record_id"].nunique()
+        if n_records < 2:
+            return ""
+        return (
+            f'<div class="ck-tv-head">detection over the {n_records} shown records with gold '
+            f"spans ({len(gold)} tokens){detection_html(tokens, self.threshold, details=True)}</div>"
+        )
+
     def body_html(self) -> str:
-        """Legend and records without the style block."""
+        """Legend, overall detection line and records, without the style block."""
         legend = legend_html(self.threshold, self.clip) if self.show_legend else ""
-        return legend + "".join(self.record_html(i) for i in self.record_ids)
+        records = "".join(self.record_html(i) for i in self.record_ids)
+        return legend + self.overall_html() + records
 
     def to_html(self) -> str:
         """Self-contained HTML fragment (style block included)."""

@@ -8,6 +8,7 @@
     status line
     legend, instruction, judgment
     token view (model)  |  token view (compare model)       side by side when compare_model is set
+                  (each under a summary line: counts and, with gold spans, base rate and AUC)
     bar chart of log p_judged - log p_plain per token, dashed line at log λ, gold spans shaded
     table of the flagged tokens
 

@@ -119,7 +119,18 @@ def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path
         )
         == 0
     )
-    assert "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote" in printed
+    # detection quality against the gold spans, overall and per kind, then the push balance
+    assert "detection against the gold error spans" in printed and " auc " in printed
+    table = printed.split("flagged_frac at λ = 1.5):\n")[1].splitlines()
+    assert table[0].split() == [
+        "group", "n_records", "n_tokens", "base_rate", "auc", "precision", "recall", "f1",
+        "flagged_frac",
+    ]  # fmt: skip
+    assert [line.split()[0] for line in table[1:4]] == ["all", "arithmetic", "factual"]
+    assert "push balance of CUT's plain-prompt term at λ = 1.5, α = 1: push-down" in printed
+    assert "on the gold error tokens alone: push-down" in printed
     page = out.read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page.lower()
     assert page.count('class="ck-tv-record"') == 3

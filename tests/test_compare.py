@@ -99,8 +99,27 @@ def test_dpo_runs_through_trl_with_the_same_budget(settings):
 
 
 def test_unknown_objectives_are_refused_before_any_work(settings):
-    with pytest.raises(ValueError, match=r"unknown objectives \['ppo'\].*'dpo'"):
+    with pytest.raises(ValueError, match=r"unknown objective 'ppo'.*'dpo'"):
         compare(["cut", "ppo"], TRAIN, TEST, settings=settings)
+
+
+def test_arms_carry_cut_settings_and_typos_fail_before_training():
+    from cutkit.comparison import parse_arm
+
+    assert parse_arm("cut") == ("cut", {})
+    assert parse_arm("cut:detector=spans, unflagged=ignore,align_n=false,threshold=1.5") == (
+        "cut",
+        {"detector": "spans", "unflagged": "ignore", "align_n": False, "threshold": 1.5},
+    )
+    for bad, message in [
+        ("cot", "unknown objective"),
+        ("cut:unflaged=ignore", "not CUTConfig fields"),
+        ("cut:unflagged=drop", "unflagged"),
+        ("cut:align_n", "key=value"),
+        ("dpo:threshold=2", "DPO"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_arm(bad)
 
 
 def test_budget_defaults_to_epochs_over_the_training_records():
@@ -125,8 +144,11 @@ def test_summaries_give_mean_and_spread_per_objective(tmp_path):
     assert table.loc["cut", ("pref_accuracy", "std")] == pytest.approx(0.1414, abs=1e-4)
     assert table.loc["sft", ("seeds", "")] == 2
     assert table.loc["sft", ("train_seconds", "mean")] == 6.0
+    # 95% t interval over 2 seeds: 0.7 +- 12.706 * 0.1414 / sqrt(2)
+    assert table.loc["cut", ("pref_accuracy", "low")] == pytest.approx(0.7 - 1.2706, abs=1e-3)
     markdown = summary_markdown(frame)
-    assert "| cut | 2 | 11 | 0.700 ± 0.141 | 0.300 ± 0.000 |" in markdown
+    assert "| cut | 2 | 11 | 0.700 [-0.571, 1.971] (tie) | 0.300 [0.300, 0.300] |" in markdown
     assert "| base | 1 | 0 | 0.500 | 0.200 |" in markdown
+    assert "seeds [0, 1]" in markdown and "95% interval" in markdown
     out = save_comparison(frame, tmp_path / "saved")
     assert {p.name for p in out.iterdir()} == {"runs.csv", "summary.csv", "summary.md"}

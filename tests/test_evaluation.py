@@ -106,3 +106,19 @@ def test_evaluate_reports_preference_and_detection(tokenizer):
     assert inside.any() and (~inside).any()
     assert result["logp_error_tokens"] == pytest.approx(tokens.loc[inside, "logp_plain"].mean())
     assert result["logp_other_tokens"] == pytest.approx(tokens.loc[~inside, "logp_plain"].mean())
+
+
+def test_evaluate_reports_detection_auc_base_rate_and_push_ratio(tokenizer):
+    from cutkit.inspection import detection_quality, push_balance, rank_auc, score_tokens
+
+    model = tiny_model().double()
+    result = evaluate(model, tokenizer, RECORDS, threshold=1.2, generate=False)
+    tokens = score_tokens(model, tokenizer, RECORDS[:2], threshold=1.2)
+    gold = tokens["in_error_span"].astype(bool)
+    assert result["detect_base_rate"] == pytest.approx(gold.mean())
+    assert result["detect_auc"] == pytest.approx(rank_auc(tokens["log_ratio"], gold))
+    assert result["detect_auc"] == detection_quality(tokens).loc[0, "auc"]  # lambda-free
+    assert result["push_ratio"] == pytest.approx(push_balance(tokens, 1.2)["push_ratio"])
+    odds = np.exp(tokens["logp_plain"]) / -np.expm1(tokens["logp_plain"])
+    flagged = tokens["log_ratio"] > math.log(1.2)
+    assert result["push_ratio"] == pytest.approx(odds[flagged].sum() / (~flagged).sum())

@@ -27,3 +27,10 @@ def test_submodules_do_not_shadow_public_functions():
     assert not modules & set(cutkit.__all__), modules & set(cutkit.__all__)
     importlib.import_module("cutkit.comparison")
     assert callable(cutkit.compare) and cutkit.compare.__module__ == "cutkit.comparison"
+
+
+def test_mechanism_measures_are_public():
+    from cutkit import inspection
+
+    for name in ("detection_quality", "push_balance", "record_groups"):
+        assert name in cutkit.__all__ and getattr(cutkit, name) is getattr(inspection, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import math
 import re
 from html.parser import HTMLParser
@@ -13,6 +14,7 @@ import pytest
 from cutkit.inspection import score_tokens
 from cutkit.records import JudgmentRecord
 from cutkit.tokenview import (
+    AUC_TOOLTIP,
     FLAGGED_CSS,
     GOLD_CSS,
     NO_CONTEXT,
@@ -105,6 +107,7 @@ def make_scores(record_id: str, pieces, *, judged=True, gold=None) -> pd.DataFra
     )
 
 
+AUC_TITLE = html_lib.escape(AUC_TOOLTIP, quote=True)
 PIECES = [("The", 0.05), (" cat", 0.1), ("\n", 0.5), ("\tsat", 1.0), ("!", -1.0)]
 GOLD = [False, True, True, False, False]
 
@@ -233,3 +236,50 @@ def test_tooltip_function_matches_parsed_titles():
     scores = make_scores("r", PIECES, gold=GOLD)
     titles = [t["title"] for t in Page(TokenView(scores, threshold=1.2).to_html()).tokens]
     assert titles == [token_tooltip(row, 1.2) for row in scores.itertuples(index=False)]
+
+
+def detection_heads(html: str) -> list[str]:
+    return re.findall(r'<div class="ck-tv-head">(.*?)</div>', html)
+
+
+def test_summary_shows_base_rate_and_auc_only_with_gold_spans():
+    # PIECES log ratios 0.05, 0.1, 0.5, 1.0, -1.0; gold on " cat" and "\n": they beat "The" and
+    # "!" and lose to "\tsat": AUC 4/6, whatever lambda is; base rate 2/5
+    record = JudgmentRecord("r", "Write.", "".join(t for t, _ in PIECES), "Too short.")
+    with_spans = TokenView(make_scores("r", PIECES, gold=GOLD), [record], threshold=1.2).to_html()
+    (head,) = detection_heads(with_spans)
+    assert "2 in gold error spans · base rate 0.40 · " in head and ">AUC 0.67</span>" in head
+    strict = TokenView(make_scores("r", PIECES, gold=GOLD), [record], threshold=3.0).to_html()
+    assert ">AUC 0.67</span>" in strict  # the AUC does not depend on lambda
+    page = Page(with_spans)
+    assert page.tags <= ALLOWED_TAGS and page.attributes <= ALLOWED_ATTRIBUTES
+    assert 'title="AUC of the log ratio for the gold error tokens' in with_spans
+    without = TokenView(make_scores("r", PIECES), [record]).to_html()
+    assert "AUC" not in without and "base rate" not in without
+    positive = TokenView(make_scores("p", PIECES, judged=False, gold=GOLD)).to_html()
+    assert "AUC" not in positive  # no judged context: nothing to rank
+    all_gold = TokenView(make_scores("r", PIECES[:2], gold=[True, True])).to_html()
+    assert "base rate 1.00 · " in all_gold and ">AUC n/a</span>" in all_gold
+
+
+def test_overall_detection_line_over_the_shown_records():
+    scores = pd.concat(
+        [
+            make_scores("a", PIECES, gold=GOLD),
+            make_scores("b", [("x", 0.2), ("y", 0.1)], gold=[False, True]),
+            make_scores("c", PIECES[:2]),  # no spans
+        ],
+        ignore_index=True,
+    )
+    html = TokenView(scores, threshold=1.1).to_html()
+    overall = [h for h in detection_heads(html) if h.startswith("detection over")]
+    # 7 gold-known tokens, 3 in spans (0.1, 0.5 and b's 0.1) against 0.05, 1.0, -1.0, 0.2:
+    # pairs won 2 + 3 + 2 = 7 of 12; flagged at 1.1: 0.1, 0.5, 1.0, 0.2, 0.1 (3 of them gold)
+    assert overall == [
+        "detection over the 2 shown records with gold spans (7 tokens) · base rate 0.43 · "
+        '<span class="ck-tv-auc" title="' + AUC_TITLE + '">AUC 0.58</span> · precision 0.60 · '
+        "recall 1.00 at λ = 1.1"
+    ]
+    one = TokenView(scores, record_ids=["a", "c"]).to_html()
+    assert not [h for h in detection_heads(one) if h.startswith("detection over")]
+    assert TokenView(scores).to_html() == TokenView(scores.copy()).to_html()  # deterministic

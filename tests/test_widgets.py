@@ -155,3 +155,16 @@ def test_import_cutkit_stays_free_of_widget_libraries():
         "assert not {'ipywidgets', 'plotly', 'IPython'} & set(sys.modules), sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_panel_summary_shows_base_rate_and_auc_where_gold_spans_exist(inspector):
+    from cutkit.inspection import detection_quality
+
+    panel = inspector._panels["model"].value  # "neg" has a gold span on its first token
+    quality = detection_quality(inspector.scores(record_ids=["neg"])).iloc[0]
+    auc = "n/a" if math.isnan(quality.auc) else f"{quality.auc:.2f}"
+    assert f"base rate {quality.base_rate:.2f} · " in panel and f">AUC {auc}</span>" in panel
+    inspector.set_threshold(3.0)  # moving lambda keeps the AUC
+    assert f">AUC {auc}</span>" in inspector._panels["model"].value
+    inspector.select("xss")  # negative, no gold spans: no AUC
+    assert "AUC" not in inspector._panels["model"].value
