@@ -560,26 +560,40 @@ def _make_task(rng: random.Random, family: str) -> Task:
     return Task(f"{family}-{digest}", instruction, constraints, family, topic)
 
 
-def iter_tasks(seed: int) -> Iterator[Task]:
-    """An endless, deterministic stream of tasks; families come in shuffled blocks of all 9, so
-    every prefix is balanced across families (instructions may repeat: see :func:`generate_tasks`)."""
+def check_families(families: Iterable[str] | None) -> tuple[str, ...]:
+    """``families`` as a tuple (None: all of :data:`KINDS`); an unknown name raises ValueError."""
+    chosen = tuple(KINDS if families is None else families)
+    unknown = [f for f in chosen if f not in KINDS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown or no task families {unknown}; choose from {KINDS}")
+    return chosen
+
+
+def iter_tasks(seed: int, families: Iterable[str] | None = None) -> Iterator[Task]:
+    """An endless, deterministic stream of tasks; families (default: all 9) come in shuffled
+    blocks, so every prefix is balanced across them (instructions may repeat: see
+    :func:`generate_tasks`)."""
+    chosen = check_families(families)
     rng = random.Random(seed)
     while True:
-        families = list(KINDS)
-        rng.shuffle(families)
-        for family in families:
+        block = list(chosen)
+        rng.shuffle(block)
+        for family in block:
             yield _make_task(rng, family)
 
 
-def generate_tasks(n: int, seed: int, *, exclude: Iterable[str] = ()) -> list[Task]:
-    """The first ``n`` tasks with distinct instructions from :func:`iter_tasks` ``(seed)``,
-    leaving out any instruction in ``exclude`` (e.g. the held-out set and earlier rounds)."""
+def generate_tasks(
+    n: int, seed: int, *, exclude: Iterable[str] = (), families: Iterable[str] | None = None
+) -> list[Task]:
+    """The first ``n`` tasks with distinct instructions from :func:`iter_tasks` ``(seed,
+    families)``, leaving out any instruction in ``exclude`` (e.g. the held-out set and earlier
+    rounds)."""
     excluded = set(exclude)
     seen: set[str] = set()
     out: list[Task] = []
     if n <= 0:
         return out
-    for tries, task in enumerate(iter_tasks(seed), start=1):
+    for tries, task in enumerate(iter_tasks(seed, families), start=1):
         if tries > 100 * n + 1000:
             raise RuntimeError(f"could not find {n} new instructions with seed {seed}")
         if task.instruction in excluded or task.instruction in seen:
@@ -591,6 +605,33 @@ def generate_tasks(n: int, seed: int, *, exclude: Iterable[str] = ()) -> list[Ta
     return out
 
 
-def heldout_tasks(n: int = 60, seed: int = HELDOUT_SEED) -> list[Task]:
+def heldout_tasks(
+    n: int = 60, seed: int = HELDOUT_SEED, families: Iterable[str] | None = None
+) -> list[Task]:
     """A fixed held-out set from the same generator with its own seed."""
-    return generate_tasks(n, seed)
+    return generate_tasks(n, seed, families=families)
+
+
+def word_limit_tasks(
+    topics: Iterable[str], limits: Iterable[int] = (8, 10, 12), prefix: str = "words"
+) -> list[Task]:
+    """Every word-limit task over ``topics`` x the max_words phrasings x ``limits``, in that
+    order, with ids ``f"{prefix}-{i:03d}"``: the on-policy setting of the demo and the benchmark,
+    where the default model's answers (15-16 words on average) mostly break an 8-12 word limit."""
+    limits = tuple(limits)
+    combos = [
+        (topic, template, n)
+        for topic in topics
+        for template in _FAMILY_TEMPLATES["max_words"]
+        for n in limits
+    ]
+    return [
+        Task(
+            f"{prefix}-{i:03d}",
+            template.format(topic=topic, n=n),
+            [Constraint("max_words", {"n": n})],
+            "max_words",
+            topic,
+        )
+        for i, (topic, template, n) in enumerate(combos)
+    ]

@@ -220,3 +220,52 @@ def evaluate(
         )
         result |= {"n_checkable": len(answers), "gen_accuracy": float(answers["correct"].mean())}
     return result
+
+
+TARGETS = {
+    "logp_error_tokens": ("down", "the criticised tokens (gold error spans)"),
+    "logp_bad": ("down", "the bad responses"),
+    "pref_accuracy": ("up", "the preference for the corrected responses"),
+    "pref_margin": ("up", "the margin of the corrected over the bad responses"),
+    "logp_good": ("up", "the good responses (the alignment tax)"),
+}
+"""The figures CUT is meant to move, in the order a reading leads with, and their direction."""
+
+
+def read_figures(
+    before: dict, after: dict, *, push_ratio: float | None = None, detect_auc: float | None = None
+) -> list[str]:
+    """One sentence per :data:`TARGETS` figure present in both: how it moved, and for a figure
+    that moved against the method, the likely reason given the data's push balance and detection
+    AUC measured before training (docs/method.md §5)."""
+    lines = []
+    for name, (direction, what) in TARGETS.items():
+        if name not in before or name not in after:
+            continue
+        change = after[name] - before[name]
+        wrong = change > 0 if direction == "down" else change < 0
+        moved = "rose" if change > 0 else "fell" if change < 0 else "did not move"
+        line = f"{name} {moved} ({before[name]:.3f} -> {after[name]:.3f}): {what}"
+        if not wrong:
+            lines.append(line + ", as CUT intends.")
+            continue
+        reasons = []
+        if name == "logp_good":
+            reasons.append("training on a few records moves probability away from responses "
+                           "it does not train on")  # fmt: skip
+        else:
+            if push_ratio is not None and push_ratio < 1:
+                reasons.append(
+                    f"the push ratio was {push_ratio:.2f} < 1: CUT's plain-prompt term gives "
+                    "likelihood to every unflagged token of a bad response, which outweighs the "
+                    "unlikelihood on the flagged ones, and Align-N adds likelihood too"
+                )
+            if detect_auc is not None and detect_auc < 0.7:
+                reasons.append(
+                    f"detection AUC was {detect_auc:.2f}: the judgments raise the words they quote "
+                    "more than the errors, so the unlikelihood lands on the wrong tokens"
+                )
+            if not reasons:
+                reasons.append("a difference this small may be noise at this sample size")
+        lines.append(line + ", AGAINST the method: " + "; ".join(reasons) + ".")
+    return lines

@@ -4,9 +4,14 @@ Every judge has one method, ``judge(instructions, responses) -> list[Judgment | 
 (one result per pair, in order), and a ``name``:
 
 - :class:`RuleJudge`: deterministic and offline, for the tasks of :mod:`cutkit.constraints`. It
-  says precisely which constraint failed, quotes the offending text, and sets ``error_spans`` to
-  the character spans it criticises; "Perfect." (sometimes with a short commendation) when every
-  constraint holds. Wording varies, seeded by (seed, instruction, response).
+  says precisely which constraint failed, quotes the offending text of the response *in full*
+  (never elided with "...": the whole excess of a too-long answer, every extra list item, each
+  comma with the words around it, every capitalised word of a lowercase task, all of the text
+  around a JSON object, every form of a forbidden word as written; only whitespace is
+  normalised), and sets ``error_spans`` to the character spans it criticises; "Perfect."
+  (sometimes with a short commendation) when every constraint holds. Wording varies, seeded by
+  (seed, instruction, response). Quoting the offending tokens verbatim lets CUT's judged-vs-plain
+  comparison find them: the judgment makes exactly those tokens likely.
 - :class:`ModelJudge`: a local Hugging Face model prompted with :data:`JUDGE_PROMPT` (greedy,
   batched).
 - :class:`OpenAICompatibleJudge`: a chat-completions endpoint, with timeouts, retries with
@@ -29,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -127,17 +133,40 @@ def judgment_from_text(text: str, attempts: int = 1) -> JudgeResult:
 # ----------------------------------------------------------------------------- RuleJudge
 
 
-def _quote(text: str, width: int = 60, *, tail: bool = False) -> str:
+def _quote(text: str) -> str:
+    """``text`` in double quotes, in full (whitespace runs normalised to one space)."""
+    return '"' + " ".join(text.split()) + '"'
+
+
+def _quote_list(items: Sequence[str]) -> str:
+    """Every item quoted in full: ``"a"``, ``"a" and "b"``, ``"a", "b" and "c"``."""
+    quoted = [_quote(item) for item in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _clip(text: str, width: int) -> str:
+    """A short quote of text that is not a judged response (error messages, server replies)."""
     text = " ".join(text.split())
-    if len(text) > width:
-        text = "..." + text[-(width - 3) :].lstrip() if tail else text[: width - 3].rstrip() + "..."
-    return f'"{text}"'
+    return f'"{text[: width - 3].rstrip()}..."' if len(text) > width else f'"{text}"'
 
 
-def _quote_list(items: Sequence[str], shown: int = 4) -> str:
-    quoted = [_quote(item, 30) for item in items[:shown]]
-    text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-    return text + (f" (and {len(items) - shown} more)" if len(items) > shown else "")
+def _distinct(texts) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+def _comma_contexts(response: str, commas: Sequence[tuple[int, int]]) -> list[str]:
+    """Each comma of ``response`` with the words around it: the whitespace-separated word that
+    holds the comma through the word after it, overlapping stretches merged ("red, green, blue")."""
+    words = [m.span() for m in re.finditer(r"\S+", response)]
+    stretches: list[list[int]] = []
+    for start, _ in commas:
+        k = next(i for i, (s, e) in enumerate(words) if s <= start < e)
+        first, last = k, min(k + 1, len(words) - 1)
+        if stretches and first <= stretches[-1][1]:
+            stretches[-1][1] = max(stretches[-1][1], last)
+        else:
+            stretches.append([first, last])
+    return [response[words[a][0] : words[b][1]] for a, b in stretches]
 
 
 def _times(count: int) -> str:
@@ -148,8 +177,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def _phrasings(v: Violation) -> list[str]:
-    """Alternative sentences stating violation ``v`` precisely (one is picked at random)."""
+def _phrasings(v: Violation, response: str) -> list[str]:
+    """Alternative sentences stating violation ``v`` of ``response`` precisely (one is picked at
+    random); every quote of the response's offending text is in full."""
     f = v.facts
     if v.kind == "lowercase":
         words, verb = _quote_list(f["words"]), "contains" if len(f["words"]) == 1 else "contain"
@@ -159,7 +189,7 @@ def _phrasings(v: Violation) -> list[str]:
             f"Capital letters appear in {words}, which breaks the all-lowercase rule.",
         ]
     if v.kind == "max_words":
-        n, count, excess = f["n"], f["count"], _quote(f["excess"], 40)
+        n, count, excess = f["n"], f["count"], _quote(f["excess"])
         return [
             f"It is too long: {count} words where at most {n} are allowed. Everything from "
             f"{excess} on is over the limit.",
@@ -176,40 +206,43 @@ def _phrasings(v: Violation) -> list[str]:
             f'The response is missing the word "{word}" that it was told to include.',
         ]
     if v.kind == "exclude_word":
-        word, times, written = f["word"], _times(f["count"]), _quote(f["as_written"])
+        word, times = f["word"], _times(f["count"])
+        written = _quote_list(_distinct(response[s:e] for s, e in v.spans) or [f["as_written"]])
         return [
             f'It uses the forbidden word "{word}" ({times}).',
             f'The instruction forbids "{word}", but the response writes {written} {times}.',
             f'"{word}" must not appear, yet it occurs {times} in the response.',
         ]
     if v.kind == "no_commas":
-        count, context = f["count"], _quote(f["context"], 50)
+        count = f["count"]
+        context = _quote_list(_comma_contexts(response, v.spans) or [f["context"]])
         commas = "a comma" if count == 1 else f"{count} commas"
         return [
-            f"It uses {commas} although commas are not allowed, for example in {context}.",
-            f"The instruction says no commas, but the response has {commas} (e.g. {context}).",
+            f"It uses {commas} although commas are not allowed: {context}.",
+            f"The instruction says no commas, but the response has {commas}, in {context}.",
             f"Commas are forbidden, yet the response contains {commas}: see {context}.",
         ]
     if v.kind == "end_with":
         phrase = f["phrase"]
         if not f["ending"]:
             return [f'The response is empty, so it does not end with "{phrase}".']
-        ending = _quote(f["ending"], 50, tail=True)
+        ending = _quote(f["ending"])
         return [
             f'It does not end with the exact phrase "{phrase}"; it ends with {ending} instead.',
             f'The last words should be "{phrase}", but the response finishes with {ending}.',
             f'The required closing phrase "{phrase}" is missing: the final sentence is {ending}.',
         ]
     if v.kind == "numbered_list":
-        return _list_phrasings(f)
+        return _list_phrasings(v, response)
     if v.kind == "json_keys":
-        return _json_phrasings(f)
+        return _json_phrasings(v, response)
     if v.kind == "arithmetic":
         return _arithmetic_phrasings(f)
     raise ValueError(f"no wording for constraint kind {v.kind!r}")
 
 
-def _list_phrasings(f: dict) -> list[str]:
+def _list_phrasings(v: Violation, response: str) -> list[str]:
+    f = v.facts
     n, count, problem = f["n"], f["count"], f["problem"]
     if problem == "no_list":
         return [
@@ -218,14 +251,15 @@ def _list_phrasings(f: dict) -> list[str]:
             "similar.",
             f"It does not give the numbered list of {n} items that was asked for.",
         ]
-    if problem == "too_many":
-        item = _quote(f["item"], 40)
+    if problem == "too_many":  # every extra item, from the first to the end of the last
+        extra = _quote(response[v.spans[0][0] : v.spans[-1][1]] if v.spans else f["item"])
+        many = "item is" if count - n == 1 else "items are"
         return [
-            f"The list has {count} items, but exactly {n} were asked for; {item} and what "
-            "follows are extra.",
-            f"Too many items: {count} instead of {n}. The list should stop before {item}.",
-            f"It lists {count} items where the instruction wants exactly {n}, so {item} "
-            "onwards should not be there.",
+            f"The list has {count} items, but exactly {n} were asked for; the extra {many} "
+            f"{extra}.",
+            f"Too many items: {count} instead of {n}. The list should stop before {extra}.",
+            f"It lists {count} items where the instruction wants exactly {n}, so {extra} should "
+            "not be there.",
         ]
     if problem == "too_few":
         return [
@@ -233,15 +267,16 @@ def _list_phrasings(f: dict) -> list[str]:
             f"Too few items: {count} instead of {n}.",
             f"It stops after {_plural(count, 'item')}, but exactly {n} were requested.",
         ]
-    item = _quote(f["item"], 40)
+    item = _quote(f["item"])
     return [
         f"The numbering is wrong: item {f['expected']} is numbered {f['found']} ({item}).",
         f"Item {f['expected']} of the list carries the number {f['found']} instead ({item}).",
     ]
 
 
-def _json_phrasings(f: dict) -> list[str]:
-    keys, problem = _quote_list(f["keys"], 5), f["problem"]
+def _json_phrasings(v: Violation, response: str) -> list[str]:
+    f = v.facts
+    keys, problem = _quote_list(f["keys"]), f["problem"]
     if problem == "no_object":
         return [
             f"The response contains no JSON object; it should be one with the keys {keys}.",
@@ -249,31 +284,31 @@ def _json_phrasings(f: dict) -> list[str]:
             "requested.",
         ]
     if problem == "text_before":
-        text = _quote(f["text"], 40)
+        text = _quote(f["text"])
         return [
             f"There is text before the JSON object ({text}), but only the JSON was asked for.",
             f"The JSON should stand alone, yet the response opens with {text}.",
         ]
     if problem == "text_after":
-        text = _quote(f["text"], 40)
+        text = _quote(f["text"])
         return [
             f"Text follows the JSON object ({text}); only the JSON was asked for.",
             f"The response adds {text} after the JSON, which the instruction does not allow.",
         ]
     if problem == "invalid":
-        near = _quote(f["near"], 40)
+        near = _quote(response[v.spans[0][0] : v.spans[0][1]] if v.spans else f["near"])
         return [
             f"The JSON is not valid ({f['message']}) near {near}.",
             f"This is not valid JSON: {f['message'].lower()} at {near}.",
         ]
     if problem == "missing":
-        missing = _quote_list(f["missing"], 5)
+        missing = _quote_list(f["missing"])
         s = "" if len(f["missing"]) == 1 else "s"
         return [
             f"The JSON object lacks the key{s} {missing}.",
             f"The key{s} {missing} {'is' if not s else 'are'} missing from the JSON object.",
         ]
-    extra = _quote_list(f["extra"], 5)
+    extra = _quote_list(f["extra"])
     s = "" if len(f["extra"]) == 1 else "s"
     return [
         f"The JSON object has the key{s} {extra}, which was not asked for; the keys should be "
@@ -296,7 +331,7 @@ def _arithmetic_phrasings(f: dict) -> list[str]:
             f"{given} is incorrect; {expression} = {answer}.",
             f"It says {given}, but {expression} equals {answer}.",
         ]
-    extra = _quote(f["extra"], 40)
+    extra = _quote(f["extra"])
     return [
         f"The instruction asks for the number only, but the response adds {extra}.",
         f"It should reply with just the number, without {extra}.",
@@ -354,7 +389,8 @@ class RuleJudge:
         task = self._tasks.get(instruction)
         if task is None:
             raise ValueError(
-                f"RuleJudge has no constraints for the instruction {_quote(instruction)}: pass "
+                "RuleJudge has no constraints for the instruction "
+                f"{_clip(instruction, 60)}: pass "
                 "cutkit.constraints.Task objects, or construct RuleJudge(tasks=...) with them"
             )
         return task
@@ -375,7 +411,7 @@ class RuleJudge:
         violations = check(task, response)
         if not violations:
             return Judgment(self._commendation(task, rng), True)
-        sentences = [rng.choice(_phrasings(v)) for v in violations]
+        sentences = [rng.choice(_phrasings(v, response)) for v in violations]
         opener = rng.choice(
             ["", "", "The response does not follow the instruction. "]
             if len(violations) == 1
@@ -509,7 +545,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _snippet(raw: bytes | str, width: int = 120) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return _quote(text, width)
+    return _clip(text, width)
 
 
 class OpenAICompatibleJudge:

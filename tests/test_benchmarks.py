@@ -94,3 +94,74 @@ def test_lengths_follow_the_official_sample_profile():
         judged = len(ex["judged_prompt_ids"] or ())
         assert (len(ex["plain_prompt_ids"]), judged, len(ex["response_ids"])) in known
         assert ex["response_ids"][-1] == 2
+
+
+def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
+    """prepare -> every arm (validation choice, seeds, held-out) -> report, then a second run
+    resumes without training anything again."""
+    import json
+
+    import onpolicy_experiment as exp
+
+    out, results = tmp_path / "run", tmp_path / "results"
+    exp.main(["all", "--preset", "tiny", "--out", str(out), "--results", str(results)])
+    prepared = json.loads((out / "prepared.json").read_text())
+    negatives = [r for r in prepared["train_records"] if not r["is_positive"]]
+    assert negatives and all(r["error_spans"] and r["refinement"] for r in negatives)
+    assert {"auc", "push_ratio", "passed"} <= prepared["gate"].keys()
+    table = (results / "table.md").read_text()
+    assert table.startswith("Gate (before training")
+    for arm in ["base", *exp.ARMS]:
+        assert f"| {arm} |" in table
+    summary = __import__("pandas").read_csv(results / "summary.csv")
+    seeds = len(exp.PRESETS["tiny"].seeds)
+    assert (summary.set_index("arm").drop("base")["seeds"] == seeds).all()
+    assert (results / "satisfaction.png").stat().st_size > 0
+    stamps = {p: p.stat().st_mtime for p in out.glob("arms/*/*.json")}
+    exp.main(["worker", "0", "1", "--preset", "tiny", "--out", str(out)])  # nothing left to do
+    assert {p: p.stat().st_mtime for p in out.glob("arms/*/*.json")} == stamps
+
+
+def test_paired_bootstrap_and_wilson_intervals():
+    import numpy as np
+    import onpolicy_experiment as exp
+
+    a = np.array([[1, 1, 0, 1], [1, 0, 0, 1]])
+    b = np.array([[0, 1, 0, 0]])
+    diff, low, high = exp.paired_bootstrap(a, b)
+    assert diff == pytest.approx(a.mean() - b.mean()) and low <= diff <= high
+    assert exp.paired_bootstrap(b, b)[1:] == (0.0, 0.0)
+    low, high = exp.wilson(8, 10)
+    assert 0.44 < low < 0.8 < high < 0.97  # 0.490, 0.943 for 8 of 10
+    assert exp.first_words("Coffee is a warm, dark drink, loved by many.", 5) == (
+        "Coffee is a warm, dark."
+    )
+
+
+def test_offline_comparison_report_merges_the_workers(tmp_path):
+    import offline_comparison as off
+    import pandas as pd
+
+    work = tmp_path / "work"
+    for index, arms in enumerate([off.ARMS[0::2], off.ARMS[1::2]]):
+        rows = [{"objective": "base", "seed": -1, "train_seconds": 0.0, "pref_accuracy": 0.5,
+                 "n_pairs": 62}]  # fmt: skip
+        rows += [
+            {
+                "objective": arm,
+                "seed": seed,
+                "train_seconds": 1.0,
+                "pref_accuracy": 0.5 + 0.01 * seed,
+                "n_pairs": 62,
+            }
+            for seed in off.SEEDS
+            for arm in arms
+        ]
+        (work / f"worker{index}").mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(work / f"worker{index}" / "runs.csv", index=False)
+    table = off.report(work, tmp_path / "results")
+    merged = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert merged["objective"].tolist().count("base") == 1
+    assert list(dict.fromkeys(merged["objective"])) == ["base", *off.ARMS]
+    assert "n = 62 held-out pairs" in table and "seeds [0, 1, 2]" in table
+    assert "| cut:unflagged=ignore | 3 |" in table

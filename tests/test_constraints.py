@@ -205,3 +205,15 @@ def test_spans_always_lie_inside_the_response():
         for response in responses:
             for v in check(task, response):
                 assert all(0 <= s < e <= len(response) for s, e in v.spans), (task, response, v)
+
+
+def test_task_stream_restricted_to_families():
+    from cutkit.constraints import generate_tasks, heldout_tasks
+
+    tasks = generate_tasks(12, seed=1, families=["max_words", "lowercase"])
+    assert {t.family for t in tasks} == {"max_words", "lowercase"}
+    assert generate_tasks(12, seed=1) == generate_tasks(12, seed=1, families=None)
+    held = heldout_tasks(5, families=["max_words"])
+    assert all(t.family == "max_words" for t in held)
+    with pytest.raises(ValueError, match="families"):
+        generate_tasks(3, seed=1, families=["haiku"])

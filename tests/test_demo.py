@@ -1,4 +1,4 @@
-"""The main job end to end on the real default model, at a fraction of an epoch."""
+"""The main job end to end on the real default model, at a small scale."""
 
 from __future__ import annotations
 
@@ -6,30 +6,41 @@ import json
 
 import pytest
 
-from cutkit.demo import DemoSettings, run_demo
+from cutkit.demo import DemoSettings, demo_tasks, run_demo
+
+
+def test_demo_tasks_split_topics_and_break_the_limit_mostly():
+    train, held = demo_tasks(DemoSettings())
+    assert len(train) == 48 and len(held) == 40
+    assert not {t.topic for t in train} & {t.topic for t in held}
+    assert {t.constraints[0].params["n"] for t in train} == {8, 10, 12}
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_demo_runs_and_writes_the_run_directory(tmp_path, capsys):
-    result = run_demo(DemoSettings(output=str(tmp_path / "demo"), epochs=0.1))
+def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
+    settings = DemoSettings(output=str(tmp_path / "demo"), n_train=12, n_heldout=6, epochs=1.0,
+                            batch_size=6, max_new_tokens=96)  # fmt: skip
+    result = run_demo(settings)
     printed = capsys.readouterr().out
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in printed
     assert "A: The capital of Australia is Canberra" in printed
-    assert "' Or'" in printed, "the token table of the Orinoco record is printed"
-    for split in ("train", "held-out"):
-        for when in ("before", "after"):
-            figures = result[when][split]
-            assert 0 <= figures["pref_accuracy"] <= 1 and figures["logp_bad"] < 0
-            assert figures["logp_error_tokens"] < figures["logp_other_tokens"]
+    assert "detection AUC" in printed and "push balance" in printed
+    gate = result["gate"]
+    assert 0.5 < gate["detect_auc"] <= 1 and gate["push_down"] > 0
+    assert "in_error_span" in printed  # the token table
+    lines = printed.split("[5/5]")[1].splitlines()
+    assert lines[1].split()[0] == "before" or "before" in lines[1]
+    assert lines[2].split()[0] == "satisfaction"  # the table leads with what CUT moves
+    assert "reading:" in printed and len(result["reading"]) >= 2
+    for when in ("before", "after"):
+        figures = result[when]
+        assert 0 <= figures["satisfaction"] <= 1
+        assert figures["logp_error_tokens"] < 0 and figures["logp_other_tokens"] < 0
     out = tmp_path / "demo"
     assert (out / "adapter_model.safetensors").exists()
     run = json.loads((out / "cutkit_run.json").read_text())
-    assert run["config"]["template"] == "chat" and run["after"]["train"]["n_records"] == 48
-    assert any(
-        "ul/flagged_frac" in h
-        for h in json.loads((out / "trainer_state.json").read_text())["log_history"]
-    )
-    page = (out / "token_report.html").read_text()
-    assert page.startswith("<!doctype html>") and "<script" not in page.lower()
+    assert run["config"]["template"] == "chat" and run["gate"]["detect_auc"] == gate["detect_auc"]
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("ul/push_ratio" in h or "ul/push_down" in h for h in history)

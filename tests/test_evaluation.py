@@ -122,3 +122,19 @@ def test_evaluate_reports_detection_auc_base_rate_and_push_ratio(tokenizer):
     odds = np.exp(tokens["logp_plain"]) / -np.expm1(tokens["logp_plain"])
     flagged = tokens["log_ratio"] > math.log(1.2)
     assert result["push_ratio"] == pytest.approx(odds[flagged].sum() / (~flagged).sum())
+
+
+def test_read_figures_explains_a_figure_that_moved_against_the_method():
+    from cutkit.evaluation import read_figures
+
+    before = {"logp_error_tokens": -2.0, "logp_bad": -2.0, "pref_accuracy": 0.6, "logp_good": -1.5}
+    after = {"logp_error_tokens": -1.5, "logp_bad": -2.4, "pref_accuracy": 0.6, "logp_good": -1.4}
+    lines = read_figures(before, after, push_ratio=0.3, detect_auc=0.55)
+    assert lines[0].startswith("logp_error_tokens rose (-2.000 -> -1.500)")
+    assert "AGAINST the method" in lines[0] and "push ratio was 0.30" in lines[0]
+    assert "detection AUC was 0.55" in lines[0]
+    assert "as CUT intends" in lines[1]  # logp_bad fell
+    assert lines[2].startswith("pref_accuracy did not move")
+    assert len(lines) == 4 and "as CUT intends" in lines[3]
+    quiet = read_figures(before, after, push_ratio=2.0, detect_auc=0.9)[0]
+    assert "noise" in quiet

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cutkit.constraints import Constraint, Task, generate_tasks
+from cutkit.constraints import Constraint, Task, check, generate_tasks
 from cutkit.judges import (
     JUDGE_PROMPT,
     JudgeFailure,
@@ -75,6 +75,59 @@ def test_each_kind_has_a_precise_judgment(constraint, response, expected):
     assert not result.is_positive
     for fragment in expected:
         assert fragment in result.text, (fragment, result.text)
+
+
+SEEDS = range(16)  # enough seeds to draw every phrasing of a violation
+
+
+def judgments(t: Task, response: str) -> list[Judgment]:
+    results = [RuleJudge(seed=seed).judge_one(t, response) for seed in SEEDS]
+    assert len({r.text for r in results}) > 1  # the wording still varies
+    spans = [span for v in check(t, response) for span in v.spans]
+    for result in results:
+        assert not result.is_positive and result.error_spans == spans  # spans unchanged
+        assert "..." not in result.text and "more)" not in result.text  # nothing elided
+    return results
+
+
+def test_rule_judge_quotes_the_whole_excess_of_a_too_long_answer():
+    words = [f"honey{k:02d}" for k in range(1, 61)]
+    response = " ".join(words[:30]) + "\n\n" + " ".join(words[30:])  # 60 words, max 10
+    for result in judgments(task(Constraint("max_words", {"n": 10})), response):
+        assert '"' + " ".join(words[10:]) + '"' in result.text, result.text  # words 11..60
+
+
+def test_rule_judge_quotes_every_offending_word_and_item_in_full():
+    capitals = [f"Name{k}" for k in range(12)]
+    for result in judgments(task(Constraint("lowercase")), "we met " + " and ".join(capitals)):
+        assert all(f'"{word}"' in result.text for word in capitals), result.text
+    items = [f"{k}. A rather long list item about bees number {k}" for k in range(1, 7)]
+    for result in judgments(task(Constraint("numbered_list", {"n": 2})), "\n".join(items)):
+        assert '"' + " ".join(items[2:]) + '"' in result.text, result.text  # items 3..6
+    commas = "Bees fly far, then rest. Hives hum loud, warm, and busy. The end, friends"
+    for result in judgments(task(Constraint("no_commas")), commas):
+        for context in ("far, then", "loud, warm, and", "end, friends"):
+            assert f'"{context}"' in result.text, result.text
+    lava = "Lava flows. The lava glows. LAVA cools."
+    for result in judgments(task(Constraint("exclude_word", {"word": "lava"})), lava):
+        if "writes" in result.text:
+            assert '"Lava", "lava" and "LAVA"' in result.text
+
+
+def test_rule_judge_quotes_endings_json_text_and_extras_in_full():
+    ending = "and that is the very long final sentence of this short note about the ocean"
+    t = task(Constraint("end_with", {"phrase": "The end."}))
+    for result in judgments(t, "The ocean is wide. " + ending):
+        assert f'"{ending}"' in result.text
+    before = "Here is the JSON object that you asked for, describing honeybees in detail:"
+    after = "I hope this JSON object about honeybees is exactly what you were looking for."
+    t = task(Constraint("json_keys", {"keys": ["name"]}))
+    for result in judgments(t, f'{before}\n{{"name": "Bees"}}\n{after}'):
+        assert f'"{before}"' in result.text and f'"{after}"' in result.text
+    extra = "because twelve plus thirty equals forty-two, as anyone can check by hand"
+    t = task(Constraint("arithmetic", {"expression": "12 + 30", "answer": 42}))
+    for result in judgments(t, f"42 {extra}"):
+        assert f'"{extra}"' in result.text
 
 
 def test_rule_judgments_are_deterministic_varied_and_never_junk():

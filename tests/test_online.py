@@ -1,6 +1,7 @@
 """The online loop on the tiny model: round artefacts, resume after an interruption (nothing
 redone, judgments reused, same result as an uninterrupted run), the objectives, failed judges,
-refused resumes, batched generation and the CLI."""
+refused resumes, answers cut off at max_new_tokens (dropped or kept without EOS), batched
+generation and the CLI."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from pathlib import Path
 import pytest
 
 from cutkit.constraints import Constraint, Task
-from cutkit.generation import generate_from_ids, generate_responses
+from cutkit.generation import Generation, generate_from_ids, generate_responses
 from cutkit.judges import JudgeFailure, Judgment, RuleJudge
 from cutkit.loaders import load_records
 from cutkit.online import (
     HELDOUT_FILE,
     PROGRESS_FILE,
+    TRUNCATED_REASON,
     OnlineConfig,
     add_online_arguments,
     heldout_metrics,
     judged_records,
     online_main,
+    read_jsonl,
     round_dir,
     run_online,
 )
@@ -51,6 +54,7 @@ def small_config(checkpoint: Path, output: Path, **overrides) -> OnlineConfig:
         lora_r=4,
         device="cpu",
         show_progress=False,
+        truncated="keep",  # the random tiny model never writes EOS: every answer is cut off
     )
     return OnlineConfig(**{**settings, **overrides})
 
@@ -178,6 +182,19 @@ def test_baseline_objectives(checkpoint, tmp_path, objective):
         assert train["n_examples"] == train["build_report"]["n_examples"] >= train["n_negative"]
 
 
+def test_levers_and_families_reach_the_rounds(checkpoint, tmp_path):
+    config = small_config(checkpoint, tmp_path / "run", rounds=1, detector="spans",
+                          unflagged="ignore", align_n=False, families="max_words,lowercase")  # fmt: skip
+    run = run_online(config)
+    tasks = read_jsonl(round_dir(run.run_dir, 1) / "tasks.jsonl")
+    assert {t["family"] for t in tasks} <= {"max_words", "lowercase"}
+    training = json.loads((round_dir(run.run_dir, 1) / "config.json").read_text())["training"]
+    assert (training["detector"], training["unflagged"], training["align_n"]) == (
+        "spans", "ignore", False)  # fmt: skip
+    history = run.metrics[1]["train"]["log_history"]
+    assert any(h.get("ul/push_up") == 0 for h in history)  # unflagged tokens get no likelihood
+
+
 class RejectingJudge:
     name = "rejects everything"
 
@@ -217,10 +234,16 @@ def test_resume_with_other_settings_is_refused(checkpoint, tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="objective must be one of"):
         OnlineConfig(objective="dpo")
+    with pytest.raises(ValueError, match=r"truncated must be one of \('drop', 'keep'\)"):
+        OnlineConfig(truncated="trim")
     with pytest.raises(ValueError, match="instructions_per_round"):
         OnlineConfig(instructions_per_round=0)
     with pytest.raises(ValueError, match="unknown judge spec 'gpt-4'"):
         OnlineConfig(judge="gpt-4")
+    with pytest.raises(ValueError, match="families"):
+        OnlineConfig(families="haiku")
+    with pytest.raises(ValueError, match="detector"):
+        OnlineConfig(detector="oracle")
 
 
 def test_a_missing_api_key_fails_before_any_work(checkpoint, tmp_path, monkeypatch):
@@ -244,6 +267,121 @@ def test_judged_records_exclude_empty_failed_and_junk():
     reasons = [row["reason"] for row in excluded]
     assert reasons[0].startswith("empty response") and reasons[1].startswith("timed out")
     assert "praises" in reasons[2]
+
+
+def test_judged_records_drop_or_mark_truncated_responses():
+    tasks = [Task(f"t{i}", f"Task {i}.", [Constraint("lowercase")], "lowercase") for i in range(4)]
+    results = [Judgment("Perfect.", True), None, Judgment("Wrong: capitals in X.", False), None]
+    records, excluded = judged_records(
+        1, tasks, ["ok", "cut off", "X cut", ""], results, "rule", truncated=[0, 1, 1, 1]
+    )
+    assert [(r.id, r.meta.get("truncated")) for r in records] == [
+        ("r01-t0", None),
+        ("r01-t2", True),  # judged as it is; batching builds it without EOS
+    ]
+    assert [(row["id"], row["reason"], row.get("truncated")) for row in excluded] == [
+        ("r01-t1", TRUNCATED_REASON, True),
+        ("r01-t3", "empty response (not judged)", True),
+    ]
+
+
+def test_heldout_metrics_count_truncated_and_degenerate_answers():
+    tasks = [Task(f"t{i}", "Quiet.", [Constraint("lowercase")], "lowercase") for i in range(4)]
+    answers = [
+        Generation("all quiet here", True, 4),
+        Generation("all quiet and then it went on and", False, 9),  # cut off
+        Generation("so so quiet", True, 3),  # repetitive
+        Generation("", True, 1),
+    ]
+    metrics, rows = heldout_metrics(tasks, answers)
+    assert [row["finished"] for row in rows] == [True, False, True, True]
+    assert [row["degenerate"] for row in rows] == [None, "truncated", "repetitive", "empty"]
+    assert (metrics["n_truncated"], metrics["n_degenerate"], metrics["n_empty"]) == (1, 3, 1)
+    assert metrics["degenerate"] == {"empty": 1, "truncated": 1, "repetitive": 1}
+    texts = [a.text for a in answers]
+    flags = [a.finished for a in answers]
+    assert heldout_metrics(tasks, texts, flags) == (metrics, rows)  # flags passed separately
+    plain, _ = heldout_metrics(tasks, texts)  # plain strings: taken as finished
+    assert (plain["n_truncated"], plain["n_degenerate"]) == (0, 2)
+
+
+def cut_off_every_third_answer(monkeypatch) -> None:
+    """The tiny model's answers, with answers 0, 3, 6, ... of every generation call cut off at
+    max_new_tokens and all others finished."""
+    from cutkit import generation
+
+    real = generation.generate_answers
+
+    def answers(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return [Generation(a.text, i % 3 != 0, a.n_tokens) for i, a in enumerate(out)]
+
+    monkeypatch.setattr(generation, "generate_answers", answers)
+
+
+def capture_training_records(monkeypatch) -> list:
+    """The ids of the records each round's training examples are built from."""
+    from cutkit import objectives
+
+    real, seen = objectives.build_objective_examples, []
+
+    def build(records, *args, **kwargs):
+        seen.extend(r.id for r in records)
+        return real(records, *args, **kwargs)
+
+    monkeypatch.setattr(objectives, "build_objective_examples", build)
+    return seen
+
+
+def truncated_ids(run_dir: Path) -> set[str]:
+    tasks = [json.loads(line) for line in (round_dir(run_dir, 1) / "tasks.jsonl").open()]
+    return {f"r01-{task['id']}" for i, task in enumerate(tasks) if i % 3 == 0}
+
+
+def test_truncated_answers_are_dropped_by_default(checkpoint, tmp_path, monkeypatch):
+    assert OnlineConfig().truncated == "drop"
+    cut_off_every_third_answer(monkeypatch)
+    trained = capture_training_records(monkeypatch)
+    out, judge = tmp_path / "run", CountingJudge()
+    config = small_config(checkpoint, out, rounds=1, truncated="drop")
+    run = run_online(config, judge=judge)
+    train = run.metrics[1]["train"]
+    assert judge.calls == 6  # the 3 cut-off answers are never judged
+    assert (train["n_truncated"], train["n_judged"], train["n_excluded"]) == (3, 6, 3)
+    assert train["excluded"] == {TRUNCATED_REASON: 3} and train["trained"]
+    cut = truncated_ids(out)
+    excluded = [json.loads(line) for line in (round_dir(out, 1) / "excluded.jsonl").open()]
+    assert {row["id"] for row in excluded} == cut
+    assert all(row["reason"] == TRUNCATED_REASON and row["truncated"] for row in excluded)
+    records = load_records(round_dir(out, 1) / "records.jsonl")
+    assert not {r.id for r in records} & cut and not any(r.meta.get("truncated") for r in records)
+    assert sorted(trained) == sorted(r.id for r in records)  # never trained on
+    heldout = run.metrics[1]["heldout"]
+    assert heldout["n_truncated"] == 2 and heldout["degenerate"]["truncated"] == 2  # of 4
+    rows = [json.loads(line) for line in (round_dir(out, 0) / "heldout.jsonl").open()]
+    assert [row["finished"] for row in rows] == [False, True, True, False]
+    assert run.table().loc[1, "n_truncated"] == 3
+
+
+def test_kept_truncated_answers_are_judged_and_marked(checkpoint, tmp_path, monkeypatch, tokenizer):
+    cut_off_every_third_answer(monkeypatch)
+    trained = capture_training_records(monkeypatch)
+    out, judge = tmp_path / "run", CountingJudge()
+    run = run_online(small_config(checkpoint, out, rounds=1, truncated="keep"), judge=judge)
+    train = run.metrics[1]["train"]
+    assert judge.calls == 9 and train["n_truncated"] == 3 and train["n_excluded"] == 0
+    records = load_records(round_dir(out, 1) / "records.jsonl")
+    marked = {r.id for r in records if r.meta.get("truncated")}
+    assert marked == truncated_ids(out) and set(trained) == {r.id for r in records}
+    assert all(r.meta.get("truncated") is None for r in records if r.id not in marked)
+    batching = Path(__file__).resolve().parents[1] / "cutkit" / "batching.py"
+    if "truncated" in batching.read_text():  # the records are built without their EOS
+        from cutkit.batching import build_examples
+
+        examples, _ = build_examples(records, tokenizer, "chat")
+        for example in examples:
+            ends_with_eos = example["response_ids"][-1] == tokenizer.eos_token_id
+            assert ends_with_eos is (example["id"] not in marked), example["id"]
 
 
 def test_heldout_metrics_count_an_empty_answer_as_unsatisfied():
@@ -286,6 +424,10 @@ def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
     assert (args.instructions_per_round, args.output_dir, args.learning_rate) == (5, "x", 0.01)
     assert args.align_p_ratio is None and args.judge.startswith("openai:")
     assert args.show_progress is False and parser.parse_args([]).objective == "cut"
+    defaults = parser.parse_args([])
+    assert (defaults.truncated, defaults.max_new_tokens) == ("drop", OnlineConfig().max_new_tokens)
+    assert parser.parse_args(["--truncated", "keep"]).truncated == "keep"
+    assert "--truncated" in parser.format_help() and "95%" in parser.format_help()
     out = tmp_path / "cli-run"
     argv = ["--model", str(checkpoint), "--output-dir", str(out), "--rounds", "0"]
     argv += ["--heldout", "3", "--max-new-tokens", "4", "--device", "cpu"]
@@ -295,3 +437,14 @@ def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
     assert [m["round"] for m in run.metrics] == [0] and (
         round_dir(out, 0) / "heldout.jsonl"
     ).exists()
+
+
+def test_span_detector_keeps_judgments_without_spans_out_of_training(checkpoint, tmp_path):
+    from cutkit.online import NO_SPANS_REASON
+
+    config = small_config(checkpoint, tmp_path / "run", rounds=1, detector="spans")
+    run = run_online(config, judge=RejectingJudge())  # critiques without error spans
+    train = run.metrics[1]["train"]
+    assert not train["trained"] and train["n_excluded"] == 9
+    excluded = read_jsonl(round_dir(run.run_dir, 1) / "excluded.jsonl")
+    assert {row["reason"] for row in excluded} == {NO_SPANS_REASON}
