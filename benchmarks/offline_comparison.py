@@ -24,13 +24,15 @@ from pathlib import Path
 
 ARMS = [
     "cut",
-    "cut:unflagged=ignore",
-    "cut:unflagged=ignore,align_n=false",
-    "cut:detector=spans,unflagged=ignore,align_n=false",
     "sft",
+    "cut:unflagged=ignore",
     "hindsight",
+    "cut:detector=spans",
     "ul_all",
+    "cut:detector=spans,unflagged=ignore,align_n=false",
 ]
+"""Interleaved so that two workers (arms 0, 2, 4, ... and 1, 3, 5, ...) each get a CUT variant and
+a baseline first."""
 SEEDS = [0, 1, 2]
 FIGURES = [
     "pref_accuracy",
@@ -48,7 +50,7 @@ def settings(output: Path):
     from cutkit.comparison import CompareSettings
 
     return CompareSettings(template="chat", epochs=1.0, batch_size=8, learning_rate=1e-3,
-                           generate=False, output=str(output))  # fmt: skip
+                           generate=False, packing=True, output=str(output))  # fmt: skip
 
 
 def worker(index: int, count: int, work: Path) -> None:

@@ -129,6 +129,10 @@ class CompareSettings:
     generate: bool = field(
         default=True, metadata={"help": "Evaluate greedy answers (gen_accuracy)."}
     )
+    packing: bool = field(
+        default=False,
+        metadata={"help": "Padding-free micro-batches for the CUT-family objectives (same loss)."},
+    )
     output: str = field(default="runs/compare", metadata={"help": "Output folder."})
 
     def budget(self, n_train: int) -> int:
@@ -274,6 +278,7 @@ def train_objective(
     from cutkit.trainer import CUTConfig, CUTTrainer
 
     shared |= dict(
+        packing=settings.packing,
         objective=objective,
         template=settings.template,
         max_length=settings.max_length,

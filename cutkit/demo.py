@@ -152,7 +152,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
           f"{n_cut_off} cut off at {settings.max_new_tokens} tokens (dropped)")  # fmt: skip
     if not negatives:
         raise RuntimeError("no answer broke its word limit: nothing for CUT to learn from")
-    shown = negatives[0]
+    shown = next((r for r in negatives if "\n" not in r.response), negatives[0])  # one line
     print(f"      e.g. {shown.instruction!r}\n      answer:   {shown.response!r}\n"
           f"      judgment: {shown.judgment!r}")  # fmt: skip
 
