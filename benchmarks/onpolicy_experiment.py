@@ -49,8 +49,6 @@ ARMS: dict[str, tuple[str, dict]] = {
     "cut": ("cut", {}),
     "cut-ignore": ("cut", {"unflagged": "ignore"}),
     "cut-ignore-noN": ("cut", {"unflagged": "ignore", "align_n": False}),
-    "cut-spans": ("cut", {"detector": "spans"}),
-    "cut-spans-ignore": ("cut", {"detector": "spans", "unflagged": "ignore"}),
     "cut-spans-ignore-noN": (
         "cut",
         {"detector": "spans", "unflagged": "ignore", "align_n": False},
@@ -59,9 +57,12 @@ ARMS: dict[str, tuple[str, dict]] = {
     "hindsight": ("hindsight", {}),
     "ul_all": ("ul_all", {}),
     "dpo": ("dpo", {}),
+    "cut-spans-ignore": ("cut", {"detector": "spans", "unflagged": "ignore"}),
+    "cut-spans": ("cut", {"detector": "spans"}),
 }
 """Arm name -> (objective, CUTConfig levers). ``-ignore``: unflagged="ignore"; ``-noN``:
-align_n=False; ``-spans``: detector="spans" (oracle detection from the judge's spans)."""
+align_n=False; ``-spans``: detector="spans" (oracle detection from the judge's spans). In order of
+priority: workers take arms ``index::count`` of this order, so a stopped run has the key arms."""
 
 REFERENCES = ("base", "cut", "sft", "hindsight")
 """Arms every other arm is compared with (paired intervals)."""

@@ -52,12 +52,16 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "cutkit.evaluation",
     "answer_correct": "cutkit.evaluation",
     "generate_responses": "cutkit.generation",
+    "generate_answers": "cutkit.generation",
+    "Generation": "cutkit.generation",
+    "read_figures": "cutkit.evaluation",
     # baselines and comparison
     "OBJECTIVES": "cutkit.objectives",
     "train_dpo": "cutkit.dpo",
     "compare": "cutkit.comparison",
     "CompareSettings": "cutkit.comparison",
     "summarize": "cutkit.comparison",
+    "parse_arm": "cutkit.comparison",
     # online alignment
     "OnlineConfig": "cutkit.online",
     "OnlineRun": "cutkit.online",
@@ -71,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     "Task": "cutkit.constraints",
     "generate_tasks": "cutkit.constraints",
     "heldout_tasks": "cutkit.constraints",
+    "word_limit_tasks": "cutkit.constraints",
 }
 
 __all__ = [
@@ -80,6 +85,7 @@ __all__ = [
     "CUTLossOutput",
     "CUTTrainer",
     "CompareSettings",
+    "Generation",
     "JudgeFailure",
     "Judgment",
     "JudgmentRecord",
@@ -102,6 +108,7 @@ __all__ = [
     "detection_quality",
     "detection_report",
     "evaluate",
+    "generate_answers",
     "generate_responses",
     "generate_tasks",
     "get_template",
@@ -111,7 +118,9 @@ __all__ = [
     "load_records",
     "load_tokenizer",
     "make_judge",
+    "parse_arm",
     "push_balance",
+    "read_figures",
     "record_groups",
     "run_online",
     "score_tokens",
@@ -119,6 +128,7 @@ __all__ = [
     "tiny_model",
     "train_dpo",
     "use_varlen_attention",
+    "word_limit_tasks",
     "write_report",
 ]
 
@@ -138,11 +148,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from cutkit.batching import CUTCollator, build_examples
-    from cutkit.comparison import CompareSettings, compare, summarize
-    from cutkit.constraints import Task, generate_tasks, heldout_tasks
+    from cutkit.comparison import CompareSettings, compare, parse_arm, summarize
+    from cutkit.constraints import Task, generate_tasks, heldout_tasks, word_limit_tasks
     from cutkit.dpo import train_dpo
-    from cutkit.evaluation import answer_correct, evaluate
-    from cutkit.generation import generate_responses
+    from cutkit.evaluation import answer_correct, evaluate, read_figures
+    from cutkit.generation import Generation, generate_answers, generate_responses
     from cutkit.inspection import (
         detection_quality,
         detection_report,
