@@ -57,6 +57,7 @@ def run_all(args: argparse.Namespace) -> pd.DataFrame:
                 objective=objective,
                 seed=seed,
                 max_new_tokens=args.max_new_tokens,
+                truncated=args.truncated,
                 epochs=args.epochs,
                 learning_rate=args.learning_rate,
                 batch_size=args.batch_size,
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instructions-per-round", type=int, default=64)
     parser.add_argument("--heldout", type=int, default=60)
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int, default=OnlineConfig().max_new_tokens)
+    parser.add_argument("--truncated", choices=["drop", "keep"], default="drop")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=8)
