@@ -57,8 +57,8 @@ ARMS: dict[str, tuple[str, dict]] = {
     "hindsight": ("hindsight", {}),
     "ul_all": ("ul_all", {}),
     "dpo": ("dpo", {}),
-    "cut-spans-ignore": ("cut", {"detector": "spans", "unflagged": "ignore"}),
     "cut-spans": ("cut", {"detector": "spans"}),
+    "cut-spans-ignore": ("cut", {"detector": "spans", "unflagged": "ignore"}),
 }
 """Arm name -> (objective, CUTConfig levers). ``-ignore``: unflagged="ignore"; ``-noN``:
 align_n=False; ``-spans``: detector="spans" (oracle detection from the judge's spans). In order of
@@ -386,14 +386,19 @@ def base_heldout(out: Path, prepared: dict, preset: Preset) -> None:
                  **_heldout_figures(model, tokenizer, prepared, preset)})  # fmt: skip
 
 
-def worker(out: Path, preset: Preset, index: int, count: int) -> None:
+def worker(out: Path, preset: Preset, index: int, count: int, arms: list[str] | None = None):
+    """Arms ``index::count`` of :data:`ARMS` (or exactly ``arms``, in that order); worker 0 also
+    evaluates the base model."""
     import torch
 
     torch.set_num_threads(1)
     prepared = prepare(out, preset)
     if index == 0:
         base_heldout(out, prepared, preset)
-    for arm in list(ARMS)[index::count]:
+    unknown = sorted(set(arms or ()) - set(ARMS))
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    for arm in arms or list(ARMS)[index::count]:
         run_arm(out, prepared, preset, arm)
 
 
@@ -516,9 +521,31 @@ def report(out: Path, results_dir: Path) -> str:
         f"{gate['recall']:.3f} at lambda {prepared['preset']['threshold']}; push balance "
         f"down {gate['push_down']:.1f} vs up {gate['push_up']:.1f} (ratio {gate['push_ratio']:.3f})."
     )
+    text += "\n\n" + validation_table(out, prepared)
     (results_dir / "table.md").write_text(gate_text + "\n\n" + text + "\n")
     _plot(table, results_dir / "satisfaction.png")
     return gate_text + "\n\n" + text
+
+
+def validation_table(out: Path, prepared: dict) -> str:
+    """Validation satisfaction of every arm at every learning rate of the grid (seed 0)."""
+    rates = prepared["preset"]["learning_rates"]
+    n_val = len(prepared["tasks"]["val"])
+    base = np.mean([r["satisfied"] for r in prepared["base"]["val"]])
+    lines = [
+        f"Learning rate chosen on the validation split ({n_val} instructions, seed 0; base model "
+        f"{base:.3f}):",
+        "",
+        "| arm | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | chosen |",
+        "|---|" + "---:|" * len(rates) + "---:|",
+    ]
+    for arm in ARMS:
+        chosen = out / "arms" / arm / "chosen.json"
+        if chosen.exists():
+            data = json.loads(chosen.read_text())
+            cells = [f"{data['validation'].get(f'{lr:g}', float('nan')):.3f}" for lr in rates]
+            lines.append(f"| {arm} | " + " | ".join(cells) + f" | {data['lr']:g} |")
+    return "\n".join(lines)
 
 
 def _plot(table, path: Path) -> None:
@@ -548,13 +575,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/onpolicy"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/onpolicy"))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--arms", default=None, help="Comma-separated arms for this worker.")
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     if args.stage == "prepare":
         gate = prepare(args.out, preset)["gate"]
         print(json.dumps(gate, indent=1))
     elif args.stage == "worker":
-        worker(args.out, preset, args.index, args.count)
+        worker(args.out, preset, args.index, args.count, args.arms and args.arms.split(","))
     elif args.stage == "report":
         print(report(args.out, args.results))
     else:
