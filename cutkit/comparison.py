@@ -286,7 +286,11 @@ def train_objective(
         align_p_ratio=settings.align_p_ratio,
     )
     args = CUTConfig(**{**shared, **config})
-    CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer).train()
+    trainer = CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints every log line
+    trainer.train()
     return model
 
 
