@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cutkit.batching import build_examples
+from cutkit.batching import build_examples, overlaps_span, response_char_spans
 from cutkit.losses import UNFLAGGED, detect_flagged, log1mexp
 from cutkit.records import JudgmentRecord
 from cutkit.scoring import score_examples
@@ -42,15 +42,6 @@ TOKEN_COLUMNS = [
     "flagged",
     "in_error_span",
 ]
-
-
-def response_token_spans(tokenizer, response: str, n_tokens: int) -> list[tuple[int, int]]:
-    """Character span (start, end) in ``response`` of each of its first ``n_tokens`` tokens
-    (tokenized as :meth:`PromptTemplate.response_ids` does); the trailing EOS gets (len, len)."""
-    encoded = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
-    spans = [tuple(span) for span in encoded["offset_mapping"]]
-    spans.append((len(response), len(response)))  # EOS
-    return spans[:n_tokens]
 
 
 def score_tokens(
@@ -87,7 +78,7 @@ def score_tokens(
 
 def _record_frame(tokenizer, record: JudgmentRecord, scores, threshold: float) -> pd.DataFrame:
     n = len(scores.response_ids)
-    spans = response_token_spans(tokenizer, record.response, n)
+    spans = response_char_spans(tokenizer, record.response, n)
     texts = [record.response[s:e] for s, e in spans]
     if (
         n
@@ -108,13 +99,7 @@ def _record_frame(tokenizer, record: JudgmentRecord, scores, threshold: float) -
         judged = np.full(n, math.nan)
         flagged = np.zeros(n, dtype=bool)
     in_span = [
-        any(
-            s < gold_end and gold_start < max(e, s + 1)
-            for gold_start, gold_end in record.error_spans
-        )
-        if record.error_spans
-        else None
-        for s, e in spans
+        overlaps_span(s, e, record.error_spans) if record.error_spans else None for s, e in spans
     ]
     return pd.DataFrame(
         {
