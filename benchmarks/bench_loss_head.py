@@ -7,7 +7,7 @@ output weight (V, H), random labels, half of the R records negative, and run for
 - naive: what the released code does: logits of every position (2R, T, V) -> fp32 ->
   torch.softmax -> torch.log -> NLLLoss on the first half, probabilities gathered for the
   unlikelihood term (ratio > threshold, log(1 - p) with +1e-5 where 1 - p == 0);
-- cutkit: ``cutkit.logprobs.chunked_label_logprobs`` on the scored rows (the code label_logprobs
+- cutkit: ``cutkit.train.logprobs.chunked_label_logprobs`` on the scored rows (the code label_logprobs
   runs after the decoder body), ``response_logprobs`` to align the contexts, ``cut_loss``.
 
 Every token is scored in both (no prompt tokens, no dropped dummy rows), so the comparison is of
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from released_step import released_loss
 
-from cutkit.logprobs import chunked_label_logprobs, response_logprobs
-from cutkit.losses import cut_loss
+from cutkit.train.logprobs import chunked_label_logprobs, response_logprobs
+from cutkit.train.losses import cut_loss
 
 
 def naive_step(hidden, weight, labels, negative, threshold=1.1, alpha=1.0):

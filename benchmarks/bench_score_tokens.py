@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from cutkit.inspection import score_tokens
-from cutkit.loaders import load_records
-from cutkit.models import load_model
+from cutkit.data.loading import load_records
+from cutkit.eval.tokens import score_tokens
+from cutkit.models.loading import load_model
 
 OFFICIAL = (
     Path(__file__).resolve().parents[2]

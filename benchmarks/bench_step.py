@@ -139,7 +139,8 @@ def context_rows(examples: list[dict]) -> list[tuple[list[int], list[int]]]:
 def build_model(name: str, lora: bool, dtype: torch.dtype, device: str, checkpointing: bool):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from cutkit.models import apply_lora, load_model
+    from cutkit.models.loading import load_model
+    from cutkit.models.lora import apply_lora
 
     if name in SHAPES:
         config = LlamaConfig(**SHAPES[name], max_position_embeddings=4096)
@@ -200,7 +201,8 @@ def trainer_steps(variant: str, model, examples, args, workdir: str):
         disable_tqdm=True,
     )
     if variant.startswith("cutkit"):
-        from cutkit.trainer import CUTConfig, CUTTrainer
+        from cutkit.train.config import CUTConfig
+        from cutkit.train.trainer import CUTTrainer
 
         config = CUTConfig(**common, packing=variant == "cutkit-packed")
         trainer = CUTTrainer(model, config, train_dataset=examples, processing_class=args.tok)
@@ -359,9 +361,9 @@ def set_attention(model, name: str) -> None:
 def packing_check(model, micro, args) -> float:
     """Largest |log p| difference between the padded batch (model's own attention) and the packed
     one (cutkit_varlen: flash varlen on CUDA) over the same micro-batch's response tokens."""
-    from cutkit.attention import use_varlen_attention
-    from cutkit.batching import CUTCollator
-    from cutkit.logprobs import label_logprobs_packed
+    from cutkit.train.attention import use_varlen_attention
+    from cutkit.train.batching import CUTCollator
+    from cutkit.train.logprobs import label_logprobs_packed
 
     device = torch.device(args.device)
     scores = []
@@ -563,7 +565,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.device == "cpu":
         cap_cpu_memory()
 
-    from cutkit.models import load_tokenizer
+    from cutkit.models.loading import load_tokenizer
 
     args.tok = load_tokenizer(args.tokenizer)
     cuda = args.device.startswith("cuda")

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import torch
 
-from cutkit.batching import CUTCollator, build_examples
-from cutkit.bundled import bundled_data_path
-from cutkit.loaders import load_records
-from cutkit.logprobs import label_logprobs_packed
-from cutkit.losses import cut_loss
-from cutkit.models import apply_lora, load_model, load_tokenizer
-from cutkit.tiny import tiny_model
+from cutkit.data.bundled import bundled_data_path
+from cutkit.data.loading import load_records
+from cutkit.models.loading import load_model, load_tokenizer
+from cutkit.models.lora import apply_lora
+from cutkit.models.tiny import tiny_model
+from cutkit.train.batching import CUTCollator, build_examples
+from cutkit.train.logprobs import label_logprobs_packed
+from cutkit.train.losses import cut_loss
 
 
 def sft_step(model, batch) -> None:

@@ -6,7 +6,7 @@ One greedy generation per task at the largest limit gives every smaller limit to
 decoding is deterministic, so an answer that ended with EOS after n <= L tokens at limit 320 is
 exactly the answer generated at limit L (same batches, same padding).
 
-Also reported per family: answers the rule of :mod:`cutkit.degeneration` calls repetitive among
+Also reported per family: answers the rule of :mod:`cutkit.eval.degeneration` calls repetitive among
 those that finished, and the median answer length in tokens.
 
     python benchmarks/finish_rate.py                      # ~20 minutes on 1 CPU thread
@@ -25,10 +25,12 @@ from pathlib import Path
 
 import torch
 
-from cutkit.constraints import KINDS, generate_tasks
-from cutkit.degeneration import repetition
-from cutkit.generation import generate_answers
-from cutkit.models import DEFAULT_MODEL, load_model
+from cutkit.eval.degeneration import repetition
+from cutkit.eval.generation import generate_answers
+from cutkit.models.loading import load_model
+from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.online.generator import generate_tasks
+from cutkit.online.tasks import KINDS
 
 LIMITS = (48, 64, 96, 128, 160, 192, 256, 320)
 TARGET = 0.95
@@ -70,7 +72,7 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="no generation: recompute the tables from the answers saved in OUT.json (same "
-        "settings), e.g. after a change of cutkit.degeneration",
+        "settings), e.g. after a change of cutkit.eval.degeneration",
     )
     args = parser.parse_args()
 
@@ -189,10 +191,10 @@ def main() -> None:
             "",
             *lines,
             "",
-            "\\* share of the finished answers that `cutkit.degeneration` calls repetitive.",
+            "\\* share of the finished answers that `cutkit.eval.degeneration` calls repetitive.",
             "",
             f"Of the {len(unfinished)} answers still unfinished at {args.limit} tokens, {looping} "
-            "are repetitive by `cutkit.degeneration` (loops that a larger limit would not end). "
+            "are repetitive by `cutkit.eval.degeneration` (loops that a larger limit would not end). "
             "All families together: "
             + ", ".join(f"{rates['all'][x]:.1%} at {x}" for x in limits)
             + ".",

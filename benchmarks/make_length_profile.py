@@ -17,9 +17,9 @@ import statistics
 import warnings
 from pathlib import Path
 
-from cutkit.batching import build_examples
-from cutkit.loaders import load_records
-from cutkit.models import load_tokenizer
+from cutkit.data.loading import load_records
+from cutkit.models.loading import load_tokenizer
+from cutkit.train.batching import build_examples
 
 OUT = Path(__file__).parent / "data" / "official_lengths.json"
 

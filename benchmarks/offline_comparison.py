@@ -47,7 +47,7 @@ FIGURES = [
 
 
 def settings(output: Path):
-    from cutkit.comparison import CompareSettings
+    from cutkit.eval.comparison import CompareSettings
 
     return CompareSettings(template="chat", epochs=1.0, batch_size=8, learning_rate=1e-3,
                            generate=False, packing=True, output=str(output))  # fmt: skip
@@ -57,7 +57,7 @@ def worker(index: int, count: int, work: Path) -> None:
     import torch
 
     import cutkit
-    from cutkit.bundled import load_bundled_or_path
+    from cutkit.data.bundled import load_bundled_or_path
 
     torch.set_num_threads(1)
     train = load_bundled_or_path("judgments/train.jsonl")
@@ -69,7 +69,7 @@ def worker(index: int, count: int, work: Path) -> None:
 def report(work: Path, results: Path) -> str:
     import pandas as pd
 
-    from cutkit.comparison import save_comparison, summary_markdown
+    from cutkit.eval.comparison import save_comparison, summary_markdown
 
     parts = [pd.read_csv(p) for p in sorted(work.glob("worker*/runs.csv"))]
     frame = pd.concat(parts, ignore_index=True)

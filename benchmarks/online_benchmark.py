@@ -2,7 +2,7 @@
 Hindsight, each over several seeds, with the rule judge; the metric is the held-out
 constraint-satisfaction rate of greedy answers after every round (round 0 = the base model).
 
-Every (objective, seed) is one resumable :func:`cutkit.online.run_online` run directory under
+Every (objective, seed) is one resumable :func:`cutkit.online.loop.run_online` run directory under
 ``--runs-dir``, so an interrupted benchmark started again continues where it stopped. Writes
 ``<out>.csv`` (one row per objective, seed and round), ``<out>.md`` (mean and spread over seeds,
 the settings and the machine), ``<out>.json`` and ``<out>.png`` (satisfaction rate per round).
@@ -23,14 +23,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cutkit.models import DEFAULT_MODEL
-from cutkit.online import ONLINE_OBJECTIVES, OnlineConfig, run_online, summary_row
+from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.online.config import ONLINE_OBJECTIVES, OnlineConfig, summary_row
+from cutkit.online.loop import run_online
 
 
 def tiny_checkpoint(folder: Path) -> Path:
     """The tiny random model with the real tokenizer, saved once as a checkpoint folder."""
-    from cutkit.models import load_tokenizer
-    from cutkit.tiny import tiny_model
+    from cutkit.models.loading import load_tokenizer
+    from cutkit.models.tiny import tiny_model
 
     if not (folder / "config.json").exists():
         tiny_model().save_pretrained(folder)

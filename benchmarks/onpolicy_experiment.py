@@ -122,8 +122,8 @@ def _load(preset: Preset):
     import cutkit
 
     if preset.model == "tiny":
-        from cutkit.models import load_tokenizer
-        from cutkit.tiny import tiny_model
+        from cutkit.models.loading import load_tokenizer
+        from cutkit.models.tiny import tiny_model
 
         return tiny_model(seed=0), load_tokenizer()
     return cutkit.load_model(preset.model)
@@ -131,7 +131,7 @@ def _load(preset: Preset):
 
 def make_tasks(preset: Preset, seed: int = 20260101):
     """Word-limit tasks on disjoint topic sets: {"train": [...], "val": [...], "heldout": [...]}."""
-    from cutkit.constraints import TOPICS, word_limit_tasks
+    from cutkit.online.generator import TOPICS, word_limit_tasks
 
     topics = [topic for topic, _ in TOPICS]
     random.Random(seed).shuffle(topics)
@@ -161,8 +161,8 @@ def first_words(text: str, n: int) -> str:
 def answer_rows(tasks, generations) -> list[dict]:
     """Per task: the answer, satisfied (constraints met by a finished, non-empty answer), words,
     degeneration reason."""
-    from cutkit.constraints import check
-    from cutkit.degeneration import degeneration
+    from cutkit.eval.degeneration import degeneration
+    from cutkit.online.checkers import check
 
     rows = []
     for task, g in zip(tasks, generations, strict=True):
@@ -182,7 +182,7 @@ def answer_rows(tasks, generations) -> list[dict]:
 
 
 def answer(model, tokenizer, tasks, preset: Preset):
-    from cutkit.generation import generate_answers
+    from cutkit.eval.generation import generate_answers
 
     return generate_answers(
         model, tokenizer, [t.instruction for t in tasks], template="chat",
@@ -193,8 +193,8 @@ def answer(model, tokenizer, tasks, preset: Preset):
 def judged(tasks, rows, split: str, keep_cut_off: bool = False):
     """Judged records of the finished answers (RuleJudge, verbatim quotes, gold spans), with a
     first-n-words refinement for each too-long one; and the number of cut-off answers dropped."""
-    from cutkit.judges import RuleJudge
-    from cutkit.records import JudgmentRecord
+    from cutkit.data.records import JudgmentRecord
+    from cutkit.online.judges.rule import RuleJudge
 
     judge = RuleJudge(seed=0)
     records, n_cut_off = [], 0
@@ -231,7 +231,8 @@ def judged(tasks, rows, split: str, keep_cut_off: bool = False):
 
 def prepare(out: Path, preset: Preset) -> dict:
     """Tasks, base answers, judged training records and the gate (cached in ``out``)."""
-    from cutkit.inspection import detection_quality, push_balance, score_tokens
+    from cutkit.eval.detection import detection_quality, push_balance
+    from cutkit.eval.tokens import score_tokens
 
     done = out / "prepared.json"
     if done.exists():
@@ -268,13 +269,13 @@ def prepare(out: Path, preset: Preset) -> dict:
 
 def _records(rows):
     """Records back from their ``to_dict`` form (the cutkit loader reads that format)."""
-    from cutkit.loaders import load_records
+    from cutkit.data.loading import load_records
 
     return load_records(rows) if rows else []
 
 
 def _tasks(rows):
-    from cutkit.constraints import Task
+    from cutkit.online.tasks import Task
 
     return [Task.from_dict(r) for r in rows]
 
@@ -284,7 +285,7 @@ def _tasks(rows):
 
 def _train(prepared: dict, preset: Preset, arm: str, seed: int, lr: float, folder: Path):
     """Train ``arm`` from the base model; returns (model, tokenizer, seconds)."""
-    from cutkit.comparison import CompareSettings, train_objective
+    from cutkit.eval.comparison import CompareSettings, train_objective
 
     objective, levers = ARMS[arm]
     model, tokenizer = _load(preset)
@@ -309,8 +310,8 @@ def _train(prepared: dict, preset: Preset, arm: str, seed: int, lr: float, folde
 
 def _heldout_figures(model, tokenizer, prepared: dict, preset: Preset) -> dict:
     """Held-out answers and the log-prob figures (module docstring)."""
-    from cutkit.evaluation import mean_response_logprobs
-    from cutkit.inspection import score_tokens
+    from cutkit.eval.metrics import mean_response_logprobs
+    from cutkit.eval.tokens import score_tokens
 
     tasks = _tasks(prepared["tasks"]["heldout"])
     rows = answer_rows(tasks, answer(model, tokenizer, tasks, preset))

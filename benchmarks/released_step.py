@@ -13,7 +13,7 @@ what cutkit avoids (CUT_METHOD.md section 10):
   flagged when p_judged / p_plain > threshold, then contributes -alpha * log(1 - p_plain) (with
   +1e-5 where 1 - p == 0), other tokens -log p_plain; loss = (likelihood + unlikelihood) / 2.
 
-This is the "official" normalisation of :func:`cutkit.losses.cut_loss`: on the same records both
+This is the "official" normalisation of :func:`cutkit.train.losses.cut_loss`: on the same records both
 give the same loss (tests/test_benchmarks.py checks it).
 """
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cutkit.batching import pad_contexts
+from cutkit.train.batching import pad_contexts
 
 IGNORE_INDEX = -100
 

@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def tokenizer():
     """The real SmolLM2-135M-Instruct tokenizer (from the cutkit cache, built on first use)."""
-    from cutkit.models import load_tokenizer
+    from cutkit.models.loading import load_tokenizer
 
     return load_tokenizer()
 
@@ -23,7 +23,7 @@ def tokenizer():
 @pytest.fixture
 def tiny():
     """A fresh tiny random Llama model at the real vocabulary size (about 0.4 M parameters)."""
-    from cutkit.tiny import tiny_model
+    from cutkit.models.tiny import tiny_model
 
     return tiny_model()
 
@@ -39,7 +39,7 @@ def official_sample() -> Path:
 @pytest.fixture
 def tiny_checkpoint(tmp_path, tokenizer) -> Path:
     """A tiny random model saved as a Hugging Face checkpoint folder with the real tokenizer."""
-    from cutkit.tiny import tiny_model
+    from cutkit.models.tiny import tiny_model
 
     folder = tmp_path / "tiny-ckpt"
     tiny_model().save_pretrained(folder)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cutkit.batching import IGNORE_INDEX, CUTCollator, build_examples, downsample_positives
-from cutkit.records import JudgmentRecord, RecordError
-from cutkit.templates import ALPACA_JUDGED, ALPACA_PLAIN, get_template
+from cutkit.data.records import JudgmentRecord, RecordError
+from cutkit.data.templates import ALPACA_JUDGED, ALPACA_PLAIN, get_template
+from cutkit.train.batching import IGNORE_INDEX, CUTCollator, build_examples, downsample_positives
 
 NEG = JudgmentRecord(
     "n1",

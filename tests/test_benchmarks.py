@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from cutkit.batching import CUTCollator, build_examples
-from cutkit.logprobs import label_logprobs_packed
-from cutkit.losses import cut_loss
-from cutkit.tiny import tiny_model
+from cutkit.models.tiny import tiny_model
+from cutkit.train.batching import CUTCollator, build_examples
+from cutkit.train.logprobs import label_logprobs_packed
+from cutkit.train.losses import cut_loss
 
 from .conftest import REPO
 from .test_packing import mixed_records

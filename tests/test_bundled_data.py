@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cutkit.evaluation import answer_correct
-from cutkit.loaders import load_records
+from cutkit.data.loading import load_records
+from cutkit.eval.metrics import answer_correct
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data" / "judgments"

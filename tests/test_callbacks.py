@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from cutkit.callbacks import LiveLossPlot
-from cutkit.models import apply_lora
-from cutkit.records import JudgmentRecord
-from cutkit.tiny import tiny_model
-from cutkit.trainer import CUTConfig, CUTTrainer
+from cutkit.data.records import JudgmentRecord
+from cutkit.models.lora import apply_lora
+from cutkit.models.tiny import tiny_model
+from cutkit.train.config import CUTConfig
+from cutkit.train.trainer import CUTTrainer
+from cutkit.viz.callbacks import LiveLossPlot
 
 RECORDS = [
     JudgmentRecord("n1", "Capital of Australia?", "Sydney.", "Wrong: it is Canberra."),

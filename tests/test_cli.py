@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cutkit.bundled import bundled_data_path
 from cutkit.cli import main
+from cutkit.data.bundled import bundled_data_path
 
 
 def test_train_writes_adapter_config_history_and_figures(tiny_checkpoint, tmp_path, capsys):
@@ -94,7 +94,7 @@ def test_console_script_and_module_entry_points():
 
 
 def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path, capsys):
-    from cutkit.models import load_model
+    from cutkit.models.loading import load_model
 
     model, _ = load_model(tiny_checkpoint, lora={"r": 2})
     model.save_pretrained(tmp_path / "adapter")

@@ -8,9 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import cutkit.comparison as compare_module
-from cutkit.comparison import CompareSettings, compare, save_comparison, summarize, summary_markdown
-from cutkit.records import JudgmentRecord
+import cutkit.eval.comparison as compare_module
+from cutkit.data.records import JudgmentRecord
+from cutkit.eval.comparison import (
+    CompareSettings,
+    compare,
+    save_comparison,
+    summarize,
+    summary_markdown,
+)
 
 TRAIN = [
     JudgmentRecord(
@@ -104,7 +110,7 @@ def test_unknown_objectives_are_refused_before_any_work(settings):
 
 
 def test_arms_carry_cut_settings_and_typos_fail_before_training():
-    from cutkit.comparison import parse_arm
+    from cutkit.eval.comparison import parse_arm
 
     assert parse_arm("cut") == ("cut", {})
     assert parse_arm("cut:detector=spans, unflagged=ignore,align_n=false,threshold=1.5") == (

@@ -8,18 +8,9 @@ from collections import Counter
 
 import pytest
 
-from cutkit.constraints import (
-    KINDS,
-    TOPICS,
-    Constraint,
-    Task,
-    check,
-    check_constraint,
-    generate_tasks,
-    heldout_tasks,
-    iter_tasks,
-    satisfies,
-)
+from cutkit.online.checkers import check, check_constraint, satisfies
+from cutkit.online.generator import TOPICS, generate_tasks, heldout_tasks, iter_tasks
+from cutkit.online.tasks import KINDS, Constraint, Task
 
 
 def violations(kind: str, response: str, **params):
@@ -208,7 +199,7 @@ def test_spans_always_lie_inside_the_response():
 
 
 def test_task_stream_restricted_to_families():
-    from cutkit.constraints import generate_tasks, heldout_tasks
+    from cutkit.online.generator import generate_tasks, heldout_tasks
 
     tasks = generate_tasks(12, seed=1, families=["max_words", "lowercase"])
     assert {t.family for t in tasks} == {"max_words", "lowercase"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cutkit.demo import DemoSettings, demo_tasks, run_demo
+from cutkit.cli.demo import DemoSettings, demo_tasks, run_demo
 
 
 def test_demo_tasks_split_topics_and_break_the_limit_mostly():

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from cutkit.dpo import dpo_pairs, train_dpo
-from cutkit.records import JudgmentRecord, RecordError
-from cutkit.templates import ALPACA_PLAIN, get_template
+from cutkit.data.records import JudgmentRecord, RecordError
+from cutkit.data.templates import ALPACA_PLAIN, get_template
+from cutkit.train.dpo import dpo_pairs, train_dpo
 
 NEG = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: Canberra.", refinement="Canberra."
@@ -46,8 +46,8 @@ def test_missing_trl_says_how_to_install_it(tokenizer, monkeypatch, tmp_path):
 
 def test_a_two_step_dpo_run_trains_the_lora_adapter(tokenizer, tmp_path):
     pytest.importorskip("trl")
-    from cutkit.models import apply_lora
-    from cutkit.tiny import tiny_model
+    from cutkit.models.lora import apply_lora
+    from cutkit.models.tiny import tiny_model
 
     torch.manual_seed(0)
     model = apply_lora(tiny_model(seed=0), {"r": 4, "lora_dropout": 0.0})

@@ -8,7 +8,7 @@ import tomllib
 
 import yaml
 
-from cutkit.models import DEFAULT_MODEL, KNOWN_MODELS
+from cutkit.models.registry import DEFAULT_MODEL, KNOWN_MODELS
 
 from .conftest import REPO
 

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from cutkit.batching import build_examples
-from cutkit.evaluation import detection_scores, evaluate, mean_response_logprobs
-from cutkit.records import JudgmentRecord
-from cutkit.scoring import score_examples
-from cutkit.templates import get_template
-from cutkit.tiny import tiny_model
+from cutkit.data.records import JudgmentRecord
+from cutkit.data.templates import get_template
+from cutkit.eval.detection import detection_scores
+from cutkit.eval.metrics import evaluate, mean_response_logprobs
+from cutkit.eval.scoring import score_examples
+from cutkit.models.tiny import tiny_model
+from cutkit.train.batching import build_examples
 
 RECORDS = [
     JudgmentRecord(
@@ -99,7 +100,7 @@ def test_evaluate_reports_preference_and_detection(tokenizer):
     )
     assert 0 <= result["flagged_frac"] <= 1
     assert {"detect_precision", "detect_recall", "detect_f1"} <= result.keys()
-    from cutkit.inspection import score_tokens
+    from cutkit.eval.tokens import score_tokens
 
     tokens = score_tokens(model, tokenizer, RECORDS[:2])
     inside = tokens["in_error_span"].astype(bool)
@@ -109,7 +110,8 @@ def test_evaluate_reports_preference_and_detection(tokenizer):
 
 
 def test_evaluate_reports_detection_auc_base_rate_and_push_ratio(tokenizer):
-    from cutkit.inspection import detection_quality, push_balance, rank_auc, score_tokens
+    from cutkit.eval.detection import detection_quality, push_balance, rank_auc
+    from cutkit.eval.tokens import score_tokens
 
     model = tiny_model().double()
     result = evaluate(model, tokenizer, RECORDS, threshold=1.2, generate=False)
@@ -125,7 +127,7 @@ def test_evaluate_reports_detection_auc_base_rate_and_push_ratio(tokenizer):
 
 
 def test_read_figures_explains_a_figure_that_moved_against_the_method():
-    from cutkit.evaluation import read_figures
+    from cutkit.eval.metrics import read_figures
 
     before = {"logp_error_tokens": -2.0, "logp_bad": -2.0, "pref_accuracy": 0.6, "logp_good": -1.5}
     after = {"logp_error_tokens": -1.5, "logp_bad": -2.4, "pref_accuracy": 0.6, "logp_good": -1.4}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cutkit.degeneration import degeneration, is_degenerate, repetition
-from cutkit.evaluation import answer_correct, evaluate, generation_accuracy
-from cutkit.generation import (
+from cutkit.data.records import JudgmentRecord
+from cutkit.eval.degeneration import degeneration, is_degenerate, repetition
+from cutkit.eval.generation import (
     Generation,
     eos_token_ids,
     generate_answers,
@@ -16,8 +16,8 @@ from cutkit.generation import (
     generate_responses,
     left_padded_batch,
 )
-from cutkit.records import JudgmentRecord
-from cutkit.tiny import tiny_model
+from cutkit.eval.metrics import answer_correct, evaluate, generation_accuracy
+from cutkit.models.tiny import tiny_model
 
 INSTRUCTIONS = ["Name a prime number.", "What is the capital of Australia? Answer briefly.", "Hi"]
 

@@ -9,21 +9,19 @@ import pandas as pd
 import pytest
 import torch
 
-from cutkit.inspection import (
+from cutkit.data.records import JudgmentRecord
+from cutkit.data.templates import get_template
+from cutkit.eval.detection import (
     QUALITY_COLUMNS,
-    TOKEN_COLUMNS,
     detection_quality,
     detection_report,
-    plot_detection_report,
-    plot_token_log_ratios,
     push_balance,
     rank_auc,
     record_groups,
-    score_tokens,
-    write_report,
 )
-from cutkit.records import JudgmentRecord
-from cutkit.templates import get_template
+from cutkit.eval.tokens import TOKEN_COLUMNS, score_tokens
+from cutkit.viz.plots import plot_detection_report, plot_token_log_ratios
+from cutkit.viz.report import write_report
 
 NEGATIVE = JudgmentRecord(
     "neg",

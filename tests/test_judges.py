@@ -13,21 +13,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cutkit.constraints import Constraint, Task, check, generate_tasks
-from cutkit.judges import (
-    JUDGE_PROMPT,
-    JudgeFailure,
-    Judgment,
-    ModelJudge,
-    OpenAICompatibleJudge,
-    RuleJudge,
-    judgment_from_text,
-    make_judge,
-    parse_retry_after,
-)
-from cutkit.loaders import load_records
-from cutkit.online import judged_records, write_jsonl
-from cutkit.records import JudgmentRecord, junk_reason
+from cutkit.data.loading import load_records
+from cutkit.data.records import JudgmentRecord, junk_reason
+from cutkit.online.checkers import check
+from cutkit.online.generator import generate_tasks
+from cutkit.online.judges.base import JUDGE_PROMPT, JudgeFailure, Judgment, judgment_from_text
+from cutkit.online.judges.factory import make_judge
+from cutkit.online.judges.http import OpenAICompatibleJudge, parse_retry_after
+from cutkit.online.judges.model import ModelJudge
+from cutkit.online.judges.rule import RuleJudge
+from cutkit.online.rounds import judged_records
+from cutkit.online.rundir import write_jsonl
+from cutkit.online.tasks import Constraint, Task
 
 # ----------------------------------------------------------------------------- RuleJudge
 

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import cutkit.loaders
-from cutkit.loaders import JunkRecordWarning, LoadReport, detect_format, load_records
-from cutkit.records import JudgmentRecord, RecordError, junk_reason
+import cutkit.data.loading
+from cutkit.data.formats import detect_format
+from cutkit.data.loading import JunkRecordWarning, LoadReport, load_records
+from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
 
 LOADERS = Path(__file__).parent / "fixtures" / "loaders"  # conftest.FIXTURES / "loaders"
 
@@ -150,7 +151,7 @@ def test_ultrafeedback_fixture():
     assert records[3].meta == {"source": "invented", "model": "model-c"}
 
 
-@pytest.mark.filterwarnings("ignore::cutkit.loaders.JunkRecordWarning")
+@pytest.mark.filterwarnings("ignore::cutkit.data.loading.JunkRecordWarning")
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -537,4 +538,4 @@ def test_official_sample_lenient_counts(official_sample):
 
 
 def test_module_docstring_example_runs():
-    assert doctest.testmod(cutkit.loaders).failed == 0
+    assert doctest.testmod(cutkit.data.loading).failed == 0

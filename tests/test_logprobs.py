@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cutkit.logprobs import (
+from cutkit.models.tiny import tiny_model
+from cutkit.train.logprobs import (
     chunked_label_logprobs,
     label_logprobs,
     label_logprobs_packed,
     response_logprobs,
 )
-from cutkit.tiny import tiny_model
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 

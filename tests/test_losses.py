@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cutkit.losses import count_items, cut_loss, detect_flagged, log1mexp
+from cutkit.train.losses import count_items, cut_loss, detect_flagged, log1mexp
 
 # ---------------------------------------------------------------------------------------------
 # references

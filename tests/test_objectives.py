@@ -8,18 +8,19 @@ import math
 import pytest
 import torch
 
-from cutkit.batching import IGNORE_INDEX, CUTCollator, build_examples
-from cutkit.losses import cut_loss
-from cutkit.objectives import (
+from cutkit.data.records import JudgmentRecord, RecordError
+from cutkit.data.templates import get_template
+from cutkit.models.tiny import tiny_model
+from cutkit.train.batching import IGNORE_INDEX, CUTCollator, build_examples
+from cutkit.train.config import CUTConfig
+from cutkit.train.losses import cut_loss
+from cutkit.train.objectives import (
     FORWARD_ALPACA_MARKER,
     FORWARD_CHAT_REQUEST,
     OBJECTIVES,
     build_objective_examples,
 )
-from cutkit.records import JudgmentRecord, RecordError
-from cutkit.templates import get_template
-from cutkit.tiny import tiny_model
-from cutkit.trainer import CUTConfig, CUTTrainer
+from cutkit.train.trainer import CUTTrainer
 
 from .test_trainer import make_trainer
 

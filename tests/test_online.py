@@ -11,28 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from cutkit.constraints import Constraint, Task
-from cutkit.generation import Generation, generate_from_ids, generate_responses
-from cutkit.judges import JudgeFailure, Judgment, RuleJudge
-from cutkit.loaders import load_records
-from cutkit.online import (
-    HELDOUT_FILE,
-    PROGRESS_FILE,
-    TRUNCATED_REASON,
-    OnlineConfig,
-    add_online_arguments,
-    heldout_metrics,
-    judged_records,
-    online_main,
-    read_jsonl,
-    round_dir,
-    run_online,
-)
+from cutkit.cli.online import add_online_arguments, online_main
+from cutkit.data.loading import load_records
+from cutkit.eval.generation import Generation, generate_from_ids, generate_responses
+from cutkit.online.config import HELDOUT_FILE, PROGRESS_FILE, TRUNCATED_REASON, OnlineConfig
+from cutkit.online.judges.base import JudgeFailure, Judgment
+from cutkit.online.judges.rule import RuleJudge
+from cutkit.online.loop import run_online
+from cutkit.online.rounds import heldout_metrics, judged_records
+from cutkit.online.rundir import read_jsonl, round_dir
+from cutkit.online.tasks import Constraint, Task
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tokenizer) -> Path:
-    from cutkit.tiny import tiny_model
+    from cutkit.models.tiny import tiny_model
 
     folder = tmp_path_factory.mktemp("online") / "tiny-ckpt"
     tiny_model().save_pretrained(folder)
@@ -143,7 +136,7 @@ def test_interrupted_run_resumes_without_redoing_or_losing_work(
         raise RuntimeError("power cut")
 
     with monkeypatch.context() as patch:  # round 2 dies in training, after judging
-        patch.setattr("cutkit.trainer.CUTTrainer.train", power_cut)
+        patch.setattr("cutkit.train.trainer.CUTTrainer.train", power_cut)
         with pytest.raises(RuntimeError, match="power cut"):
             run_online(small_config(checkpoint, out, rounds=2))
     partial = out / "round-02.partial"
@@ -308,7 +301,7 @@ def test_heldout_metrics_count_truncated_and_degenerate_answers():
 def cut_off_every_third_answer(monkeypatch) -> None:
     """The tiny model's answers, with answers 0, 3, 6, ... of every generation call cut off at
     max_new_tokens and all others finished."""
-    from cutkit import generation
+    from cutkit.eval import generation
 
     real = generation.generate_answers
 
@@ -321,7 +314,7 @@ def cut_off_every_third_answer(monkeypatch) -> None:
 
 def capture_training_records(monkeypatch) -> list:
     """The ids of the records each round's training examples are built from."""
-    from cutkit import objectives
+    from cutkit.train import objectives
 
     real, seen = objectives.build_objective_examples, []
 
@@ -376,7 +369,7 @@ def test_kept_truncated_answers_are_judged_and_marked(checkpoint, tmp_path, monk
     assert all(r.meta.get("truncated") is None for r in records if r.id not in marked)
     batching = Path(__file__).resolve().parents[1] / "cutkit" / "batching.py"
     if "truncated" in batching.read_text():  # the records are built without their EOS
-        from cutkit.batching import build_examples
+        from cutkit.train.batching import build_examples
 
         examples, _ = build_examples(records, tokenizer, "chat")
         for example in examples:
@@ -440,7 +433,7 @@ def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
 
 
 def test_span_detector_keeps_judgments_without_spans_out_of_training(checkpoint, tmp_path):
-    from cutkit.online import NO_SPANS_REASON
+    from cutkit.online.config import NO_SPANS_REASON
 
     config = small_config(checkpoint, tmp_path / "run", rounds=1, detector="spans")
     run = run_online(config, judge=RejectingJudge())  # critiques without error spans

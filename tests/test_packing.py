@@ -7,19 +7,25 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cutkit.attention import (
+from cutkit.data.records import JudgmentRecord
+from cutkit.models.lora import apply_lora
+from cutkit.models.tiny import tiny_model
+from cutkit.train.attention import (
     VARLEN_ATTENTION,
     context_boundaries,
     use_varlen_attention,
     varlen_attention_forward,
 )
-from cutkit.batching import IGNORE_INDEX, CUTCollator, build_examples, context_length, pack_contexts
-from cutkit.logprobs import context_index, label_logprobs_packed, response_token_mask
-from cutkit.losses import cut_loss
-from cutkit.models import apply_lora
-from cutkit.objectives import build_objective_examples
-from cutkit.records import JudgmentRecord
-from cutkit.tiny import tiny_model
+from cutkit.train.batching import (
+    IGNORE_INDEX,
+    CUTCollator,
+    build_examples,
+    context_length,
+    pack_contexts,
+)
+from cutkit.train.logprobs import context_index, label_logprobs_packed, response_token_mask
+from cutkit.train.losses import cut_loss
+from cutkit.train.objectives import build_objective_examples
 
 from .test_trainer import arithmetic_records, assert_same_weights, lora_weights, make_trainer
 
@@ -143,7 +149,7 @@ def test_packed_gives_the_padded_loss_and_gradients(tokenizer, attention):
 def test_context_boundaries_are_computed_once_per_forward(tokenizer, monkeypatch):
     """label_logprobs hands the boundaries to every layer (flash-attention varlen kwargs), so the
     attention never derives them itself: on CUDA each derivation is a device-to-host sync."""
-    import cutkit.attention
+    import cutkit.train.attention
 
     examples, _ = build_examples(mixed_records(), tokenizer, "chat")
     packed = CUTCollator(tokenizer.pad_token_id, packing=True)(examples)
@@ -151,9 +157,9 @@ def test_context_boundaries_are_computed_once_per_forward(tokenizer, monkeypatch
     assert model.config.num_hidden_layers > 1
     use_varlen_attention(model)
     calls = []
-    derive = cutkit.attention.context_boundaries
+    derive = cutkit.train.attention.context_boundaries
     monkeypatch.setattr(
-        cutkit.attention, "context_boundaries", lambda ids: calls.append(1) or derive(ids)
+        cutkit.train.attention, "context_boundaries", lambda ids: calls.append(1) or derive(ids)
     )
     args = (packed["input_ids"], None, packed["labels"])
     with torch.no_grad():

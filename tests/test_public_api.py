@@ -25,12 +25,12 @@ def test_submodules_do_not_shadow_public_functions():
 
     modules = {info.name for info in pkgutil.iter_modules(cutkit.__path__)}
     assert not modules & set(cutkit.__all__), modules & set(cutkit.__all__)
-    importlib.import_module("cutkit.comparison")
-    assert callable(cutkit.compare) and cutkit.compare.__module__ == "cutkit.comparison"
+    importlib.import_module("cutkit.eval.comparison")
+    assert callable(cutkit.compare) and cutkit.compare.__module__ == "cutkit.eval.comparison"
 
 
 def test_mechanism_measures_are_public():
-    from cutkit import inspection
+    from cutkit.eval import detection
 
     for name in ("detection_quality", "push_balance", "record_groups"):
-        assert name in cutkit.__all__ and getattr(cutkit, name) is getattr(inspection, name)
+        assert name in cutkit.__all__ and getattr(cutkit, name) is getattr(detection, name)

@@ -6,8 +6,8 @@ import doctest
 
 import pytest
 
-import cutkit.records
-from cutkit.records import (
+import cutkit.data.records
+from cutkit.data.records import (
     JUNK_REASONS,
     JudgmentRecord,
     RecordError,
@@ -159,4 +159,4 @@ def test_record_error_says_where_and_what_to_do():
 
 
 def test_module_docstring_example_runs():
-    assert doctest.testmod(cutkit.records).failed == 0
+    assert doctest.testmod(cutkit.data.records).failed == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cutkit.loaders import load_records
+from cutkit.data.loading import load_records
 
 STARTER = Path(__file__).resolve().parents[1] / "data" / "starter"
 SPLITS = ("train", "test")

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cutkit.inspection import score_tokens
-from cutkit.records import JudgmentRecord
-from cutkit.tokenview import (
+from cutkit.data.records import JudgmentRecord
+from cutkit.eval.tokens import score_tokens
+from cutkit.viz.tokenview import (
     AUC_TOOLTIP,
     FLAGGED_CSS,
     GOLD_CSS,

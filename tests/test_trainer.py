@@ -10,10 +10,11 @@ import sys
 import pytest
 import torch
 
-from cutkit.models import apply_lora
-from cutkit.records import JudgmentRecord
-from cutkit.tiny import tiny_model
-from cutkit.trainer import CUTConfig, CUTTrainer
+from cutkit.data.records import JudgmentRecord
+from cutkit.models.lora import apply_lora
+from cutkit.models.tiny import tiny_model
+from cutkit.train.config import CUTConfig
+from cutkit.train.trainer import CUTTrainer
 
 from .conftest import REPO
 
@@ -251,7 +252,7 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path):
 
 
 def test_detection_without_dropout_uses_an_eval_mode_pass(tokenizer, tmp_path):
-    from cutkit.losses import detect_flagged
+    from cutkit.train.losses import detect_flagged
 
     torch.manual_seed(0)
     model = apply_lora(
@@ -301,7 +302,7 @@ def span_records() -> list[JudgmentRecord]:
 
 
 def test_span_detector_flags_exactly_the_gold_error_tokens(tokenizer, tmp_path):
-    from cutkit.batching import response_char_spans
+    from cutkit.train.batching import response_char_spans
 
     records = span_records()
     trainer = make_trainer(records, tokenizer, tmp_path, detector="spans", threshold=50.0)
@@ -321,7 +322,7 @@ def test_span_detector_flags_exactly_the_gold_error_tokens(tokenizer, tmp_path):
 
 
 def test_span_detector_refuses_negatives_without_spans_before_training(tokenizer, tmp_path):
-    from cutkit.records import RecordError
+    from cutkit.data.records import RecordError
 
     with pytest.raises(RecordError, match="error_spans"):
         make_trainer(arithmetic_records(2), tokenizer, tmp_path, detector="spans")

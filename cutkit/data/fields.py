@@ -1,0 +1,105 @@
+"""Typed access to one raw row's fields, with errors that name the file, record and field."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cutkit.data.records import RecordError
+from cutkit.data.sources import _Context
+
+
+@dataclass
+class _Fields:
+    """Typed access to one raw record (or a nested object in it), with located errors."""
+
+    row: Mapping[str, Any]
+    context: _Context
+    index: int
+    prefix: str = ""  # path of ``row`` inside the record, e.g. "data.questions[2]."
+
+    @classmethod
+    def of(cls, row: Any, context: _Context, index: int) -> _Fields:
+        if not isinstance(row, Mapping):
+            problem = f"record is a {type(row).__name__}, not an object"
+            raise context.error(problem, index=index, fix="Make every record a JSON object / dict")
+        return cls(row, context, index)
+
+    def error(self, problem: str, name: str, fix: str = "") -> RecordError:
+        return self.context.error(problem, index=self.index, field=self.prefix + name, fix=fix)
+
+    def wrong_type(self, name: str, expected: str, value: Any) -> RecordError:
+        got = f"{type(value).__name__} {_shorten(repr(value))}"
+        return self.error(f"expected {expected}, got {got}", name, f"Make it {expected}")
+
+    def get(self, name: str) -> Any:
+        if name not in self.row:
+            fix = f"Add {self.prefix + name!r} to the record (or pass the right format=)"
+            raise self.error("missing required field", name, fix)
+        return self.row[name]
+
+    def text(self, name: str) -> str:
+        """A required, non-empty string."""
+        value = self.get(name)
+        if not isinstance(value, str):
+            raise self.wrong_type(name, "a string", value)
+        if not value.strip():
+            raise self.error("is empty", name, fix="Fill it in or remove the record")
+        return value
+
+    def optional(self, name: str, kind: Any, expected: str, *, required: bool = False) -> Any:
+        """``row[name]`` if it is None or a ``kind`` (a bool only if ``kind`` is bool); a missing
+        field is None unless ``required``."""
+        value = self.get(name) if required else self.row.get(name)
+        bool_as_other = isinstance(value, bool) and kind is not bool
+        if value is not None and (bool_as_other or not isinstance(value, kind)):
+            raise self.wrong_type(name, expected, value)
+        return value
+
+    def optional_text(self, name: str, *, required: bool = False) -> str | None:
+        """A string (possibly empty) or None; a missing field is None unless ``required``."""
+        return self.optional(name, str, "a string or null", required=required)
+
+    def number(self, name: str, *, required: bool = True) -> float | None:
+        value = self.optional(name, numbers.Real, "a number", required=required)
+        if (value is None and required) or (value is not None and math.isnan(value)):
+            raise self.wrong_type(name, "a number", value)
+        return None if value is None else float(value)
+
+    def child(self, name: str) -> _Fields:
+        """A required nested object."""
+        value = self.get(name)
+        if not isinstance(value, Mapping):
+            raise self.wrong_type(name, "an object", value)
+        return _Fields(value, self.context, self.index, f"{self.prefix}{name}.")
+
+    def sequence(self, name: str) -> list[Any]:
+        """A required list."""
+        value = self.get(name)
+        if not isinstance(value, list | tuple):
+            raise self.wrong_type(name, "a list", value)
+        return list(value)
+
+    def item(self, name: str, position: int) -> _Fields:
+        """The object at ``row[name][position]``."""
+        value = self.row[name][position]
+        label = f"{name}[{position}]"
+        if not isinstance(value, Mapping):
+            raise self.wrong_type(label, "an object", value)
+        return _Fields(value, self.context, self.index, f"{self.prefix}{label}.")
+
+    def extras(self, known: Iterable[str]) -> dict[str, Any]:
+        """The fields not in ``known`` (they go to ``JudgmentRecord.meta``)."""
+        return {key: value for key, value in self.row.items() if key not in known}
+
+
+def _record_id(fields: _Fields, default: int) -> str:
+    value = fields.optional("id", str | numbers.Integral, "a string or an integer")
+    return str(default if value is None else value)
+
+
+def _shorten(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,268 @@
+"""The judgment formats cutkit reads (CUT, Shepherd, summarization critiques, UltraFeedback):
+raw rows -> :class:`~cutkit.data.records.JudgmentRecord`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cutkit.data.fields import _Fields, _record_id, _shorten
+from cutkit.data.records import JudgmentRecord
+from cutkit.data.sources import _Context, _read_file
+
+FORMAT_FIELDS: dict[str, str] = {
+    "cut": "instruction, output, judgment",
+    "shepherd": "question, answer, feedback",
+    "summarization": "data.passage.text, data.questions",
+    "ultrafeedback": "instruction, completions",
+}
+"""The known formats and the fields that identify them."""
+
+
+_CUT_FIELDS = frozenset(
+    {"id", "instruction", "input", "output", "judgment", "score", "i_ans", "refinement"}
+    | {"error_spans", "is_positive", "meta"}
+)
+
+
+def detect_format(row: Any) -> str | None:
+    """The format whose identifying fields ``row`` has (see :data:`FORMAT_FIELDS`), or None."""
+    if not isinstance(row, Mapping):
+        return None
+    if isinstance(row.get("data"), Mapping) and "questions" in row["data"]:
+        return "summarization"
+    if {"instruction", "completions"} <= row.keys():
+        return "ultrafeedback"
+    if {"question", "answer", "feedback"} <= row.keys():
+        return "shepherd"
+    if {"instruction", "output"} <= row.keys():
+        return "cut"
+    return None
+
+
+def _resolve_format(rows: list[Any], format: str, context: _Context) -> str:
+    known = ", ".join(FORMAT_FIELDS)
+    if format != "auto":
+        if format not in FORMAT_FIELDS:
+            raise context.error(f"unknown format {format!r}", fix=f"Use 'auto' or one of: {known}")
+        return format
+    if not rows:
+        return "cut"
+    detected = detect_format(rows[0])
+    if detected is None:
+        found = sorted(rows[0]) if isinstance(rows[0], Mapping) else type(rows[0]).__name__
+        formats = "; ".join(f"{name} ({fields})" for name, fields in FORMAT_FIELDS.items())
+        raise context.error(
+            f"unknown record format, fields found: {found}",
+            index=0,
+            fix=f"Known formats: {formats}. Rename the fields or pass format=",
+        )
+    return detected
+
+
+@dataclass
+class _Loaded:
+    index: int  # row index in the source
+    record: JudgmentRecord
+    judgment_field: str  # where the judgment came from, for junk errors
+
+
+@dataclass
+class _Converted:
+    loaded: list[_Loaded] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, fields: _Fields, record: JudgmentRecord, judgment_field: str) -> None:
+        self.loaded.append(_Loaded(fields.index, record, fields.prefix + judgment_field))
+
+    def skip(self, reason: str, record_id: str) -> None:
+        self.skipped.setdefault(reason, []).append(record_id)
+
+
+def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+    for index, row in enumerate(rows):
+        fields = _Fields.of(row, context, index)
+        instruction, response = fields.text("instruction"), fields.text("output")
+        if not {"judgment", "is_positive", "score"} & fields.row.keys():
+            raise fields.error(
+                "missing required field",
+                "judgment",
+                fix='Add "judgment": null for a response judged good, or the critique text',
+            )
+        meta = fields.optional("meta", Mapping, "an object or null") or {}
+        refinement_field = "refinement" if "refinement" in fields.row else "i_ans"
+        record = JudgmentRecord(
+            id=_record_id(fields, index),
+            instruction=instruction,
+            input=fields.optional_text("input") or "",
+            response=response,
+            judgment=fields.optional_text("judgment"),
+            is_positive=fields.optional("is_positive", bool, "true, false or null"),
+            score=fields.number("score", required=False),
+            refinement=fields.optional_text(refinement_field),
+            error_spans=_error_spans(fields, response),
+            meta={**fields.extras(_CUT_FIELDS), **meta},
+        )
+        out.add(fields, record, "judgment")
+
+
+def _error_spans(fields: _Fields, response: str) -> list[tuple[int, int]]:
+    """``error_spans`` as character spans: [start, end] pairs or substrings of the response."""
+    value = fields.row.get("error_spans")
+    value = value.tolist() if hasattr(value, "tolist") else value  # numpy arrays from DataFrames
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise fields.wrong_type("error_spans", "a list", value)
+    spans = []
+    for k, span in enumerate(value):
+        name = f"error_spans[{k}]"
+        span = span.tolist() if hasattr(span, "tolist") else span
+        if isinstance(span, str):
+            start = response.find(span) if span else -1
+            if start < 0:
+                problem = f"substring {_shorten(repr(span), 60)} does not occur in the response"
+                raise fields.error(problem, name, "Quote the response exactly or give [start, end]")
+            spans.append((start, start + len(span)))
+        elif _is_int_pair(span):
+            start, end = int(span[0]), int(span[1])
+            if not 0 <= start < end <= len(response):
+                problem = f"span [{start}, {end}] is empty or outside the response"
+                raise fields.error(problem, name, f"Need 0 <= start < end <= {len(response)}")
+            spans.append((start, end))
+        else:
+            raise fields.wrong_type(name, "[start, end] or a substring of the response", span)
+    return spans
+
+
+def _is_int_pair(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _shepherd_records(
+    rows: list[Any], context: _Context, out: _Converted, refinements: str | Path | None
+) -> None:
+    refined = _shepherd_refinements(refinements, rows, context) if refinements else None
+    for index, row in enumerate(rows):
+        fields = _Fields.of(row, context, index)
+        instruction, response = fields.text("question"), fields.text("answer")
+        record = JudgmentRecord(
+            id=_record_id(fields, index),
+            instruction=instruction,
+            response=response,
+            judgment=fields.optional_text("feedback", required=True),  # empty: junk
+            is_positive=False,  # Shepherd holds critiques of flawed answers only
+            refinement=refined[index] if refined else None,
+            meta=fields.extras({"id", "question", "answer", "feedback"}),
+        )
+        out.add(fields, record, "feedback")
+
+
+def _shepherd_refinements(path: str | Path, rows: list[Any], context: _Context) -> list[str]:
+    """``metadata.output_correct`` of each raw record, checked to parallel the feedback rows."""
+    raw_rows, raw_context = _read_file(Path(path))
+    if len(raw_rows) != len(rows):
+        raise raw_context.error(
+            f"holds {len(raw_rows)} records but the feedback file {context.name} holds {len(rows)}",
+            fix="Pass the raw file that parallels the feedback file line by line",
+        )
+    refined = []
+    for index, (raw, row) in enumerate(zip(raw_rows, rows, strict=True)):
+        metadata = _Fields.of(raw, raw_context, index).child("metadata")
+        feedback = _Fields.of(row, context, index)
+        for raw_name, name in (("context", "question"), ("output_candidate", "answer")):
+            if raw_name in metadata.row and metadata.row[raw_name] != feedback.get(name):
+                problem = f"does not match {name!r} of record {index} in {context.name}"
+                fix = "The two files must list the same records in the same order"
+                raise metadata.error(problem, raw_name, fix)
+        refined.append(metadata.text("output_correct"))
+    return refined
+
+
+def _summarization_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+    for index, row in enumerate(rows):
+        fields = _Fields.of(row, context, index)
+        data, row_id = fields.child("data"), _record_id(fields, index)
+        passage = data.child("passage").text("text")
+        for q in range(len(data.sequence("questions"))):
+            question = data.item("questions", q)
+            _summarization_question(question, passage, f"{row_id}-{q}", out)
+
+
+def _summarization_question(
+    question: _Fields, passage: str, record_id: str, out: _Converted
+) -> None:
+    """One record from the top-ranked answer of one question (as the released CUT converter)."""
+    answers = question.sequence("answers")
+    if not answers:
+        raise question.error("no answers", "answers", fix="Remove the question or add its answers")
+    top = _top_ranked(question.row.get("rankings"), len(answers))
+    answer = question.item("answers", top)
+    feedback = answer.child("feedback")
+    if feedback.row.get("skip") is True:
+        out.skip("feedback_skip", record_id)
+        return
+    response = answer.optional_text("answer", required=True)
+    if not response or not response.strip():
+        out.skip("empty_answer", record_id)
+        return
+    n_critiques = len(feedback.sequence("critiques")) if feedback.row.get("critiques") else 0
+    critiques = [feedback.item("critiques", c) for c in range(n_critiques)]
+    texts = [text.strip() for c in critiques if (text := c.optional_text("text")) and text.strip()]
+    rating = feedback.number("rating", required=False)
+    positive = not critiques and rating == 7
+    record = JudgmentRecord(
+        id=record_id,
+        instruction=question.text("question"),
+        input=passage,
+        response=response,
+        judgment=None if positive else " ".join(texts) or None,
+        is_positive=positive,
+        refinement=(critiques[-1].optional_text("refinement") or None) if critiques else None,
+        meta={"rating": rating, "answer_index": top},
+    )
+    out.add(answer, record, "feedback.critiques")
+
+
+def _top_ranked(rankings: Any, n_answers: int) -> int:
+    """Index of the best answer: the highest ``rankings`` value (first on ties), as the released
+    CUT converter reads it; the first answer when rankings are missing or do not fit the answers."""
+    fits = (
+        isinstance(rankings, list | tuple)
+        and len(rankings) == n_answers
+        and all(isinstance(r, numbers.Real) and not isinstance(r, bool) for r in rankings)
+    )
+    return max(range(n_answers), key=lambda k: (rankings[k], -k)) if fits else 0
+
+
+def _ultrafeedback_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+    for index, row in enumerate(rows):
+        fields = _Fields.of(row, context, index)
+        instruction = fields.text("instruction")
+        shared = fields.extras({"instruction", "completions"})
+        for k in range(len(fields.sequence("completions"))):
+            completion = fields.item("completions", k)
+            record = JudgmentRecord(
+                id=f"{index}-{k}",
+                instruction=instruction,
+                response=completion.text("response"),
+                judgment=completion.optional_text("critique", required=True),
+                score=completion.number("overall_score"),
+                meta={**shared, **completion.extras({"response", "critique", "overall_score"})},
+            )
+            out.add(completion, record, "critique")
+
+
+_CONVERTERS: dict[str, Callable[[list[Any], _Context, _Converted], None]] = {
+    "cut": _cut_records,
+    "summarization": _summarization_records,
+    "ultrafeedback": _ultrafeedback_records,
+}

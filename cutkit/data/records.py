@@ -1,0 +1,178 @@
+"""Judgment records: the (instruction, response, judgment) triplet CUT learns from.
+
+A :class:`JudgmentRecord` is format-independent; :mod:`cutkit.data.loading` turns real files into records.
+Routing follows CUT_METHOD.md section 2: a record is positive (Align-P) when its judgment is missing
+or empty, when it carries a score >= 7, or when a model judge's reply starts with "Perfect"; every
+other record is negative (Align-N + Misalign).
+
+>>> r = JudgmentRecord(id="q1", instruction="Capital of Australia?", response="Sydney.",
+...                    judgment="Wrong: the capital is Canberra.")
+>>> r.is_positive, r.prompt_instruction
+(False, 'Capital of Australia?')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+POSITIVE_SCORE = 7.0
+"""Official CUT data convention: a judge score >= 7 marks a good response."""
+
+JUNK_JUDGMENTS = frozenset({"$ERROR$"})
+"""Literal judgments that are failed judge calls, never critiques (seen in the released data)."""
+
+JUNK_REASONS: dict[str, str] = {
+    "judge_error": 'judgment is "$ERROR$", the placeholder of a failed judge call',
+    "commendation": "negative judgment only praises the response (says it is perfect, criticises nothing)",
+    "no_critique": "negative record without a judgment text to condition on",
+}
+"""Reasons a record is junk (never trained on), keyed as :func:`junk_reason` returns them."""
+
+_PERFECT = re.compile(r"^\W*perfect\b", re.IGNORECASE)
+_PRAISE = re.compile(
+    r"\b(?:is|are|was|were|looks|seems|reads)\s+(?:absolutely\s+|simply\s+|truly\s+|just\s+)?perfect\b"
+    r"|\bperfectly\b",
+    re.IGNORECASE,
+)
+_CRITICISM = re.compile(
+    r"\b(?:but|however|although|though|except|yet|mistakes?|errors?|incorrect\w*|wrong\w*|inaccura\w*"
+    r"|missing|miss(?:es|ed)?|lacks?|lacking|should|could|would|not|fails?|failed|unnecessar\w*"
+    r"|improve\w*|better|issues?|problems?|only)\b|n't\b",
+    re.IGNORECASE,
+)
+
+
+class RecordError(ValueError):
+    """A record that cannot become training signal.
+
+    The message always says where (``source``, ``index`` and, for JSONL, ``line``, ``field``) and
+    what to do.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str = "<records>",
+        index: int | str | None = None,
+        field: str | None = None,
+        fix: str = "",
+        line: int | None = None,
+    ):
+        self.problem, self.source, self.index, self.field = problem, source, index, field
+        self.fix, self.line = fix, line
+        where = source
+        if index is not None:
+            where += f", record {index}"
+        if line is not None:
+            where += f" (line {line})"
+        if field is not None:
+            where += f", field {field!r}"
+        message = f"{where}: {problem}"
+        if fix:
+            message += f". {fix}"
+        super().__init__(message)
+
+
+def is_junk_judgment(judgment: str | None) -> bool:
+    """True for judgments that are placeholders of a failed judge call (e.g. ``"$ERROR$"``)."""
+    return judgment is not None and judgment.strip() in JUNK_JUDGMENTS
+
+
+def is_commendation(judgment: str | None) -> bool:
+    """True when a judgment says the response is perfect and criticises nothing.
+
+    Routed negative, such a judgment would teach the model that praise is a critique. "The response is
+    almost perfect, but ..." is a real critique (it contains a contrast) and returns False.
+    """
+    if judgment is None:
+        return False
+    return bool(_PRAISE.search(judgment)) and not _CRITICISM.search(judgment)
+
+
+def junk_reason(record: JudgmentRecord) -> str | None:
+    """Why ``record`` must never be trained on (a key of :data:`JUNK_REASONS`), or None if it is fine."""
+    if is_junk_judgment(record.judgment):
+        return "judge_error"
+    if record.is_positive:
+        return None
+    if record.judgment is None or not record.judgment.strip():
+        return "no_critique"
+    if is_commendation(record.judgment):
+        return "commendation"
+    return None
+
+
+def is_positive_judgment(judgment: str | None, score: float | None = None) -> bool:
+    """CUT_METHOD.md section 2 routing: missing/empty judgment, score >= 7, or a "Perfect..." reply."""
+    if score is not None:
+        return score >= POSITIVE_SCORE
+    if judgment is None or not judgment.strip():
+        return True
+    return bool(_PERFECT.match(judgment))
+
+
+@dataclass
+class JudgmentRecord:
+    """One instruction / response / judgment triplet.
+
+    Attributes:
+        id: unique identifier within a data set (string; numeric ids are stringified).
+        instruction: the task given to the model.
+        response: the model's answer that was judged.
+        judgment: natural-language critique or commendation; None for a response judged good without
+            a text.
+        input: optional extra context appended to the instruction as ``instruction + "\\n" + input``.
+        is_positive: routing (None = infer from ``judgment`` and ``score``).
+        score: optional numeric judge score (>= 7 is positive in the official data).
+        refinement: optional improved response (ILF / DPO baselines, evaluation).
+        error_spans: character spans ``(start, end)`` of ``response`` that the judgment criticises.
+        meta: anything else the source carried (kept, never trained on).
+    """
+
+    id: str
+    instruction: str
+    response: str
+    judgment: str | None = None
+    input: str = ""
+    is_positive: bool | None = None
+    score: float | None = None
+    refinement: str | None = None
+    error_spans: list[tuple[int, int]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.id = str(self.id)
+        if self.is_positive is None:
+            self.is_positive = is_positive_judgment(self.judgment, self.score)
+        self.error_spans = [(int(s), int(e)) for s, e in self.error_spans]
+
+    @property
+    def is_negative(self) -> bool:
+        return not self.is_positive
+
+    @property
+    def prompt_instruction(self) -> str:
+        """The instruction as templates see it: ``instruction`` plus ``"\\n" + input`` if any."""
+        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
+
+    def error_texts(self) -> list[str]:
+        """The criticised substrings of the response, one per error span."""
+        return [self.response[s:e] for s, e in self.error_spans]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (the official-CUT-like field names cutkit writes)."""
+        return {
+            "id": self.id,
+            "instruction": self.instruction,
+            "input": self.input,
+            "output": self.response,
+            "judgment": self.judgment,
+            "is_positive": self.is_positive,
+            "score": self.score,
+            "refinement": self.refinement,
+            "error_spans": [list(span) for span in self.error_spans],
+            "meta": self.meta,
+        }

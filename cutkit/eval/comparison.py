@@ -1,0 +1,403 @@
+"""Compare CUT with the paper's baselines: same start, same data, same budget, several seeds.
+
+:func:`compare` trains a fresh LoRA adapter on the same base model for every (objective, seed),
+with the same number of optimizer steps, micro-batch size, learning rate and schedule, evaluates it
+with :func:`cutkit.evaluate` on the held-out records, and returns a tidy frame: one row per run
+(plus one ``base`` row, the untrained model) and one column per figure. :func:`summarize` turns it
+into mean and spread per objective. ``cutkit compare`` is the command-line form; it writes
+``runs.csv``, ``summary.csv``, ``summary.md`` and ``settings.json`` to the output folder and, when
+run again with the same settings, skips the runs already there.
+
+The budget is counted in optimizer steps, not epochs: objectives build different numbers of rows
+from the same records (``sft`` drops the negatives, CUT adds a plain row per negative), so equal
+steps of equal record batches is the comparison the paper makes (same data, same schedule).
+
+An *arm* is an objective with optional CUTConfig settings, written ``objective:key=value,...``
+(:func:`parse_arm`): ``"cut:unflagged=ignore,align_n=false"`` trains CUT with two of the research
+levers of docs/method.md §6. The arm's spec is its name in every table.
+
+Every summary states n (held-out pairs / records per run), the seeds, and a 95% interval over the
+seeds (Student t); a difference to the base model inside the interval is marked a tie.
+
+>>> parse_arm("cut:unflagged=ignore,align_n=false")
+('cut', {'unflagged': 'ignore', 'align_n': False})
+>>> # frame = compare(["sft", "hindsight", "cut"], train, test, seeds=[0, 1], steps=20)
+>>> # summarize(frame)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cutkit.data.records import JudgmentRecord
+from cutkit.eval.metrics import evaluate
+from cutkit.models.loading import load_model
+from cutkit.models.lora import apply_lora
+from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.train.objectives import OBJECTIVES
+
+COMPARABLE = (*OBJECTIVES, "dpo")
+"""Objectives :func:`compare` trains: CUTConfig's objectives and DPO (through TRL)."""
+
+HEADLINE = [
+    "pref_accuracy",
+    "pref_margin",
+    "logp_good",
+    "logp_error_tokens",
+    "logp_other_tokens",
+    "detect_f1",
+    "gen_accuracy",
+]
+"""The figures :func:`summarize` reports by default (see :mod:`cutkit.eval.metrics`)."""
+
+
+def _value(text: str):
+    """``true``/``false`` -> bool, numbers -> int/float, ``none`` -> None, else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_arm(spec: str) -> tuple[str, dict]:
+    """``"objective[:key=value,...]"`` -> (objective, CUTConfig overrides); checks both, so a typo
+    fails before any training."""
+    from cutkit.train.config import CUTConfig
+
+    objective, _, rest = spec.partition(":")
+    if objective not in COMPARABLE:
+        raise ValueError(
+            f"unknown objective {objective!r} in arm {spec!r}; choose from {list(COMPARABLE)}"
+        )
+    overrides = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"arm {spec!r}: expected key=value, got {item!r}")
+        overrides[key.strip()] = _value(value)
+    known = {f.name for f in dataclasses.fields(CUTConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"arm {spec!r}: {unknown} are not CUTConfig fields")
+    if objective == "dpo" and set(overrides) - {"learning_rate"}:
+        raise ValueError(f"arm {spec!r}: DPO takes only learning_rate")
+    if objective != "dpo":  # validate the values the way CUTConfig will
+        CUTConfig(output_dir="unused", objective=objective, **overrides)
+    return objective, overrides
+
+
+@dataclass
+class CompareSettings:
+    """What every run of a comparison shares (the budget and the evaluation)."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Base model name or path."})
+    template: str = field(default="chat", metadata={"help": "Prompt template: alpaca or chat."})
+    steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Optimizer steps per run (the budget); None: `epochs` over the training "
+            "records at `batch_size` records per step."
+        },
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Budget when `steps` is None."})
+    batch_size: int = field(default=8, metadata={"help": "Records per optimizer step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (LoRA)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of steps."})
+    max_length: int = field(default=512, metadata={"help": "Longest context in tokens."})
+    threshold: float = field(default=1.1, metadata={"help": "Detection lambda (CUT, evaluation)."})
+    align_p_ratio: float | None = field(
+        default=0.25, metadata={"help": "Positives kept per negative (None keeps all)."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    dpo_beta: float = field(default=0.1, metadata={"help": "DPO temperature."})
+    max_new_tokens: int = field(
+        default=64, metadata={"help": "Longest greedy answer for gen_accuracy."}
+    )
+    generate: bool = field(
+        default=True, metadata={"help": "Evaluate greedy answers (gen_accuracy)."}
+    )
+    packing: bool = field(
+        default=False,
+        metadata={"help": "Padding-free micro-batches for the CUT-family objectives (same loss)."},
+    )
+    output: str = field(default="runs/compare", metadata={"help": "Output folder."})
+
+    def budget(self, n_train: int) -> int:
+        """Optimizer steps of every run for ``n_train`` training records."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_train / self.batch_size))
+
+
+def compare(
+    objectives: Sequence[str],
+    train: Sequence[JudgmentRecord],
+    test: Sequence[JudgmentRecord],
+    *,
+    seeds: Sequence[int] = (0,),
+    settings: CompareSettings | None = None,
+    resume: bool = True,
+    verbose: bool = True,
+    **overrides,
+) -> pd.DataFrame:
+    """Train every objective from the same base model with every seed; evaluate each on ``test``.
+
+    Args:
+        objectives: arms: names from :data:`COMPARABLE` ("cut", "sft", "hindsight", "forward",
+            "ilf", "ul_all", "dpo"), optionally with settings (:func:`parse_arm`).
+        train, test: judgment records (``ilf`` and ``dpo`` need refinements on the negatives).
+        seeds: one run per objective and seed (the seed fixes the LoRA initialisation, the data
+            order, dropout and the Align-P downsampling).
+        settings: the shared budget and evaluation; keyword ``overrides`` replace its fields.
+        resume: skip (objective, seed) runs already in ``<output>/runs.csv`` from the same
+            settings (a changed setting starts afresh).
+        verbose: print one line per run.
+
+    Returns:
+        one row per run: ``objective``, ``seed``, ``steps``, ``train_seconds``, the
+        :func:`cutkit.evaluate` figures; the first row is ``objective="base"`` (the untrained
+        model, ``seed`` -1, ``steps`` 0).
+    """
+    settings = dataclasses.replace(settings or CompareSettings(), **overrides)
+    arms = {spec: parse_arm(spec) for spec in objectives}
+    out = Path(settings.output)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = _previous_runs(out, settings) if resume else []
+    (out / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=1))
+
+    def done(objective: str, seed: int) -> bool:
+        return any(r["objective"] == objective and r["seed"] == seed for r in runs)
+
+    def record(row: dict) -> None:
+        runs.append(row)
+        pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
+        if verbose:
+            shown = {k: row[k] for k in ("pref_accuracy", "gen_accuracy") if k in row}
+            print(
+                f"[compare] {row['objective']:<9} seed {row['seed']:>2}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
+                + f" ({row['train_seconds']:.0f} s training)"
+            )
+
+    if not done("base", -1):
+        model, tokenizer = load_model(settings.model)
+        record({"objective": "base", "seed": -1, "steps": 0, "train_seconds": 0.0}
+               | _evaluate(model, tokenizer, test, settings))  # fmt: skip
+    steps = settings.budget(len(train))
+    for seed in seeds:
+        for objective in objectives:
+            if done(objective, seed):
+                continue
+            model, tokenizer = load_model(settings.model)
+            start = time.perf_counter()
+            name, overrides = arms[objective]
+            run_dir = Path(settings.output) / f"{objective.replace(':', '-')}-seed{seed}"
+            model = train_objective(
+                name, model, tokenizer, train, settings, seed=seed, steps=steps,
+                run_dir=run_dir, **overrides,
+            )  # fmt: skip
+            seconds = time.perf_counter() - start
+            record(
+                {"objective": objective, "seed": seed, "steps": steps, "train_seconds": seconds}
+                | _evaluate(model, tokenizer, test, settings)
+            )
+    return pd.DataFrame(runs)
+
+
+def train_objective(
+    objective: str,
+    model,
+    tokenizer,
+    train: Sequence[JudgmentRecord],
+    settings: CompareSettings,
+    *,
+    seed: int,
+    steps: int,
+    run_dir: str | Path | None = None,
+    **config,
+):
+    """A fresh LoRA on ``model`` trained with ``objective`` for ``steps`` optimizer steps of
+    ``settings.batch_size`` records; returns the trained (PEFT) model.
+
+    ``run_dir`` is the trainer's output folder (default ``<settings.output>/<objective>-seed<seed>``);
+    further keyword arguments are :class:`~cutkit.train.config.CUTConfig` fields that override the
+    shared settings for this run (an arm's levers, e.g. ``unflagged="ignore"``, ``detector="spans"``,
+    ``learning_rate=3e-4``); DPO takes ``learning_rate`` only."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)  # the LoRA A matrices are drawn at random
+    model = apply_lora(model, {"r": settings.lora_r, "lora_alpha": settings.lora_r})
+    run_dir = Path(run_dir or Path(settings.output) / f"{objective}-seed{seed}")
+    shared = dict(
+        output_dir=str(run_dir),
+        max_steps=steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=settings.warmup_ratio * steps,
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=max(1, steps // 10),
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+    if "learning_rate" in config:
+        shared["learning_rate"] = config.pop("learning_rate")
+    if objective == "dpo":
+        if config:
+            raise ValueError(f"DPO takes no CUT settings, got {sorted(config)}")
+        from cutkit.train.dpo import train_dpo
+
+        train_dpo(
+            model,
+            tokenizer,
+            train,
+            template=settings.template,
+            beta=settings.dpo_beta,
+            max_length=settings.max_length,
+            **shared,
+        )
+        return model
+    from cutkit.train.config import CUTConfig
+    from cutkit.train.trainer import CUTTrainer
+
+    shared |= dict(
+        packing=settings.packing,
+        objective=objective,
+        template=settings.template,
+        max_length=settings.max_length,
+        threshold=settings.threshold,
+        align_p_ratio=settings.align_p_ratio,
+    )
+    args = CUTConfig(**{**shared, **config})
+    trainer = CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints every log line
+    trainer.train()
+    return model
+
+
+def _evaluate(model, tokenizer, test, settings: CompareSettings) -> dict:
+    return evaluate(
+        model,
+        tokenizer,
+        test,
+        template=settings.template,
+        threshold=settings.threshold,
+        max_length=settings.max_length,
+        generate=settings.generate,
+        max_new_tokens=settings.max_new_tokens,
+    )
+
+
+def _previous_runs(out: Path, settings: CompareSettings) -> list[dict]:
+    """Rows of ``out/runs.csv`` when ``out/settings.json`` matches ``settings``, else none."""
+    try:
+        same = json.loads((out / "settings.json").read_text()) == dataclasses.asdict(settings)
+        return pd.read_csv(out / "runs.csv").to_dict("records") if same else []
+    except (FileNotFoundError, json.JSONDecodeError, pd.errors.EmptyDataError):
+        return []
+
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+"""Student t 97.5% quantiles for 1..10 degrees of freedom (1.96 beyond)."""
+
+
+def seed_interval(values: Sequence[float]) -> tuple[float, float]:
+    """95% interval of the mean over seeds (Student t; NaN with fewer than two values)."""
+    values = [v for v in values if not pd.isna(v)]
+    if len(values) < 2:
+        return (math.nan, math.nan)
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    t = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
+    half = t * sd / math.sqrt(len(values))
+    return (mean - half, mean + half)
+
+
+def summarize(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> pd.DataFrame:
+    """Per arm (base first, then in the order they appear): for each figure its mean, standard
+    deviation and 95% interval over seeds (``low``/``high``, :func:`seed_interval`), plus
+    ``seeds``, ``n`` (held-out pairs, else records, per run) and mean ``train_seconds``."""
+    figures = [f for f in figures if f in frame.columns]
+    order = list(dict.fromkeys(frame["objective"]))
+    grouped = frame.groupby("objective", sort=False)
+    table = grouped[figures].agg(["mean", "std"])
+    for figure in figures:
+        bounds = grouped[figure].apply(lambda v: seed_interval(list(v)))
+        table[(figure, "low")] = bounds.map(lambda b: b[0])
+        table[(figure, "high")] = bounds.map(lambda b: b[1])
+    table = table[[(f, stat) for f in figures for stat in ("mean", "std", "low", "high")]]
+    table[("seeds", "")] = grouped["seed"].nunique()
+    size = "n_pairs" if "n_pairs" in frame.columns else "n_records"
+    if size in frame.columns:
+        table[("n", "")] = grouped[size].max()
+    table[("train_seconds", "mean")] = grouped["train_seconds"].mean()
+    return table.loc[order]
+
+
+def summary_markdown(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> str:
+    """:func:`summarize` as a Markdown table: each figure as ``mean [95% interval]`` over seeds
+    (3 decimals), ``(tie)`` where the base model's value lies inside the interval; a note under
+    the table states n and the seeds."""
+    table = summarize(frame, figures)
+    names = [f for f in figures if f in frame.columns]
+    base = table.loc["base"] if "base" in table.index else None
+    lines = [
+        "| objective | seeds | train s | " + " | ".join(names) + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
+    for objective, row in table.iterrows():
+        cells = []
+        for name in names:
+            mean, low, high = row[(name, "mean")], row[(name, "low")], row[(name, "high")]
+            cell = f"{mean:.3f}"
+            if not pd.isna(low):
+                cell += f" [{low:.3f}, {high:.3f}]"
+                reference = None if base is None else base[(name, "mean")]
+                if objective != "base" and reference is not None and low <= reference <= high:
+                    cell += " (tie)"
+            cells.append(cell)
+        lines.append(
+            f"| {objective} | {int(row[('seeds', '')])} | {row[('train_seconds', 'mean')]:.0f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    seeds = sorted(int(s) for s in frame.loc[frame["objective"] != "base", "seed"].unique())
+    n = f"n = {int(table[('n', '')].max())} held-out pairs per run; " if ("n", "") in table else ""
+    lines.append("")
+    lines.append(
+        f"{n}seeds {seeds}; [low, high]: 95% interval of the mean over seeds (Student t); "
+        "(tie): the base model's value lies inside it."
+    )
+    return "\n".join(lines)
+
+
+def save_comparison(frame: pd.DataFrame, out: str | Path) -> Path:
+    """Write ``runs.csv``, ``summary.csv`` and ``summary.md`` to ``out``; returns the folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "runs.csv", index=False)
+    summarize(frame).round(4).to_csv(out / "summary.csv")
+    (out / "summary.md").write_text(summary_markdown(frame) + "\n")
+    return out

@@ -1,0 +1,229 @@
+"""Settings of an online run and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.online.generator import check_families
+from cutkit.online.judges.factory import parse_judge_spec
+from cutkit.online.tasks import HELDOUT_SEED
+
+if TYPE_CHECKING:
+    pass
+
+ONLINE_OBJECTIVES = ("cut", "sft", "hindsight")
+"""Objectives the loop trains with (``sft``: on the responses the judge accepted)."""
+
+TRUNCATED_CHOICES = ("drop", "keep")
+"""What the loop does with an answer cut off at ``max_new_tokens`` (``OnlineConfig.truncated``)."""
+
+TRUNCATED_REASON = "truncated at max_new_tokens"
+"""The ``reason`` of a dropped truncated answer in ``excluded.jsonl``."""
+
+FINISH_RATE_NOTE = (
+    "192 (benchmarks/finish_rate.py): no limit lets >= 95% of SmolLM2-135M-Instruct's greedy "
+    "answers finish in every constraint family, because about 12% of them are repetitive loops "
+    "that never end (all families: 82% finish within 96 tokens, 87.4% within 192, 88.1% within "
+    "320; json_keys 57% and exclude_word 70% at 192); past 192 a longer limit finishes 0.7 points "
+    "more answers at about 1.7 times the generation cost"
+)
+"""Where the ``max_new_tokens`` default comes from (benchmarks/results/finish_rate.md)."""
+
+NO_SPANS_REASON = "no error spans (detector='spans' cannot train on it)"
+PROGRESS_FILE = "online_run.json"
+HELDOUT_FILE = "heldout_tasks.jsonl"
+RESUME_MAY_CHANGE = ("rounds", "show_progress", "device")
+"""Settings a resumed run may change; any other difference from the stored config is refused."""
+
+
+@dataclass
+class OnlineConfig:
+    """Settings of an online alignment run (every field is also a ``cutkit online`` option)."""
+
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "Base model: a name, checkpoint folder, .gguf file or hub id."},
+    )
+    output_dir: str = field(
+        default="runs/online",
+        metadata={"help": "Run directory (resumed when it holds a run).", "aliases": ["--output"]},
+    )
+    rounds: int = field(default=3, metadata={"help": "Training rounds after the base evaluation."})
+    instructions_per_round: int = field(
+        default=64, metadata={"help": "New instructions answered and judged per round."}
+    )
+    heldout: int = field(default=60, metadata={"help": "Size of the fixed held-out task set."})
+    heldout_seed: int = field(
+        default=HELDOUT_SEED, metadata={"help": "Seed of the held-out task set."}
+    )
+    objective: str = field(
+        default="cut",
+        metadata={
+            "help": f"Training objective, one of {ONLINE_OBJECTIVES} (sft: rejection-sampling "
+            "fine-tuning on the accepted responses)."
+        },
+    )
+    judge: str = field(
+        default="rule",
+        metadata={"help": "Judge: rule | model:PATH | openai:URL,MODEL[,ENV_VAR] (API key var)."},
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the instructions, LoRA init and data order."}
+    )
+    template: str = field(
+        default="chat",
+        metadata={"help": "Prompt template for answering and training: chat or alpaca."},
+    )
+    max_new_tokens: int = field(
+        default=192,
+        metadata={
+            "help": "Longest response in tokens; a longer answer is cut off (see --truncated). "
+            f"Default {FINISH_RATE_NOTE}."
+        },
+    )
+    truncated: str = field(
+        default="drop",
+        metadata={
+            "help": f"Answers cut off at max_new_tokens, one of {TRUNCATED_CHOICES}: drop = "
+            "neither judged nor trained on (counted, and listed in excluded.jsonl); keep = "
+            "judged as they are and trained on without an EOS (meta['truncated'])."
+        },
+    )
+    generation_batch_size: int = field(
+        default=16, metadata={"help": "Prompts per generation batch."}
+    )
+    do_sample: bool = field(
+        default=False, metadata={"help": "Sample responses instead of greedy decoding (training)."}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Training epochs per round."})
+    learning_rate: float = field(
+        default=4e-4,
+        metadata={"help": "Peak learning rate of each round's LoRA.", "aliases": ["--lr"]},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Micro-batch size (records)."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
+    warmup: float = field(
+        default=0.1, metadata={"help": "Warm-up: a fraction of the steps (< 1) or a step count."}
+    )
+    align_p_ratio: float | None = field(
+        default=0.25,
+        metadata={"help": "Positives kept per negative (paper: 0.25); 'none' keeps all."},
+    )
+    threshold: float = field(default=1.1, metadata={"help": "Detection lambda."})
+    detector: str = field(
+        default="model",
+        metadata={
+            "help": "CUT lever: 'model' (the paper's judged/plain ratio) or 'spans' (the "
+            "judge's error_spans; docs/method.md)."
+        },
+    )
+    unflagged: str = field(
+        default="mle",
+        metadata={
+            "help": "CUT lever: 'mle' (paper) or 'ignore' (no plain-prompt loss on "
+            "unflagged tokens of a bad answer)."
+        },
+    )
+    align_n: bool = field(
+        default=True,
+        metadata={"help": "CUT lever: the likelihood of a bad answer given its judgment."},
+    )
+    families: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated task families (cutkit.online.tasks.KINDS) to draw "
+            "instructions from; default: all."
+        },
+    )
+    ul_weight: float = field(default=1.0, metadata={"help": "Unlikelihood weight alpha."})
+    max_length: int = field(default=1024, metadata={"help": "Longest training context, tokens."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper: 16)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1...; default: CUDA if available."}
+    )
+    judge_batch_size: int = field(default=8, metadata={"help": "Prompts per batch (model judge)."})
+    judge_max_new_tokens: int = field(
+        default=256, metadata={"help": "Longest judgment in tokens (model and API judges)."}
+    )
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars and logs."})
+    training: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Further CUTConfig fields for every round (Python API only)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.objective not in ONLINE_OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {ONLINE_OBJECTIVES} for online rounds, got "
+                f"{self.objective!r}"
+            )
+        for name in ("rounds", "heldout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.instructions_per_round < 1:
+            raise ValueError("instructions_per_round must be >= 1")
+        if self.truncated not in TRUNCATED_CHOICES:
+            raise ValueError(
+                f"truncated must be one of {TRUNCATED_CHOICES} (drop: cut-off answers are not "
+                f"judged or trained on; keep: trained on without EOS), got {self.truncated!r}"
+            )
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        parse_judge_spec(self.judge)
+        self.task_families()  # an unknown family fails here, before any work
+        from cutkit.train.config import DETECTORS
+        from cutkit.train.losses import UNFLAGGED
+
+        if self.detector not in DETECTORS or self.unflagged not in UNFLAGGED:
+            raise ValueError(
+                f"detector must be one of {DETECTORS} and unflagged one of {UNFLAGGED}, got "
+                f"{self.detector!r} and {self.unflagged!r}"
+            )
+
+    def task_families(self) -> tuple[str, ...] | None:
+        """The families of ``families`` (None: all), checked."""
+        if not self.families:
+            return None
+        return check_families(f.strip() for f in self.families.split(",") if f.strip())
+
+
+@dataclass
+class OnlineRun:
+    """What :func:`run_online` returns: the run directory, every round's metrics (round 0 = the
+    base model) and the final (merged) model with its tokenizer."""
+
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    model: Any = None
+    tokenizer: Any = None
+
+    def table(self):
+        """One row per round: held-out satisfaction rate and the round's training figures."""
+        import pandas as pd
+
+        return pd.DataFrame([summary_row(m) for m in self.metrics]).set_index("round")
+
+
+def summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one round's metrics."""
+    train = metrics.get("train") or {}
+    return {
+        "round": metrics["round"],
+        "satisfaction_rate": metrics["heldout"]["satisfaction_rate"],
+        "accept_rate": train.get("accept_rate"),
+        "n_negative": train.get("n_negative"),
+        "n_positive": train.get("n_positive"),
+        "n_excluded": train.get("n_excluded"),
+        "n_truncated": train.get("n_truncated"),
+        "heldout_truncated": metrics["heldout"].get("n_truncated"),
+        "heldout_degenerate": metrics["heldout"].get("n_degenerate"),
+        "trained": train.get("trained"),
+        "train_loss": train.get("train_loss"),
+    }

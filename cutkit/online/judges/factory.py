@@ -1,0 +1,41 @@
+"""Judge specs (``rule``, ``model:PATH``, ``openai:URL,MODEL[,ENV_VAR]``) -> judges."""
+
+from __future__ import annotations
+
+from cutkit.online.judges.base import Judge
+from cutkit.online.judges.http import OpenAICompatibleJudge
+from cutkit.online.judges.model import ModelJudge
+from cutkit.online.judges.rule import RuleJudge
+
+JUDGE_SPECS = ("rule", "model:PATH", "openai:URL,MODEL[,ENV_VAR]")
+
+
+def parse_judge_spec(spec: str) -> tuple[str, list[str]]:
+    """``(kind, arguments)`` of a judge spec (see :func:`make_judge`); a ValueError naming the
+    accepted forms for anything else."""
+    kind, _, rest = spec.partition(":")
+    if kind == "rule" and not rest:
+        return kind, []
+    if kind == "model" and rest:
+        return kind, [rest]
+    if kind == "openai" and rest:
+        parts = [part.strip() for part in rest.split(",")]
+        if len(parts) in (2, 3) and all(parts[:2]):
+            return kind, parts
+    raise ValueError(
+        f"unknown judge spec {spec!r}; use one of: {', '.join(JUDGE_SPECS)} (e.g. "
+        "'openai:https://api.openai.com/v1,gpt-4o-mini,OPENAI_API_KEY')"
+    )
+
+
+def make_judge(spec: str, *, seed: int = 0, device: str | None = None, **options) -> Judge:
+    """A judge from a CLI spec: ``rule``, ``model:PATH`` (any name or path
+    :func:`cutkit.load_model` takes) or ``openai:URL,MODEL[,ENV_VAR]`` (ENV_VAR holds the API key;
+    left out, no key is sent). ``options`` go to the judge's constructor."""
+    kind, args = parse_judge_spec(spec)
+    if kind == "rule":
+        return RuleJudge(seed=seed, **options)
+    if kind == "model":
+        return ModelJudge(args[0], device=device, **options)
+    env = args[2] if len(args) == 3 and args[2] else None
+    return OpenAICompatibleJudge(args[0], args[1], api_key_env=env, seed=seed, **options)

@@ -1,0 +1,455 @@
+"""Online alignment: answer, get judged, train with CUT, repeat on new instructions.
+
+Each round r = 1..R of :func:`run_online`:
+
+1. takes ``instructions_per_round`` new tasks from :mod:`cutkit.online.tasks` (never a held-out
+   instruction or one of an earlier round);
+2. answers them with the current model (batched, greedy by default; the prompt is the plain
+   context of ``template``, the same one training scores); an answer that hit
+   ``max_new_tokens`` before its EOS is *truncated*;
+3. has the judge write judgments (:mod:`cutkit.online.judges`); failed judge calls, empty responses and
+   junk judgments are recorded with their reason and never trained on; truncated answers are
+   dropped the same way (``truncated="drop"``, the default), or judged as they are and trained on
+   without an EOS (``truncated="keep"``: the record's ``meta["truncated"]`` is True);
+4. trains a fresh LoRA with the configured objective (``cut``; ``sft`` on the accepted responses,
+   i.e. rejection-sampling fine-tuning; ``hindsight``) on the model of the previous round, with
+   Align-P downsampling (``align_p_ratio``), then merges it into the weights;
+5. answers the fixed held-out tasks greedily and measures the constraint-satisfaction rate
+   (checked by :class:`~cutkit.online.judges.rule.RuleJudge`, whatever judge trains), and how many held-out
+   answers are truncated or degenerate (:mod:`cutkit.eval.degeneration`).
+
+Round 0 is the base model's held-out evaluation. Run directory layout::
+
+    online_run.json          config, completed rounds, per-round summary (written atomically)
+    heldout_tasks.jsonl      the fixed held-out tasks
+    round-00/                metrics.json, heldout.jsonl, config.json
+    round-01/                tasks.jsonl, records.jsonl (judged responses, cutkit record format:
+                             cutkit.load_records reads it), excluded.jsonl (failed judge calls,
+                             empty or truncated responses, junk; with reasons), adapter/ (peft),
+                             trainer/ (trainer_state.json), heldout.jsonl, metrics.json,
+                             config.json
+
+A round is built in ``round-XX.partial/`` and renamed to ``round-XX/`` only when complete, then
+``online_run.json`` is rewritten (temporary file + rename). An interrupted run started again with
+the same settings (``rounds`` may grow) skips the completed rounds; if it stopped after judging,
+the judged responses in ``round-XX.partial/`` are reused (no second round of judge calls).
+The model is rebuilt on resume by re-applying the saved adapters to the base weights in order
+and merging each (no merged checkpoints are stored: an adapter is a few MB, a merged model is
+the full model); a SHA-256 fingerprint of the weights after every round, kept in its metrics,
+checks the rebuild.
+
+>>> run = run_online(OnlineConfig(rounds=2, instructions_per_round=64))   # doctest: +SKIP
+>>> run.table()[["satisfaction_rate", "accept_rate"]]                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cutkit._version import __version__
+from cutkit.eval.generation import Generation
+from cutkit.online.config import (
+    HELDOUT_FILE,
+    NO_SPANS_REASON,
+    PROGRESS_FILE,
+    RESUME_MAY_CHANGE,
+    OnlineConfig,
+    OnlineRun,
+    summary_row,
+)
+from cutkit.online.generator import generate_tasks, heldout_tasks
+from cutkit.online.judges.base import Judge, JudgeFailure
+from cutkit.online.judges.factory import make_judge
+from cutkit.online.rounds import heldout_metrics, judged_records
+from cutkit.online.rundir import read_jsonl, round_dir, weights_fingerprint, write_json, write_jsonl
+from cutkit.online.tasks import Task
+
+
+class OnlineLoop:
+    """The state of one run directory; :meth:`run` does the rounds (see the module docstring).
+
+    Args:
+        config: the run's settings.
+        judge: a judge object; default: built from ``config.judge`` (:func:`cutkit.online.judges.factory.make_judge`).
+    """
+
+    def __init__(self, config: OnlineConfig, judge: Judge | None = None):
+        self.config = config
+        self.run_dir = Path(config.output_dir)
+        self._judge = judge
+        self.model = self.tokenizer = None
+
+    # ---------------------------------------------------------------- logging and state
+    def log(self, message: str) -> None:
+        if self.config.show_progress:
+            print(f"[cutkit online] {message}", flush=True)
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            c = self.config
+            options: dict[str, Any] = {}
+            if c.judge.startswith("model:"):
+                options = dict(
+                    batch_size=c.judge_batch_size,
+                    max_new_tokens=c.judge_max_new_tokens,
+                    show_progress=c.show_progress,
+                )
+            elif c.judge.startswith("openai:"):
+                options = dict(max_tokens=c.judge_max_new_tokens, show_progress=c.show_progress)
+            self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
+        return self._judge
+
+    def _progress(self) -> dict[str, Any]:
+        path = self.run_dir / PROGRESS_FILE
+        if path.exists():
+            return json.loads(path.read_text())
+        return {}
+
+    def _check_resumable(self, progress: dict[str, Any]) -> None:
+        stored = progress.get("config", {})
+        current = json.loads(json.dumps(asdict(self.config), default=str))
+        changed = [
+            f"{k}: {stored.get(k)!r} -> {current[k]!r}"
+            for k in current
+            if k not in RESUME_MAY_CHANGE and k in stored and stored[k] != current[k]
+        ]
+        if changed:
+            raise ValueError(
+                f"{self.run_dir} holds a run made with other settings ({'; '.join(changed)}). "
+                "Resume it with the same settings (only rounds, show_progress and device may "
+                "change), or choose a new --output directory"
+            )
+
+    def _completed_rounds(self) -> list[int]:
+        """Rounds 0, 1, ... whose folder is complete (a round folder only gets its final name
+        once everything in it is written, so this also covers a run stopped between that rename
+        and the progress-file update)."""
+        r = 0
+        while (round_dir(self.run_dir, r) / "metrics.json").exists():
+            r += 1
+        return list(range(r))
+
+    def _save_progress(self, metrics: list[dict[str, Any]]) -> None:
+        write_json(
+            self.run_dir / PROGRESS_FILE,
+            {
+                "cutkit_version": __version__,
+                "config": asdict(self.config),
+                "judge": self._judge.name if self._judge else self.config.judge,
+                "completed_rounds": [m["round"] for m in metrics],
+                "summary": [summary_row(m) for m in metrics],
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+
+    def _heldout_tasks(self) -> list[Task]:
+        path = self.run_dir / HELDOUT_FILE
+        if path.exists():
+            return [Task.from_dict(row) for row in read_jsonl(path)]
+        tasks = heldout_tasks(
+            self.config.heldout, self.config.heldout_seed, self.config.task_families()
+        )
+        write_jsonl(path, [t.to_dict() for t in tasks])
+        return tasks
+
+    def _round_tasks(self, r: int, heldout: Sequence[Task]) -> list[Task]:
+        used = {t.instruction for t in heldout}
+        for earlier in range(1, r):
+            tasks_file = round_dir(self.run_dir, earlier) / "tasks.jsonl"
+            used |= {row["instruction"] for row in read_jsonl(tasks_file)}
+        return generate_tasks(
+            self.config.instructions_per_round,
+            self.config.seed,
+            exclude=used,
+            families=self.config.task_families(),
+        )
+
+    # ---------------------------------------------------------------- model
+    def _load(self, completed: Sequence[int], metrics: Sequence[dict]) -> None:
+        from cutkit.models.loading import load_model
+
+        c = self.config
+        self.model, self.tokenizer = load_model(c.model, device=c.device)
+        trained = [r for r in completed if (round_dir(self.run_dir, r) / "adapter").exists()]
+        if trained:
+            from peft import PeftModel
+
+            self.log(f"resuming: re-applying the adapters of rounds {trained} to {c.model}")
+            for r in trained:
+                adapter = round_dir(self.run_dir, r) / "adapter"
+                self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
+        if metrics:
+            expected = metrics[-1].get("fingerprint")
+            found = weights_fingerprint(self.model)
+            if expected and found != expected:
+                warnings.warn(
+                    f"the rebuilt model's weights (fingerprint {found}) differ from those round "
+                    f"{metrics[-1]['round']} ended with ({expected}); numerics may differ (e.g. "
+                    "another device or dtype)",
+                    stacklevel=2,
+                )
+
+    # ---------------------------------------------------------------- rounds
+    def run(self) -> OnlineRun:
+        """Do every round not done yet; returns all rounds' metrics and the final model."""
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        progress = self._progress()
+        if progress:
+            self._check_resumable(progress)
+        completed = self._completed_rounds()
+        metrics = [
+            json.loads((round_dir(self.run_dir, r) / "metrics.json").read_text()) for r in completed
+        ]
+        if completed:
+            self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
+        if c.rounds >= len(completed) and c.rounds > 0:
+            self.log(f"judge: {self.judge.name}")  # built now: a bad API key fails before work
+        heldout = self._heldout_tasks()
+        self._load(completed, metrics)
+        for r in range(c.rounds + 1):
+            if r in completed:
+                continue
+            metrics.append(self.run_round(r, heldout))
+            self._save_progress(metrics)
+        return OnlineRun(self.run_dir, metrics, self.model, self.tokenizer)
+
+    def _answer(self, tasks: Sequence[Task], *, sample: bool) -> list[Generation]:
+        from cutkit.eval.generation import generate_answers
+
+        c = self.config
+        return generate_answers(
+            self.model,
+            self.tokenizer,
+            [t.instruction for t in tasks],
+            template=c.template,
+            batch_size=c.generation_batch_size,
+            max_new_tokens=c.max_new_tokens,
+            do_sample=sample,
+            progress=c.show_progress,
+        )
+
+    def run_round(self, r: int, heldout: Sequence[Task]) -> dict[str, Any]:
+        """Round ``r`` (0: evaluate the base model only), written to ``round-XX/``."""
+        c = self.config
+        stage = round_dir(self.run_dir, r).with_name(f"round-{r:02d}.partial")
+        stage.mkdir(exist_ok=True)
+        metrics: dict[str, Any] = {"round": r, "seconds": {}}
+        training_config = None
+        if r > 0:
+            self.log(f"round {r}/{c.rounds}")
+            train_metrics, training_config = self._train_round(r, heldout, stage, metrics)
+            metrics["train"] = train_metrics
+        start = time.perf_counter()
+        answers = self._answer(heldout, sample=False)
+        metrics["heldout"], rows = heldout_metrics(heldout, answers)
+        write_jsonl(stage / "heldout.jsonl", rows)
+        metrics["seconds"]["evaluate"] = round(time.perf_counter() - start, 2)
+        metrics["fingerprint"] = weights_fingerprint(self.model)
+        self.log(
+            f"round {r}: held-out constraint satisfaction "
+            f"{metrics['heldout']['satisfaction_rate']:.3f} "
+            f"({metrics['heldout']['n_satisfied']}/{metrics['heldout']['n_tasks']}; "
+            f"{metrics['heldout']['n_truncated']} truncated, "
+            f"{metrics['heldout']['n_degenerate']} degenerate)"
+        )
+        write_json(
+            stage / "config.json",
+            {
+                "cutkit_version": __version__,
+                "round": r,
+                "online": asdict(c),
+                "judge": self.judge.name if r > 0 else None,
+                "training": training_config,
+            },
+        )
+        write_json(stage / "metrics.json", metrics)
+        final = round_dir(self.run_dir, r)
+        if final.exists():  # a complete folder the progress file did not list was not adopted
+            shutil.rmtree(final)
+        stage.rename(final)
+        return metrics
+
+    def _judged(self, r: int, tasks: list[Task], stage: Path, metrics: dict):
+        """Answer and judge this round's tasks, or reuse what an interrupted attempt saved."""
+        records_file, excluded_file = stage / "records.jsonl", stage / "excluded.jsonl"
+        if records_file.exists() and excluded_file.exists():
+            from cutkit.data.loading import load_records
+
+            self.log(f"round {r}: reusing the judged responses saved before an interruption")
+            records = load_records(records_file) if records_file.stat().st_size else []
+            return records, read_jsonl(excluded_file)
+        start = time.perf_counter()
+        answers = self._answer(tasks, sample=self.config.do_sample)
+        responses = [a.text for a in answers]
+        truncated = [not a.finished for a in answers]
+        metrics["seconds"]["generate"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
+        keep = self.config.truncated == "keep"
+        to_judge = [
+            i
+            for i, response in enumerate(responses)
+            if response.strip() and (keep or not truncated[i])
+        ]
+        self.log(f"round {r}: judging {len(to_judge)} responses with {self.judge.name}")
+        results: list[Any] = [None] * len(tasks)
+        judged = self.judge.judge([tasks[i] for i in to_judge], [responses[i] for i in to_judge])
+        for i, result in zip(to_judge, judged, strict=True):
+            results[i] = result
+        metrics["seconds"]["judge"] = round(time.perf_counter() - start, 2)
+        failures = [x for x in judged if isinstance(x, JudgeFailure)]
+        if judged and len(failures) == len(judged):
+            reasons = Counter(f.reason for f in failures).most_common(3)
+            raise RuntimeError(
+                f"round {r}: all {len(judged)} judge calls failed ({self.judge.name}); most "
+                f"common reasons: {reasons}. Check the judge (endpoint, model name, API key)"
+            )
+        records, excluded = judged_records(
+            r, tasks, responses, results, self.judge.name, truncated=truncated
+        )
+        write_jsonl(excluded_file, excluded)
+        write_jsonl(records_file, [record.to_dict() for record in records])
+        return records, excluded
+
+    def _train_round(self, r: int, heldout: Sequence[Task], stage: Path, metrics: dict):
+        from transformers import set_seed
+
+        from cutkit.models.lora import apply_lora
+        from cutkit.train.config import CUTConfig
+        from cutkit.train.objectives import build_objective_examples
+        from cutkit.train.trainer import CUTTrainer
+
+        c = self.config
+        tasks = self._round_tasks(r, heldout)
+        write_jsonl(stage / "tasks.jsonl", [t.to_dict() for t in tasks])
+        records, excluded = self._judged(r, tasks, stage, metrics)
+        if c.detector == "spans" and c.objective == "cut":
+            # oracle detection needs the criticised spans; a judgment without them is kept out
+            # of training (counted with its reason), never trained with made-up flags
+            no_spans = [rec for rec in records if rec.is_negative and not rec.error_spans]
+            records = [rec for rec in records if rec not in no_spans]
+            known = {row["id"] for row in excluded}
+            excluded = excluded + [
+                {
+                    "id": rec.id,
+                    "instruction": rec.instruction,
+                    "output": rec.response,
+                    "judgment": rec.judgment,
+                    "reason": NO_SPANS_REASON,
+                }
+                for rec in no_spans
+                if rec.id not in known
+            ]
+            write_jsonl(stage / "excluded.jsonl", excluded)
+        n_positive = sum(rec.is_positive for rec in records)
+        n_truncated = sum(bool(rec.meta.get("truncated")) for rec in records)
+        n_truncated += sum(bool(row.get("truncated")) for row in excluded)
+        train: dict[str, Any] = {
+            "n_instructions": len(tasks),
+            "n_judged": len(records),
+            "n_excluded": len(excluded),
+            "n_truncated": n_truncated,
+            "truncated": c.truncated,
+            "excluded": dict(Counter(_reason_kind(row["reason"]) for row in excluded)),
+            "n_positive": n_positive,
+            "n_negative": len(records) - n_positive,
+            "accept_rate": n_positive / len(records) if records else float("nan"),
+            "trained": False,
+        }
+        self.log(
+            f"round {r}: {len(records)} judged ({n_positive} accepted, "
+            f"{len(records) - n_positive} criticised), {len(excluded)} excluded; "
+            f"{n_truncated} answers hit max_new_tokens ({c.truncated})"
+        )
+        seed = c.seed + r
+        args = CUTConfig(
+            **{
+                "output_dir": str(stage / "trainer"),
+                "objective": c.objective,
+                "template": c.template,
+                "max_length": c.max_length,
+                "align_p_ratio": c.align_p_ratio,
+                "threshold": c.threshold,
+                "ul_weight": c.ul_weight,
+                "detector": c.detector,
+                "unflagged": c.unflagged,
+                "align_n": c.align_n,
+                "num_train_epochs": c.epochs,
+                "learning_rate": c.learning_rate,
+                "per_device_train_batch_size": c.batch_size,
+                "gradient_accumulation_steps": c.gradient_accumulation_steps,
+                "warmup_steps": c.warmup,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "disable_tqdm": not c.show_progress,
+                "seed": seed,
+                "data_seed": seed,
+                "use_cpu": str(self.model.device) == "cpu",
+                **c.training,
+            }
+        )
+        examples, report = [], None
+        try:
+            if records:
+                examples, report = build_objective_examples(
+                    records,
+                    self.tokenizer,
+                    c.objective,
+                    c.template,
+                    max_length=args.max_length,
+                    max_response_length=args.max_response_length,
+                    align_p_ratio=args.align_p_ratio,
+                    seed=seed,
+                )
+        except ValueError as error:  # e.g. sft without any accepted response
+            train["skip_reason"] = str(error)
+        if report is not None:
+            train["build_report"] = asdict(report)
+        if not examples:
+            train.setdefault("skip_reason", "no training examples (see build_report / excluded)")
+            self.log(f"round {r}: not training: {train['skip_reason']}")
+            return train, None
+        start = time.perf_counter()
+        set_seed(seed)  # the LoRA initialisation draws from the global generator
+        model = apply_lora(
+            self.model, {"r": c.lora_r, "lora_alpha": c.lora_alpha, "lora_dropout": c.lora_dropout}
+        )
+        trainer = CUTTrainer(model, args, train_dataset=examples, processing_class=self.tokenizer)
+        if not c.show_progress:
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
+        output = trainer.train()
+        trainer.save_state()
+        model.save_pretrained(stage / "adapter")
+        self.model = model.merge_and_unload()
+        self.model.eval()
+        metrics["seconds"]["train"] = round(time.perf_counter() - start, 2)
+        train |= {
+            "trained": True,
+            "n_examples": len(examples),
+            "steps": output.global_step,
+            "train_loss": output.training_loss,
+            "log_history": trainer.state.log_history,
+        }
+        return train, args.to_dict()
+
+
+def _reason_kind(reason: str) -> str:
+    """A short key for counting exclusion reasons ("HTTP 500", "timed out", ...)."""
+    return reason.split(":")[0].split(" (")[0]
+
+
+def run_online(config: OnlineConfig | None = None, *, judge: Judge | None = None) -> OnlineRun:
+    """Run (or resume) online alignment as ``config`` says; see the module docstring."""
+    return OnlineLoop(config or OnlineConfig(), judge).run()

@@ -1,0 +1,354 @@
+"""From judgment records to tokenized CUT examples and padded micro-batches.
+
+Each record becomes one *example*: its response tokenized once (plus EOS) and the prompt(s) it is
+scored under. A positive record (Align-P) has only the plain prompt; a negative record has the
+judged prompt (Align-N) and the plain prompt (Misalign) over the *same* response ids, so the two
+contexts pair up by response position (CUT_METHOD.md pitfall 1).
+
+:class:`CUTCollator` lays a micro-batch of B examples out as R = B + (number of negatives) rows, with
+no all-pad dummy rows for positives (pitfall 2)::
+
+    row 0..B-1   the example's first context: judged prompt (negative) or plain prompt (positive)
+    row B..R-1   the plain context of each negative example, in order
+
+and returns ``input_ids``, ``attention_mask``, ``labels`` (R, T), right-padded, labels -100 outside
+the response; ``negative`` (B,) bool; and ``plain_row`` (B,) long, the row holding each example's
+plain context (its own row for positives).
+
+With ``packing=True`` the same R contexts, in the same order, are laid end to end in ONE row with no
+padding at all: ``input_ids``, ``labels`` and ``position_ids`` of shape (1, S), S = total context
+tokens, position ids restarting at 0 where each context begins, and no ``attention_mask``. A model
+given these attends within each context only (transformers turns restarting position ids into a
+block-diagonal mask, or variable-length flash attention: :mod:`cutkit.train.attention`); "row r" then
+means "context r". Scores, loss and gradients equal the padded layout's.
+
+Each example also carries ``error_token_flags``: for a negative record with gold ``error_spans``,
+one bool per response id (the token overlaps a criticised character span; EOS never does), else
+None. The collator stacks them as ``error_token_flags`` (B, L), left-aligned like the response
+log-probs, when any example has them: the oracle detector (``CUTConfig(detector="spans")``) trains
+on these flags instead of the model's judged/plain ratio. A record whose ``meta["truncated"]`` is
+true (an answer cut off at the generation limit, kept by the online loop) is built without the EOS
+the model never produced.
+
+Two optional example fields serve the baselines of :mod:`cutkit.train.objectives`: a negative example
+whose ``plain_prompt_ids`` is None gets no plain row (its ``plain_row`` is its own row: objectives
+without the Misalign term, e.g. Hindsight, never read it), and ``response_labels`` (same length as
+``response_ids``, -100 where a token is context rather than target) leaves parts of the
+continuation unscored (forward prediction's judgment marker).
+
+>>> from cutkit.data.records import JudgmentRecord
+>>> from cutkit.models import load_tokenizer
+>>> tok = load_tokenizer()                                                    # doctest: +SKIP
+>>> examples, report = build_examples([JudgmentRecord("1", "2+2?", "5", "Wrong: 4.")], tok)  # doctest: +SKIP
+>>> batch = CUTCollator(tok.pad_token_id)(examples)                          # doctest: +SKIP
+>>> batch["input_ids"].shape[0]   # judged row + plain row                   # doctest: +SKIP
+2
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.data.templates import PromptTemplate, get_template
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_examples` did to the records it was given."""
+
+    n_records: int = 0
+    n_examples: int = 0
+    n_negative: int = 0
+    n_positive: int = 0
+    n_positive_dropped: int = 0  # Align-P downsampling
+    n_prompt_truncated: int = 0  # prompt cut from the left to fit max_length
+    n_response_truncated: int = 0  # response longer than its budget, cut from the right
+    dropped_ids: list[str] = field(default_factory=list)
+    objective: str = "cut"  # the objective the examples were built for (cutkit.train.objectives)
+    n_negative_dropped: int = 0  # negatives an objective does not train on ("sft")
+    n_refined: int = 0  # negatives replaced by their refinement ("ilf")
+    n_without_eos: int = 0  # records marked truncated: built without EOS
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.n_examples} examples from {self.n_records} records: {self.n_negative} negative, "
+            f"{self.n_positive} positive ({self.n_positive_dropped} positives dropped by Align-P "
+            f"downsampling); prompts truncated: {self.n_prompt_truncated}, responses truncated: "
+            f"{self.n_response_truncated}"
+        )
+        if self.n_without_eos:
+            text += f"; {self.n_without_eos} cut-off responses built without EOS"
+        if self.objective != "cut":
+            text += f"; objective {self.objective!r}"
+            if self.n_negative_dropped:
+                text += f": {self.n_negative_dropped} negatives dropped"
+            if self.n_refined:
+                text += f": {self.n_refined} negatives replaced by their refinement"
+        return text
+
+
+def downsample_positives(
+    records: Sequence[JudgmentRecord], ratio: float | None, seed: int = 42
+) -> tuple[list[JudgmentRecord], list[JudgmentRecord]]:
+    """Keep ``round(ratio * n_negative)`` positives chosen at random (the paper's Align-P
+    downsampling, 0.25 in online rounds); ``ratio=None`` keeps all. Returns ``(kept, dropped)``,
+    ``kept`` in the original order."""
+    if ratio is None:
+        return list(records), []
+    if ratio < 0:
+        raise ValueError(f"align_p_ratio must be >= 0 or None, got {ratio}")
+    positives = [i for i, r in enumerate(records) if r.is_positive]
+    n_keep = min(len(positives), round(ratio * (len(records) - len(positives))))
+    keep = set(random.Random(seed).sample(positives, n_keep))
+    kept = [r for i, r in enumerate(records) if r.is_negative or i in keep]
+    dropped = [r for i, r in enumerate(records) if r.is_positive and i not in keep]
+    return kept, dropped
+
+
+def build_examples(
+    records: Sequence[JudgmentRecord],
+    tokenizer,
+    template: str | PromptTemplate = "alpaca",
+    *,
+    max_length: int = 2048,
+    max_response_length: int | None = None,
+    align_p_ratio: float | None = None,
+    seed: int = 42,
+) -> tuple[list[dict[str, Any]], BuildReport]:
+    """Tokenize records into CUT examples.
+
+    Args:
+        records: judgment records (junk judgments are refused: load them with cutkit.load_records).
+        tokenizer: the model's tokenizer (needs an EOS token).
+        template: "alpaca", "chat" or a PromptTemplate.
+        max_length: longest context in tokens; prompts are cut from the left to fit, identically
+            in both contexts, so the whole response survives.
+        max_response_length: a response (with EOS) longer than this is cut from the right, the same
+            in both contexts, and counted; default ``max_length // 2``.
+        align_p_ratio: keep this many positives per negative (None keeps all).
+        seed: seed of the downsampling.
+
+    Returns:
+        ``(examples, report)``; each example is a dict with ``id``, ``negative``, ``response_ids``,
+        ``plain_prompt_ids``, ``judged_prompt_ids`` (None for positives) and
+        ``error_token_flags`` (module docstring).
+    """
+    template = get_template(template, tokenizer)
+    response_budget = max_response_length or max_length // 2
+    if not 0 < response_budget < max_length:
+        raise ValueError(f"max_response_length must be in (0, max_length={max_length})")
+    kept, dropped = downsample_positives(records, align_p_ratio, seed)
+    report = BuildReport(
+        n_records=len(records), n_positive_dropped=len(dropped), dropped_ids=[r.id for r in dropped]
+    )
+    examples = []
+    for index, record in enumerate(kept):
+        reason = junk_reason(record)
+        if reason is not None:
+            raise RecordError(
+                f"junk judgment ({reason}) cannot become training signal",
+                index=index,
+                field="judgment",
+                fix="load the data with cutkit.load_records(..., lenient=True)",
+            )
+        response_ids = template.response_ids(tokenizer, record.response)
+        if record.meta.get("truncated"):
+            response_ids = response_ids[:-1]  # the model never produced this EOS
+            report.n_without_eos += 1
+            if not response_ids:
+                raise RecordError(
+                    "an empty cut-off response has no token to train on",
+                    index=index,
+                    field="response",
+                    fix="drop the record",
+                )
+        if len(response_ids) > response_budget:
+            response_ids = response_ids[:response_budget]
+            report.n_response_truncated += 1
+        prompt_budget = max_length - len(response_ids)
+        plain = template.prompt_ids(tokenizer, template.plain(record.prompt_instruction))
+        judged = None
+        if record.is_negative:
+            judged = template.prompt_ids(
+                tokenizer, template.judged(record.prompt_instruction, record.judgment)
+            )
+        if max(len(plain), len(judged or ())) > prompt_budget:
+            report.n_prompt_truncated += 1
+            plain = plain[-prompt_budget:]
+            judged = judged[-prompt_budget:] if judged is not None else None
+        examples.append(
+            {
+                "id": record.id,
+                "negative": record.is_negative,
+                "response_ids": response_ids,
+                "plain_prompt_ids": plain,
+                "judged_prompt_ids": judged,
+                "error_token_flags": error_token_flags(tokenizer, record, len(response_ids)),
+            }
+        )
+        report.n_negative += record.is_negative
+        report.n_positive += record.is_positive
+    report.n_examples = len(examples)
+    return examples, report
+
+
+def response_char_spans(tokenizer, response: str, n_tokens: int) -> list[tuple[int, int]]:
+    """Character span (start, end) in ``response`` of each of its first ``n_tokens`` tokens, as
+    :meth:`PromptTemplate.response_ids` tokenizes it; the trailing EOS gets (len, len)."""
+    encoded = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+    spans = [tuple(span) for span in encoded["offset_mapping"]]
+    spans.append((len(response), len(response)))  # EOS
+    return spans[:n_tokens]
+
+
+def overlaps_span(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Does the token at characters [start, end) overlap one of ``spans``? (A zero-width token
+    counts as the character at ``start``: EOS, at the end of the response, overlaps nothing.)"""
+    return any(
+        start < span_end and span_start < max(end, start + 1) for span_start, span_end in spans
+    )
+
+
+def error_token_flags(tokenizer, record: JudgmentRecord, n_tokens: int) -> list[bool] | None:
+    """One bool per response token: inside the record's gold ``error_spans``; None for a positive
+    record or one without spans."""
+    if record.is_positive or not record.error_spans:
+        return None
+    spans = response_char_spans(tokenizer, record.response, n_tokens)
+    return [overlaps_span(start, end, record.error_spans) for start, end in spans]
+
+
+def stack_flags(flags: Sequence[list[bool] | None]) -> torch.Tensor:
+    """(B, L) bool, each example's flags left-aligned, False where an example has none."""
+    width = max((len(f) for f in flags if f is not None), default=0)
+    out = torch.zeros((len(flags), width), dtype=torch.bool)
+    for row, f in enumerate(flags):
+        if f:
+            out[row, : len(f)] = torch.tensor(f)
+    return out
+
+
+@dataclass
+class CUTCollator:
+    """Pads a list of CUT examples into one micro-batch (layout in the module docstring).
+
+    Args:
+        pad_token_id: id written into padding positions (masks never depend on it, so a pad id that
+            equals EOS is fine).
+        pad_to_multiple_of: round the padded length up (e.g. 8 for tensor cores; padded layout only).
+        packing: lay the contexts end to end in one row with restarting position ids, no padding
+            (module docstring).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+    packing: bool = False
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        first = [
+            (
+                ex["judged_prompt_ids"] if ex["negative"] else ex["plain_prompt_ids"],
+                ex["response_ids"],
+                ex.get("response_labels"),
+            )
+            for ex in examples
+        ]
+        # a negative whose plain_prompt_ids is None has no plain row (see the module docstring)
+        has_plain = torch.tensor(
+            [bool(ex["negative"]) and ex["plain_prompt_ids"] is not None for ex in examples]
+        )
+        plain_of_negatives = [
+            (ex["plain_prompt_ids"], ex["response_ids"], ex.get("response_labels"))
+            for ex, plain in zip(examples, has_plain.tolist(), strict=True)
+            if plain
+        ]
+        negative = torch.tensor([bool(ex["negative"]) for ex in examples])
+        plain_row = torch.arange(len(examples))
+        plain_row[has_plain] = len(examples) + torch.arange(int(has_plain.sum()))
+        contexts = first + plain_of_negatives
+        if self.packing:
+            batch = pack_contexts(contexts)
+        else:
+            batch = pad_contexts(contexts, self.pad_token_id, self.pad_to_multiple_of)
+        batch = {**batch, "negative": negative, "plain_row": plain_row}
+        flags = [ex.get("error_token_flags") for ex in examples]
+        if any(f is not None for f in flags):
+            batch["error_token_flags"] = stack_flags(flags)
+        return batch
+
+
+def context_length(example: dict[str, Any]) -> int:
+    """Tokens an example puts into a micro-batch: its first context, plus its plain context when
+    it has one (a negative). What length-grouped batching sorts by."""
+    first = example["judged_prompt_ids"] if example["negative"] else example["plain_prompt_ids"]
+    n = len(first) + len(example["response_ids"])
+    if example["negative"] and example["plain_prompt_ids"] is not None:
+        n += len(example["plain_prompt_ids"]) + len(example["response_ids"])
+    return n
+
+
+def _context_targets(context: tuple) -> list[int]:
+    """The label ids of a (prompt, response[, response labels]) context's response positions."""
+    _, response, *rest = context
+    targets = rest[0] if rest and rest[0] is not None else response
+    if len(targets) != len(response):
+        raise ValueError("response_labels must have one entry per response id")
+    return list(targets)
+
+
+def pack_contexts(contexts: Sequence[tuple]) -> dict[str, torch.Tensor]:
+    """Lay (prompt ids, response ids[, response labels]) tuples end to end in one row.
+
+    Returns ``input_ids``, ``labels`` and ``position_ids``, each (1, S) with S the total number of
+    tokens; position ids count 0, 1, ... within each context; labels as in :func:`pad_contexts`,
+    and always -100 on a context's first token (nothing in that context predicts it, as position 0
+    of a padded row), so no context is ever scored from the one before it.
+    """
+    ids, labels, positions = [], [], []
+    for context in contexts:
+        prompt, response = context[0], context[1]
+        n = len(prompt) + len(response)
+        if n == 0:
+            raise ValueError("cannot pack an empty context")
+        context_labels = [IGNORE_INDEX] * len(prompt) + _context_targets(context)
+        context_labels[0] = IGNORE_INDEX
+        ids += [*prompt, *response]
+        labels += context_labels
+        positions += range(n)
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([positions]),
+    }
+
+
+def pad_contexts(
+    contexts: Sequence[tuple],
+    pad_token_id: int,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Right-pad (prompt ids, response ids[, response labels]) tuples into ``input_ids``,
+    ``attention_mask`` and ``labels`` of shape (R, T); labels are the response ids in place (or the
+    given response labels, -100 for unscored continuation tokens) and -100 elsewhere."""
+    length = max(len(c[0]) + len(c[1]) for c in contexts)
+    if pad_to_multiple_of:
+        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = torch.full((len(contexts), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(contexts), length), dtype=torch.long)
+    labels = torch.full((len(contexts), length), IGNORE_INDEX, dtype=torch.long)
+    for row, context in enumerate(contexts):
+        prompt, response = context[0], context[1]
+        targets = _context_targets(context)
+        n_prompt, n = len(prompt), len(prompt) + len(response)
+        input_ids[row, :n] = torch.tensor([*prompt, *response])
+        attention_mask[row, :n] = 1
+        labels[row, n_prompt:n] = torch.tensor(targets)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

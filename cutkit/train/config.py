@@ -1,0 +1,222 @@
+"""CUTConfig and CUTTrainer: the CUT loss inside a standard ``transformers.Trainer``.
+
+The trainer is thin: the collator lays out the contexts (:mod:`cutkit.train.batching`), one forward pass
+scores every response token (:func:`cutkit.train.logprobs.label_logprobs_packed`), and the pure loss
+function (:func:`cutkit.train.losses.cut_loss`) does the maths. Everything else (LoRA, gradient
+accumulation, checkpoints, DDP through ``torchrun`` / ``accelerate launch``, logging) is
+``transformers.Trainer``'s own.
+
+>>> from cutkit import load_model, load_records
+>>> model, tok = load_model(lora=True)                                         # doctest: +SKIP
+>>> args = CUTConfig(output_dir="runs/cut", max_steps=50, template="chat")     # doctest: +SKIP
+>>> CUTTrainer(model, args, train_dataset=load_records("data/judgments/train.jsonl"),
+...            processing_class=tok).train()                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from cutkit.train.losses import (
+    NORMALIZATIONS,
+    UNFLAGGED,
+)
+from cutkit.train.objectives import (
+    OBJECTIVES,
+    check_objective,
+    objective_switches,
+)
+
+RUN_FILE = "cutkit_run.json"
+DETECTORS = ("model", "spans")
+"""Where the flagged tokens come from: the model's judged/plain ratio (the paper) or the records'
+gold ``error_spans`` (oracle detection)."""
+
+
+@dataclass
+class CUTConfig(TrainingArguments):
+    """Training arguments for CUT. Defaults follow the paper's recipe where it gives one
+    (lr 4e-4, cosine, 100 warmup steps, 1 epoch, global batch 8 as micro-batch 1 x accumulation 8,
+    cutoff 2048, lambda 1.1, alpha 1.0); every ``transformers.TrainingArguments`` field works too."""
+
+    objective: str = field(
+        default="cut",
+        metadata={
+            "help": f"Training objective, one of {OBJECTIVES}: CUT or one of the paper's "
+            "baselines on the same records (equations in cutkit.train.objectives). The objective fixes "
+            "the switches that define it (hindsight: misalign=False; ul_all: detect=False); DPO "
+            "goes through cutkit.train.dpo.train_dpo."
+        },
+    )
+    template: str = field(
+        default="alpaca",
+        metadata={
+            "help": "Prompt template: 'alpaca' (paper-exact) or 'chat' (the tokenizer's chat "
+            "template). Use the same one at inference."
+        },
+    )
+    max_length: int = field(
+        default=2048,
+        metadata={
+            "help": "Longest context in tokens; prompts are cut from the left so the response survives."
+        },
+    )
+    max_response_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Responses longer than this (with EOS) are cut from the right; default max_length // 2."
+        },
+    )
+    threshold: float = field(
+        default=1.1,
+        metadata={
+            "help": "lambda: a token is flagged when p(y_t | x, j) > lambda * p(y_t | x) (1.1 online, 1.2 Shepherd)."
+        },
+    )
+    ul_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "alpha: weight of the unlikelihood term on flagged tokens (1.0 online, 0.5 Shepherd)."
+        },
+    )
+    gamma: float = field(
+        default=0.0,
+        metadata={
+            "help": "Dynamic weight exponent: w_t = alpha * p_judged(t)^gamma (paper v4); 0 = constant alpha."
+        },
+    )
+    normalization: str = field(
+        default="official",
+        metadata={
+            "help": "Loss normalisation: 'official' (released code, per micro-batch), 'paper' "
+            "(per example, v4) or 'token'; 'paper' and 'token' are normalised over the whole "
+            "accumulation step, so they do not depend on how records fall into micro-batches."
+        },
+    )
+    align_p_ratio: float | None = field(
+        default=0.25,
+        metadata={
+            "help": "Keep this many positive (Align-P) records per negative, chosen with `seed`; None keeps all."
+        },
+    )
+    align_p: bool = field(
+        default=True, metadata={"help": "Ablation switch: likelihood on good responses."}
+    )
+    align_n: bool = field(
+        default=True,
+        metadata={"help": "Ablation switch: likelihood on bad responses given their judgment."},
+    )
+    misalign: bool = field(
+        default=True,
+        metadata={"help": "Ablation switch: the Misalign term (L1); False gives Hindsight."},
+    )
+    detect: bool = field(
+        default=True,
+        metadata={
+            "help": "Ablation switch: False puts unlikelihood on every token of a bad response (no detection)."
+        },
+    )
+    detector: str = field(
+        default="model",
+        metadata={
+            "help": "Which tokens get unlikelihood: 'model' (the paper: p(y_t | x, j) > lambda * "
+            "p(y_t | x)) or 'spans' (oracle: the tokens inside each negative record's gold "
+            "error_spans; every negative record must have spans)."
+        },
+    )
+    unflagged: str = field(
+        default="mle",
+        metadata={
+            "help": "Unflagged tokens of a bad response under the plain prompt: 'mle' (the "
+            "paper: likelihood) or 'ignore' (no loss). 'mle' teaches the rest of the bad "
+            "response back; see docs/method.md."
+        },
+    )
+    detection_dropout: bool = field(
+        default=True,
+        metadata={
+            "help": "Detect flagged tokens in the training forward pass, dropout active, as "
+            "the released code does; False detects with an extra gradient-free pass in eval "
+            "mode (no dropout)."
+        },
+    )
+    chunk_size: int = field(
+        default=1024,
+        metadata={"help": "Output-layer rows per chunk when scoring tokens (memory vs speed)."},
+    )
+    packing: bool = field(
+        default=False,
+        metadata={
+            "help": "Padding-free micro-batches: every context of a micro-batch laid end to end in "
+            "one row with restarting position ids; the model attends per context (flash attention "
+            "2/3 if set, else cutkit.train.attention's 'cutkit_varlen'). Same loss and gradients as the "
+            "padded layout, no pad tokens computed. For the padded layout, "
+            "train_sampling_strategy='group_by_length' batches records of similar length instead."
+        },
+    )
+    # paper recipe and CUT-friendly defaults for inherited fields
+    output_dir: str | None = field(
+        default="runs/cut",
+        metadata={
+            "help": "Run directory: checkpoints, the adapter, the config and the metrics history.",
+            "aliases": ["--output"],
+        },
+    )
+    learning_rate: float = field(
+        default=4e-4, metadata={"help": "Peak learning rate (paper: 4e-4 with LoRA)."}
+    )
+    lr_scheduler_type: str = field(
+        default="cosine", metadata={"help": "Learning-rate schedule (paper: cosine)."}
+    )
+    warmup_steps: float = field(
+        default=100, metadata={"help": "Linear warm-up steps (paper: 100)."}
+    )
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (paper: 1)."})
+    per_device_train_batch_size: int = field(
+        default=1, metadata={"help": "Micro-batch size (paper: 1)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=8, metadata={"help": "Accumulation steps (paper: 8)."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: CUT examples carry their own columns."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+
+    def __post_init__(self):
+        check_objective(self.objective)
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+        if self.threshold < 1:
+            raise ValueError(f"threshold (lambda) must be >= 1, got {self.threshold}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.unflagged not in UNFLAGGED:
+            raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {self.unflagged!r}")
+        super().__post_init__()
+
+    def loss_settings(self) -> dict:
+        """The keyword arguments of :func:`cutkit.train.losses.cut_loss` this config selects (the
+        objective's own switches override the configured ones)."""
+        settings = dict(
+            threshold=self.threshold,
+            ul_weight=self.ul_weight,
+            gamma=self.gamma,
+            normalization=self.normalization,
+            align_p=self.align_p,
+            align_n=self.align_n,
+            misalign=self.misalign,
+            detect=self.detect,
+            unflagged=self.unflagged,
+        )
+        return objective_switches(self.objective, settings)
+
+    def uses_span_detector(self) -> bool:
+        """True when training flags tokens from gold spans (the objective has a detecting
+        Misalign term and ``detector='spans'``)."""
+        s = self.loss_settings()
+        return self.detector == "spans" and s["misalign"] and s["detect"]

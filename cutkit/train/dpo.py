@@ -1,0 +1,145 @@
+r"""ILF-DPO baseline: DPO with the refinement preferred over the judged response, through TRL.
+
+CUT_METHOD 7 compares CUT with DPO on (y' preferred over y) pairs, y' the refinement of a bad
+response y. Objective (Rafailov et al. 2023), x the plain prompt:
+
+    L = -log sigmoid( beta * [ (log pi(y' | x) - log pi_ref(y' | x))
+                               - (log pi(y | x) - log pi_ref(y | x)) ] )
+
+This module only prepares the data and calls TRL's ``DPOTrainer`` (TRL 1.16; the optional extra
+``pip install cutkit[dpo]``). Prompts are cutkit's plain prompts (``template.plain``), so DPO sees
+the same context as every other objective at training and inference. Reference model, as TRL 1.16
+chooses it: for a ``PeftModel`` TRL copies the trainable adapter into a frozen ``"ref"`` adapter (the
+initial adapter, i.e. the base model when LoRA starts at B = 0, cutkit's default); for a plain model
+with ``peft_config`` TRL adds the adapter and uses the model with adapters disabled; for a plain
+model without, a fresh copy loaded from the checkpoint path. TRL saves the frozen ``"ref"`` copy
+beside the trained adapter (``output_dir/ref/``); the trained one is ``output_dir``'s own.
+
+>>> from cutkit.data.records import JudgmentRecord
+>>> pairs = dpo_pairs([JudgmentRecord("1", "2+2?", "5", "Wrong.", refinement="4")], tok)  # doctest: +SKIP
+>>> trainer = train_dpo(model, tok, records, output_dir="runs/dpo", max_steps=100)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.data.templates import PromptTemplate, get_template
+
+
+def _require_trl():
+    try:
+        import trl
+    except ImportError as err:
+        raise ImportError(
+            "the DPO baseline runs through TRL, which is not installed: pip install cutkit[dpo] "
+            "(or pip install trl==1.16.0)"
+        ) from err
+    return trl
+
+
+def _strip_duplicate_bos(prompt: str, tokenizer, template: PromptTemplate) -> str:
+    """TRL tokenizes text prompts with the tokenizer's special tokens; a chat template that writes
+    BOS itself would then start with two."""
+    bos = tokenizer.bos_token
+    if template.add_special_tokens or not bos or not prompt.startswith(bos):
+        return prompt
+    adds_bos = tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    return prompt[len(bos) :] if adds_bos else prompt
+
+
+def dpo_pairs(
+    records: Sequence[JudgmentRecord],
+    tokenizer,
+    template: str | PromptTemplate = "alpaca",
+):
+    """A ``datasets.Dataset`` of (prompt, chosen, rejected) preference pairs for TRL.
+
+    One row per negative record: ``prompt`` = the template's plain prompt of the instruction,
+    ``chosen`` = its refinement, ``rejected`` = its response (TRL appends EOS to both), plus the
+    record ``id``. Positive records have no rejected response and are left out. Junk judgments and
+    negatives without a refinement raise :class:`~cutkit.data.records.RecordError`.
+    """
+    import datasets
+
+    template = get_template(template, tokenizer)
+    rows: dict[str, list[str]] = {"id": [], "prompt": [], "chosen": [], "rejected": []}
+    for index, record in enumerate(records):
+        reason = junk_reason(record)
+        if reason is not None:
+            raise RecordError(
+                f"junk judgment ({reason}) of record {record.id!r} cannot become training signal",
+                index=index,
+                field="judgment",
+                fix="load the data with cutkit.load_records(..., lenient=True)",
+            )
+        if record.is_positive:
+            continue
+        if record.refinement is None or not record.refinement.strip():
+            raise RecordError(
+                f"negative record {record.id!r} has no refinement, and DPO prefers the refinement "
+                "over the response",
+                index=index,
+                field="refinement",
+                fix="add refinements (e.g. the official data's i_ans) or drop those records",
+            )
+        prompt = template.plain(record.prompt_instruction)
+        rows["id"].append(record.id)
+        rows["prompt"].append(_strip_duplicate_bos(prompt, tokenizer, template))
+        rows["chosen"].append(record.refinement)
+        rows["rejected"].append(record.response)
+    if not rows["id"]:
+        raise ValueError(
+            f"none of the {len(records)} records is negative: DPO needs (refinement, response) "
+            "pairs of negative records"
+        )
+    return datasets.Dataset.from_dict(rows)
+
+
+def train_dpo(
+    model,
+    tokenizer,
+    records: Sequence[JudgmentRecord],
+    *,
+    output_dir: str,
+    template: str | PromptTemplate = "alpaca",
+    beta: float = 0.1,
+    eval_records: Sequence[JudgmentRecord] | None = None,
+    peft_config=None,
+    **training_kwargs: Any,
+):
+    """Train ``model`` with DPO on :func:`dpo_pairs` of ``records``; returns the TRL trainer.
+
+    Args:
+        model: a causal LM, typically a ``PeftModel`` (e.g. ``cutkit.load_model(lora=True)``; the
+            reference is then the initial adapter, see the module docstring).
+        tokenizer: its tokenizer.
+        records: judgment records; negatives need a refinement.
+        output_dir: run directory (checkpoints, adapter).
+        template: "alpaca" or "chat", as for the other objectives.
+        beta: DPO temperature.
+        eval_records: optional records for evaluation pairs.
+        peft_config: a ``peft.PeftConfig`` for TRL to wrap a plain ``model`` with.
+        **training_kwargs: any ``trl.DPOConfig`` field (``max_steps``, ``learning_rate``,
+            ``per_device_train_batch_size``, ...). bf16 defaults to True only on a GPU that
+            supports it (TRL's own default is True everywhere).
+    """
+    trl = _require_trl()
+    import torch
+
+    template = get_template(template, tokenizer)
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    training_kwargs.setdefault("bf16", bf16 and not training_kwargs.get("use_cpu", False))
+    config = trl.DPOConfig(output_dir=str(output_dir), beta=beta, **training_kwargs)
+    trainer = trl.DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=dpo_pairs(records, tokenizer, template),
+        eval_dataset=dpo_pairs(eval_records, tokenizer, template) if eval_records else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    return trainer

@@ -1,0 +1,322 @@
+"""Log-probabilities of label tokens, without materialising batch x length x vocabulary.
+
+CUT needs only log p(y_t | context) of the response tokens (CUT_METHOD 5), so cutkit never builds the
+full (B, T, V) logits of the released code (CUT_METHOD 10.3). :func:`label_logprobs`
+
+1. runs the decoder body only, giving hidden states (B, T, H);
+2. gathers the N scored positions into an (N, H) matrix (prompt and padding rows never reach the
+   output layer): the hidden state at t - 1 predicts ``labels[:, t]`` (HF convention);
+3. pushes rows through the output layer in chunks of ``chunk_size``: logits (n, V) -> fp32 ->
+   log_softmax -> gather, each chunk under ``torch.utils.checkpoint`` (non-reentrant) when grad is
+   enabled, so backward recomputes one chunk's logits at a time.
+
+Peak extra memory is O(chunk_size x V) instead of O(B x T x V). Output layers that apply something
+after the matmul (Gemma2 soft-capping, Cohere ``logit_scale``, Granite ``logits_scaling``, ...) or
+are not linear fall back to the plain full-logits path with a warning.
+
+>>> import torch
+>>> from cutkit.models.tiny import tiny_model
+>>> model = tiny_model(vocab_size=64)
+>>> ids = torch.tensor([[5, 6, 7, 8]])
+>>> labels = torch.tensor([[-100, -100, 7, 8]])  # score tokens 2 and 3 only
+>>> out = label_logprobs(model, ids, torch.ones_like(ids), labels, chunk_size=1)
+>>> out.shape, out.dtype, bool(out[0, 0] == 0 and out[0, 1] == 0 and (out[0, 2:] < 0).all())
+(torch.Size([1, 4]), torch.float32, True)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from cutkit.train.attention import packed_attention_kwargs
+
+IGNORE_INDEX = -100
+
+# config attributes of heads that transform the logits after the matmul (or could), with the value
+# that means "no transform"; any other value sends label_logprobs to the plain path.
+_LOGIT_TRANSFORMS: dict[str, object] = {
+    "final_logit_softcapping": None,  # Gemma2/3: tanh soft-cap
+    "logit_scale": None,  # Cohere: logits * scale
+    "logits_scaling": 1.0,  # Granite: logits / scaling
+    "lm_head_multiplier": 1.0,  # Falcon-H1: logits * multiplier
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the head: (N, H) hidden rows -> (N,) label log-probs, chunked
+
+
+def _upcast(logits: Tensor) -> Tensor:
+    """Logits in at least fp32 (bf16/fp16 -> fp32, fp64 stays fp64)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def _chunk_logprobs(project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor) -> Tensor:
+    """hidden (n, H), labels (n,) -> log p(label) (n,) in at least fp32 (one chunk, full vocab)."""
+    # the (n, V) logits die once log_softmax has run; log_softmax is a single fused kernel
+    # (faster than logsumexp on CPU, and stable) and its output is what backward needs
+    logp = torch.log_softmax(_upcast(project(hidden)), dim=-1)  # (n, V) fp32+
+    return logp.gather(-1, labels[:, None]).squeeze(-1)
+
+
+def _chunked(
+    project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor, chunk_size: int
+) -> Tensor:
+    """Apply :func:`_chunk_logprobs` to row chunks; checkpoint each chunk when grad is enabled."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    pieces = []
+    for start in range(0, hidden.shape[0], chunk_size):
+        h, y = hidden[start : start + chunk_size], labels[start : start + chunk_size]
+        if torch.is_grad_enabled():
+            pieces.append(checkpoint(_chunk_logprobs, project, h, y, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logprobs(project, h, y))
+    if not pieces:  # no scored token
+        return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
+    return torch.cat(pieces)
+
+
+def chunked_label_logprobs(
+    hidden: Tensor,
+    weight: Tensor,
+    labels: Tensor,
+    *,
+    bias: Tensor | None = None,
+    chunk_size: int = 1024,
+) -> Tensor:
+    """log softmax(hidden @ weight.T + bias)[label] row by row, never holding more than a chunk.
+
+    Args:
+        hidden: (N, H) hidden states of the scored positions.
+        weight: (V, H) output-layer weight (``lm_head.weight``).
+        labels: (N,) token ids in [0, V).
+        bias: optional (V,) output-layer bias.
+        chunk_size: rows per chunk; peak extra memory is about 3 x chunk_size x V x 4 bytes.
+
+    Returns:
+        (N,) log-probabilities in fp32 (fp64 if the inputs are fp64), differentiable w.r.t. hidden,
+        weight and bias (backward recomputes each chunk's logits).
+    """
+    return _chunked(lambda h: F.linear(h, weight, bias), hidden, labels, chunk_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# splitting a causal LM into decoder body + output layer
+
+
+def _unwrap_peft(model: nn.Module) -> tuple[nn.Module, str | None]:
+    """The transformers model inside a PEFT wrapper, or a reason it cannot be bypassed."""
+    if not hasattr(model, "get_base_model"):
+        return model, None
+    config = getattr(model, "active_peft_config", None)
+    if getattr(config, "is_prompt_learning", False):
+        return model, "a prompt-learning adapter adds virtual tokens outside the base model"
+    return model.get_base_model(), None
+
+
+def _is_linear_head(head: nn.Module | None) -> bool:
+    """A row-wise linear map: nn.Linear (any subclass), a PEFT tuner layer (LoRA, ...) around one,
+    or a PEFT modules_to_save wrapper whose copies are all nn.Linear."""
+    if isinstance(head, nn.Linear):
+        return True
+    get_base_layer = getattr(head, "get_base_layer", None)
+    if callable(get_base_layer) and isinstance(get_base_layer(), nn.Linear):
+        return True
+    copies = getattr(head, "modules_to_save", None)
+    return (
+        isinstance(getattr(head, "original_module", None), nn.Linear)
+        and isinstance(copies, nn.ModuleDict)
+        and all(isinstance(m, nn.Linear) for m in copies.values())
+    )
+
+
+def split_model(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None, str | None]:
+    """(decoder body, output layer, None), or (None, None, why the head cannot be chunked)."""
+    base, reason = _unwrap_peft(model)
+    if reason:
+        return None, None, reason
+    config = getattr(base, "config", None)
+    configs = [config]
+    if config is not None and hasattr(config, "get_text_config"):
+        configs.append(config.get_text_config())
+    if any(getattr(c, "is_encoder_decoder", False) for c in configs):
+        return None, None, "encoder-decoder models are not supported by the chunked path"
+    for name, identity in _LOGIT_TRANSFORMS.items():
+        for holder in [*configs, base]:
+            value = getattr(holder, name, identity)
+            if value is not None and value != identity:
+                return (
+                    None,
+                    None,
+                    f"the model transforms its logits after the head ({name}={value})",
+                )
+    if getattr(base, "final_logits_bias", None) is not None:
+        return None, None, "the model adds final_logits_bias after the head"
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if not _is_linear_head(head):
+        return None, None, f"the output layer is {type(head).__name__}, not a linear layer"
+    body = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
+    if body is None or body is base:
+        return None, None, "no separate decoder body (get_decoder() / .model) was found"
+    return body, head, None
+
+
+# ---------------------------------------------------------------------------------------------
+# public: model-level log-probs
+
+
+def _scored(labels: Tensor) -> Tensor:
+    """(B, T) labels -> (B, T - 1) bool: position t + 1 is scored (predicted from hidden t)."""
+    return labels[:, 1:] != IGNORE_INDEX
+
+
+def _flat_label_logprobs(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    labels: Tensor,
+    chunk_size: int | None,
+    position_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
+    scored = _scored(labels)  # (B, T-1)
+    targets = labels[:, 1:][scored]  # (N,)
+    inputs = dict(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    )
+    if position_ids is not None and attention_mask is None and input_ids.shape[0] == 1:
+        inputs |= packed_attention_kwargs(position_ids)  # once, not once per attention layer
+    body, head, reason = (
+        (None, None, "chunk_size=None") if chunk_size is None else split_model(model)
+    )
+    if body is None:
+        if chunk_size is not None:
+            warnings.warn(
+                f"label_logprobs: {reason}; falling back to full logits, which materialises "
+                "batch x length x vocabulary (more memory)",
+                stacklevel=3,
+            )
+        logits = model(**inputs).logits
+        logits = _upcast(logits[:, :-1][scored])  # (N, V)
+        flat = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+        return flat, scored
+    out = body(**inputs)
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, T, H)
+    rows = hidden[:, :-1][scored]  # (N, H): only scored positions go through the head
+    return _chunked(head, rows, targets, chunk_size), scored
+
+
+def label_logprobs(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    labels: Tensor,
+    *,
+    position_ids: Tensor | None = None,
+    chunk_size: int | None = 1024,
+) -> Tensor:
+    """out[b, t] = log p(labels[b, t] | input_ids[b, :t]) for scored tokens, else 0.
+
+    Args:
+        model: a transformers causal LM, optionally PEFT-wrapped (LoRA anywhere, lm_head included).
+        input_ids: (B, T) token ids; attention_mask: (B, T) 1 for real tokens (or None).
+        labels: (B, T) aligned with input_ids (HF convention), -100 where not scored.
+        position_ids: optional (B, T) positions, e.g. restarting per context in a packed row.
+        chunk_size: output-layer rows per chunk; ``None`` forces the plain full-logits path.
+
+    Returns:
+        (B, T) fp32 (fp64 for an fp64 model): 0 where labels == -100 and at t = 0 (nothing
+        predicts the first token). Differentiable w.r.t. the model's parameters.
+    """
+    flat, scored = _flat_label_logprobs(
+        model, input_ids, attention_mask, labels, chunk_size, position_ids
+    )
+    out = flat.new_zeros(scored.shape).masked_scatter(scored, flat)  # (B, T-1)
+    return F.pad(out, (1, 0))  # (B, T): column 0 is never predicted
+
+
+def context_index(position_ids: Tensor) -> Tensor:
+    """(1, S) position ids of a packed row (restarting at 0 per context) -> (S,) context number."""
+    if position_ids.dim() != 2 or position_ids.shape[0] != 1:
+        raise ValueError(
+            f"packed position_ids must have shape (1, S), got {tuple(position_ids.shape)}"
+        )
+    return (position_ids[0] == 0).cumsum(0) - 1
+
+
+def _scored_rows(scored: Tensor, position_ids: Tensor | None) -> tuple[Tensor, int]:
+    """The row (context) of each scored token, row-major, and the number of rows."""
+    if position_ids is None:
+        return scored.nonzero(as_tuple=True)[0], scored.shape[0]
+    context = context_index(position_ids)[1:]  # (S-1,): label t + 1's context
+    return context[scored[0]], int(context[-1]) + 1 if context.numel() else 1
+
+
+def _pack(flat: Tensor, row: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
+    """flat (N,) values, row (N,) non-decreasing row numbers -> left-aligned (R, Lr), mask (R, Lr)."""
+    counts = torch.bincount(row, minlength=n_rows)  # (R,)
+    width = int(counts.max()) if row.numel() else 0
+    starts = counts.cumsum(0) - counts  # (R,) index of each row's first value in flat
+    col = torch.arange(row.numel(), device=row.device) - starts[row]  # (N,) k-th value of its row
+    values = flat.new_zeros(n_rows, width).index_put((row, col), flat)
+    mask = torch.arange(width, device=row.device)[None, :] < counts[:, None]
+    return values, mask
+
+
+def response_logprobs(
+    logp: Tensor, labels: Tensor, position_ids: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Pack each row's scored log-probs left-aligned, so contexts align by response position.
+
+    Args:
+        logp: (R, T) from :func:`label_logprobs`; labels: (R, T), -100 where not scored.
+        position_ids: for a packed batch (one row of contexts laid end to end,
+            ``CUTCollator(packing=True)``), its (1, S) position ids: the output then has one row
+            per context.
+
+    Returns:
+        values (R, Lr) and mask (R, Lr) bool, Lr = most scored tokens in a row: row r's k-th scored
+        token (t >= 1, left to right) sits at column k. The judged and plain contexts of one
+        response give equal masks, whatever their prompt lengths (CUT_METHOD 10.1).
+    """
+    scored = _scored(labels)
+    return _pack(logp[:, 1:][scored], *_scored_rows(scored, position_ids))
+
+
+def response_token_mask(labels: Tensor, position_ids: Tensor | None = None) -> Tensor:
+    """(R, Lr) bool: which response positions of each context are scored (the mask of
+    :func:`response_logprobs`, without running a model)."""
+    scored = _scored(labels)
+    row, n_rows = _scored_rows(scored, position_ids)
+    return _pack(torch.ones(row.shape, device=row.device), row, n_rows)[1]
+
+
+def label_logprobs_packed(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    labels: Tensor,
+    *,
+    position_ids: Tensor | None = None,
+    chunk_size: int | None = 1024,
+) -> tuple[Tensor, Tensor]:
+    """``response_logprobs(label_logprobs(...), labels)`` without the (B, T) scatter in between.
+
+    Takes either a padded batch (input_ids, attention_mask, labels of shape (R, T)) or a packed
+    one (shape (1, S), ``attention_mask=None`` and the ``position_ids`` that mark where each
+    context starts); both give the same (R, Lr) values and mask for the same contexts.
+    """
+    flat, scored = _flat_label_logprobs(
+        model, input_ids, attention_mask, labels, chunk_size, position_ids
+    )
+    return _pack(flat, *_scored_rows(scored, position_ids))

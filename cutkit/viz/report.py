@@ -1,0 +1,42 @@
+"""A self-contained HTML token report of the tokens each judgment flags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cutkit.data.records import JudgmentRecord
+from cutkit.data.templates import PromptTemplate
+from cutkit.eval.tokens import score_tokens
+
+
+def write_report(
+    model,
+    tokenizer,
+    records: Sequence[JudgmentRecord],
+    path,
+    *,
+    template: str | PromptTemplate = "alpaca",
+    threshold: float = 1.1,
+    max_length: int = 2048,
+    batch_size: int = 8,
+    progress: bool = False,
+    title: str = "cutkit token inspection",
+) -> pd.DataFrame:
+    """Score ``records`` and save them as a standalone :class:`~cutkit.viz.tokenview.TokenView` page
+    at ``path``; returns the scores (one row per token, :func:`score_tokens` columns)."""
+    from cutkit.viz.tokenview import TokenView
+
+    scores = score_tokens(
+        model,
+        tokenizer,
+        records,
+        template=template,
+        threshold=threshold,
+        max_length=max_length,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    TokenView(scores, records, threshold=threshold).save(path, title=title)
+    return scores
