@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 
-from cutkit._version import __version__
+from cutkit._version import __version__ as __version__
 
 _PUBLIC: dict[str, tuple[str, ...]] = {
     # data

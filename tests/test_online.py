@@ -367,7 +367,7 @@ def test_kept_truncated_answers_are_judged_and_marked(checkpoint, tmp_path, monk
     marked = {r.id for r in records if r.meta.get("truncated")}
     assert marked == truncated_ids(out) and set(trained) == {r.id for r in records}
     assert all(r.meta.get("truncated") is None for r in records if r.id not in marked)
-    batching = Path(__file__).resolve().parents[1] / "cutkit" / "batching.py"
+    batching = Path(__file__).resolve().parents[1] / "cutkit" / "train" / "batching.py"
     if "truncated" in batching.read_text():  # the records are built without their EOS
         from cutkit.train.batching import build_examples
 
