@@ -1,7 +1,7 @@
 """A faithful re-implementation of the released CUT code's training step, for benchmarks only.
 
 What the released implementation (github.com/wwxu21/CUT) does per micro-batch of R records, and
-what cutkit avoids (CUT_METHOD.md section 10):
+what cutkit avoids (docs/method.md §10):
 
 - the batch is doubled: rows 0..R-1 hold each record's first context (judged prompt for a negative,
   plain prompt for a positive), rows R..2R-1 the plain context of each negative and an all-pad

@@ -1,4 +1,4 @@
-"""JudgmentRecord routing (CUT_METHOD.md section 2), junk detection and RecordError messages."""
+"""JudgmentRecord routing (docs/method.md §1), junk detection and RecordError messages."""
 
 from __future__ import annotations
 

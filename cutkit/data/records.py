@@ -1,7 +1,7 @@
 """Judgment records: the (instruction, response, judgment) triplet CUT learns from.
 
 A :class:`JudgmentRecord` is format-independent; :mod:`cutkit.data.loading` turns real files into records.
-Routing follows CUT_METHOD.md section 2: a record is positive (Align-P) when its judgment is missing
+Routing follows docs/method.md §1: a record is positive (Align-P) when its judgment is missing
 or empty, when it carries a score >= 7, or when a model judge's reply starts with "Perfect"; every
 other record is negative (Align-N + Misalign).
 
@@ -106,7 +106,7 @@ def junk_reason(record: JudgmentRecord) -> str | None:
 
 
 def is_positive_judgment(judgment: str | None, score: float | None = None) -> bool:
-    """CUT_METHOD.md section 2 routing: missing/empty judgment, score >= 7, or a "Perfect..." reply."""
+    """docs/method.md §1 routing: missing/empty judgment, score >= 7, or a "Perfect..." reply."""
     if score is not None:
         return score >= POSITIVE_SCORE
     if judgment is None or not judgment.strip():

@@ -2,7 +2,7 @@
 
 CUT scores the same response tokens under both prompts. Two variants exist:
 
-- ``"alpaca"``: the paper's exact strings (CUT_METHOD.md section 3), for base models and to
+- ``"alpaca"``: the paper's exact strings (docs/method.md §2), for base models and to
   reproduce the paper;
 - ``"chat"``: the tokenizer's own chat template, the instruction (plain) or the instruction and the
   judgment (judged) as the user turn, for chat models such as SmolLM2-Instruct.

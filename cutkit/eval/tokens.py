@@ -2,7 +2,7 @@
 
 ``score_tokens`` scores every response token of each record under the plain prompt and, for
 negative records, the judged prompt, and marks the tokens CUT would push down (log p_judged -
-log p_plain > log lambda, CUT_METHOD.md section 4), together with the record's gold error spans.
+log p_plain > log lambda, docs/method.md §3), together with the record's gold error spans.
 On such a frame, :func:`detection_quality` measures how well the log ratio finds the gold error
 tokens (AUC, precision, recall; overall and per group) and :func:`push_balance` how hard CUT's
 plain-prompt term pushes the bad responses down (flagged tokens) versus up (the others).

@@ -3,7 +3,7 @@
 Each record becomes one *example*: its response tokenized once (plus EOS) and the prompt(s) it is
 scored under. A positive record (Align-P) has only the plain prompt; a negative record has the
 judged prompt (Align-N) and the plain prompt (Misalign) over the *same* response ids, so the two
-contexts pair up by response position (CUT_METHOD.md pitfall 1).
+contexts pair up by response position (docs/method.md §10.1).
 
 :class:`CUTCollator` lays a micro-batch of B examples out as R = B + (number of negatives) rows, with
 no all-pad dummy rows for positives (pitfall 2)::

@@ -1,6 +1,6 @@
 r"""ILF-DPO baseline: DPO with the refinement preferred over the judged response, through TRL.
 
-CUT_METHOD 7 compares CUT with DPO on (y' preferred over y) pairs, y' the refinement of a bad
+docs/method.md §8 compares CUT with DPO on (y' preferred over y) pairs, y' the refinement of a bad
 response y. Objective (Rafailov et al. 2023), x the plain prompt:
 
     L = -log sigmoid( beta * [ (log pi(y' | x) - log pi_ref(y' | x))

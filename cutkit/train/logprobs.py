@@ -1,7 +1,7 @@
 """Log-probabilities of label tokens, without materialising batch x length x vocabulary.
 
-CUT needs only log p(y_t | context) of the response tokens (CUT_METHOD 5), so cutkit never builds the
-full (B, T, V) logits of the released code (CUT_METHOD 10.3). :func:`label_logprobs`
+CUT needs only log p(y_t | context) of the response tokens (docs/method.md §4), so cutkit never builds the
+full (B, T, V) logits of the released code (docs/method.md §10.3). :func:`label_logprobs`
 
 1. runs the decoder body only, giving hidden states (B, T, H);
 2. gathers the N scored positions into an (N, H) matrix (prompt and padding rows never reach the
@@ -287,7 +287,7 @@ def response_logprobs(
     Returns:
         values (R, Lr) and mask (R, Lr) bool, Lr = most scored tokens in a row: row r's k-th scored
         token (t >= 1, left to right) sits at column k. The judged and plain contexts of one
-        response give equal masks, whatever their prompt lengths (CUT_METHOD 10.1).
+        response give equal masks, whatever their prompt lengths (docs/method.md §10.1).
     """
     scored = _scored(labels)
     return _pack(logp[:, 1:][scored], *_scored_rows(scored, position_ids))

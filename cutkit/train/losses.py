@@ -1,4 +1,4 @@
-"""The CUT loss family as pure functions of per-response-token log-probs (CUT_METHOD 4, 5).
+"""The CUT loss family as pure functions of per-response-token log-probs (docs/method.md §3, §4).
 
 Inputs are aligned by response position (see :func:`cutkit.train.logprobs.response_logprobs`):
 

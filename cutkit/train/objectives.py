@@ -1,4 +1,4 @@
-r"""Training objectives: CUT and the paper's baselines on the same records (CUT_METHOD 7).
+r"""Training objectives: CUT and the paper's baselines on the same records (docs/method.md §8).
 
 Every objective is a choice of *examples* built from the records plus a setting of the
 :func:`cutkit.train.losses.cut_loss` switches; none needs loss code of its own. Notation: P / N the

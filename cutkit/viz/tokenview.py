@@ -6,7 +6,7 @@ and judgment, then its response as coloured token spans.
 - background: log p_judged - log p_plain on a diverging scale (white at 0; red: the judgment raised
   the token's probability, blue: lowered it; square-root scale clipped at +-``clip`` nats, so small
   ratios stay visible); grey for positive records, which have no judged context;
-- outline: flagged at ``threshold`` (log ratio > log lambda, recomputed here, CUT_METHOD.md section 4);
+- outline: flagged at ``threshold`` (log ratio > log lambda, recomputed here, docs/method.md §3);
 - underline: the token overlaps a gold error span;
 - "·" a space, "→" a tab, "↵" a newline (followed by a real line break), "◌" a token holding only
   part of a character (byte-level BPE); special tokens such as EOS are boxed;

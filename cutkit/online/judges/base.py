@@ -60,7 +60,7 @@ class Judgment:
 
     Attributes:
         text: the natural-language judgment ("Perfect..." for a good response).
-        is_positive: routing (CUT_METHOD.md section 2): True for a response judged good.
+        is_positive: routing (docs/method.md §1): True for a response judged good.
         error_spans: character spans ``(start, end)`` of the response the judgment criticises.
         attempts: calls it took (API judges retry).
         meta: judge-specific extras (RuleJudge: the violated constraint kinds).
