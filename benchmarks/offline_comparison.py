@@ -19,7 +19,6 @@ whole seeds); ``report`` merges them:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ARMS = [
@@ -98,5 +97,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

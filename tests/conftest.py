@@ -1,4 +1,5 @@
-"""Shared fixtures: the real SmolLM2 tokenizer (loaded once per session) and tiny random models."""
+"""Shared fixtures: the real SmolLM2 tokenizer (loaded once per session) and tiny random models.
+Shared builders and paths are in helpers.py."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-OFFICIAL_SAMPLE = SHARED_DATA / "cut-official-sample" / "train-alpaca-sample-iter1.json"
-FIXTURES = Path(__file__).parent / "fixtures"
+pytest.register_assert_rewrite("tests.helpers")  # before its import: detailed assert messages
+
+from .helpers import OFFICIAL_SAMPLE  # noqa: E402
 
 
 @pytest.fixture(scope="session")

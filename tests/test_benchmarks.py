@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
@@ -13,13 +11,11 @@ from cutkit.train.batching import CUTCollator, build_examples
 from cutkit.train.logprobs import label_logprobs_packed
 from cutkit.train.losses import cut_loss
 
-from .conftest import REPO
-from .test_packing import mixed_records
+from .helpers import load_benchmark, mixed_records
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import bench_step
-from released_step import released_collate, released_loss
+bench_step = load_benchmark("bench_step")
+released_step = load_benchmark("released_step")
+released_collate, released_loss = released_step.released_collate, released_step.released_loss
 
 
 def test_released_layout_doubles_the_batch_with_all_pad_dummy_rows(tokenizer):
@@ -101,7 +97,7 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
     resumes without training anything again."""
     import json
 
-    import onpolicy_experiment as exp
+    exp = load_benchmark("onpolicy_experiment")
 
     out, results = tmp_path / "run", tmp_path / "results"
     exp.main(["all", "--preset", "tiny", "--out", str(out), "--results", str(results)])
@@ -124,7 +120,8 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
 
 def test_paired_bootstrap_and_wilson_intervals():
     import numpy as np
-    import onpolicy_experiment as exp
+
+    exp = load_benchmark("onpolicy_experiment")
 
     a = np.array([[1, 1, 0, 1], [1, 0, 0, 1]])
     b = np.array([[0, 1, 0, 0]])
@@ -139,8 +136,9 @@ def test_paired_bootstrap_and_wilson_intervals():
 
 
 def test_offline_comparison_report_merges_the_workers(tmp_path):
-    import offline_comparison as off
     import pandas as pd
+
+    off = load_benchmark("offline_comparison")
 
     work = tmp_path / "work"
     for index, arms in enumerate([off.ARMS[0::2], off.ARMS[1::2]]):

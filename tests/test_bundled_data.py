@@ -5,16 +5,16 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from cutkit.data.loading import load_records
 from cutkit.eval.metrics import answer_correct
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "data" / "judgments"
-SCRIPT = ROOT / "scripts" / "make_judgments.py"
+from .helpers import REPO
+
+BUNDLED = REPO / "data" / "judgments"
+SCRIPT = REPO / "scripts" / "make_judgments.py"
 SPLITS = ("train", "test")
 FIELDS = [
     "id",
@@ -152,7 +152,7 @@ def test_checkable_answers_are_stated_by_the_good_response_only(everything):
 def test_no_instruction_from_the_starter_set(everything):
     starter = {
         json.loads(line)["instruction"]
-        for path in sorted((ROOT / "data" / "starter").glob("*.jsonl"))
+        for path in sorted((REPO / "data" / "starter").glob("*.jsonl"))
         for line in path.read_text(encoding="utf-8").splitlines()
         if line
     }

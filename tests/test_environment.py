@@ -10,7 +10,7 @@ import yaml
 
 from cutkit.models.registry import DEFAULT_MODEL, KNOWN_MODELS
 
-from .conftest import REPO
+from .helpers import REPO
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
 

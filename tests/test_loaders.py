@@ -18,7 +18,9 @@ from cutkit.data.formats import detect_format
 from cutkit.data.loading import JunkRecordWarning, LoadReport, load_records
 from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
 
-LOADERS = Path(__file__).parent / "fixtures" / "loaders"  # conftest.FIXTURES / "loaders"
+from .helpers import FIXTURES
+
+LOADERS = FIXTURES / "loaders"
 
 
 def good_row(**fields) -> dict:

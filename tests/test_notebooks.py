@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .conftest import REPO
+from .helpers import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 

@@ -22,7 +22,7 @@ from cutkit.train.objectives import (
 )
 from cutkit.train.trainer import CUTTrainer
 
-from .test_trainer import make_trainer
+from .helpers import make_trainer
 
 NEG1 = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: it is Canberra.", refinement="Canberra."

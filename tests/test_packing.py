@@ -27,22 +27,13 @@ from cutkit.train.logprobs import context_index, label_logprobs_packed, response
 from cutkit.train.losses import cut_loss
 from cutkit.train.objectives import build_objective_examples
 
-from .test_trainer import arithmetic_records, assert_same_weights, lora_weights, make_trainer
-
-
-def mixed_records() -> list[JudgmentRecord]:
-    """Negatives and positives of clearly different lengths (so padding is substantial)."""
-    return [
-        JudgmentRecord("n1", "What is 2 + 2?", "It is 5.", "Wrong: 2 + 2 is 4."),
-        JudgmentRecord("p1", "Say hello to everyone in the room, politely please.", "Hello all!"),
-        JudgmentRecord(
-            "n2",
-            "Name a colour.",
-            "Blue is a colour that I like a lot, and the sky is often that colour too.",
-            "Correct but far too long for such a short question.",
-        ),
-        JudgmentRecord("p2", "Spell cat.", "C-A-T."),
-    ]
+from .helpers import (
+    arithmetic_records,
+    assert_same_weights,
+    lora_weights,
+    make_trainer,
+    mixed_records,
+)
 
 
 def collate_both(tokenizer, examples):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from cutkit.data.loading import load_records
 
-STARTER = Path(__file__).resolve().parents[1] / "data" / "starter"
+from .helpers import REPO
+
+STARTER = REPO / "data" / "starter"
 SPLITS = ("train", "test")
 KINDS = {
     "factual",

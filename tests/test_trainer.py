@@ -16,64 +16,14 @@ from cutkit.models.tiny import tiny_model
 from cutkit.train.config import CUTConfig
 from cutkit.train.trainer import CUTTrainer
 
-from .conftest import REPO
-
-
-def arithmetic_records(n: int = 6) -> list[JudgmentRecord]:
-    negatives = [
-        JudgmentRecord(
-            f"n{i}",
-            f"What is {i} + {i}?",
-            f"It is {2 * i + 1}.",
-            f"Wrong: {i} + {i} is {2 * i}, not {2 * i + 1}.",
-        )
-        for i in range(n)
-    ]
-    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
-    return negatives + positives
-
-
-def two_records() -> list[JudgmentRecord]:
-    return [arithmetic_records(1)[0], JudgmentRecord("p", "Say hi.", "Hi there!")]
-
-
-def make_trainer(records, tokenizer, output_dir, **overrides) -> CUTTrainer:
-    """A deterministic trainer: tiny model, LoRA without dropout, SGD, constant lr, no clipping."""
-    torch.manual_seed(0)  # the Gaussian LoRA init draws from the global generator
-    model = apply_lora(
-        tiny_model(seed=0), {"r": 4, "lora_dropout": 0.0, "init_lora_weights": "gaussian"}
-    )
-    settings = dict(
-        output_dir=str(output_dir),
-        optim="sgd",
-        learning_rate=0.5,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        max_grad_norm=0.0,
-        align_p_ratio=None,
-        logging_steps=1,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-        data_seed=0,
-        use_cpu=True,
-    )
-    return CUTTrainer(
-        model,
-        CUTConfig(**{**settings, **overrides}),
-        train_dataset=records,
-        processing_class=tokenizer,
-    )
-
-
-def lora_weights(trainer) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
-
-
-def assert_same_weights(a: dict, b: dict, atol=1e-6):
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=1e-5, msg=key)
+from .helpers import (
+    REPO,
+    arithmetic_records,
+    assert_same_weights,
+    lora_weights,
+    make_trainer,
+    two_records,
+)
 
 
 def test_config_has_paper_defaults_and_help_text():

@@ -6,7 +6,7 @@ import sys
 import torch
 
 from cutkit.models.loading import load_tokenizer
-from tests.test_trainer import make_trainer, two_records
+from tests.helpers import make_trainer, two_records  # the tests package: PYTHONPATH is the repo
 
 out = sys.argv[1]
 trainer = make_trainer(

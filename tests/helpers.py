@@ -1,0 +1,145 @@
+"""Builders and paths shared by several test modules (and tests/scripts/ddp_train.py): tests import
+them from here, never from another test module. Fixtures live in conftest.py. Importing this module
+is cheap: torch and the trainer are imported by the builders that need them."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from cutkit.data.records import JudgmentRecord
+
+if TYPE_CHECKING:
+    import torch
+
+    from cutkit.train.trainer import CUTTrainer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+OFFICIAL_SAMPLE = SHARED_DATA / "cut-official-sample" / "train-alpaca-sample-iter1.json"
+FIXTURES = Path(__file__).parent / "fixtures"
+BENCHMARKS = REPO / "benchmarks"
+
+
+# ------------------------------------------------------------------------------------ records
+
+
+def arithmetic_records(n: int = 6) -> list[JudgmentRecord]:
+    negatives = [
+        JudgmentRecord(
+            f"n{i}",
+            f"What is {i} + {i}?",
+            f"It is {2 * i + 1}.",
+            f"Wrong: {i} + {i} is {2 * i}, not {2 * i + 1}.",
+        )
+        for i in range(n)
+    ]
+    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
+    return negatives + positives
+
+
+def two_records() -> list[JudgmentRecord]:
+    return [arithmetic_records(1)[0], JudgmentRecord("p", "Say hi.", "Hi there!")]
+
+
+def mixed_records() -> list[JudgmentRecord]:
+    """Negatives and positives of clearly different lengths (so padding is substantial)."""
+    return [
+        JudgmentRecord("n1", "What is 2 + 2?", "It is 5.", "Wrong: 2 + 2 is 4."),
+        JudgmentRecord("p1", "Say hello to everyone in the room, politely please.", "Hello all!"),
+        JudgmentRecord(
+            "n2",
+            "Name a colour.",
+            "Blue is a colour that I like a lot, and the sky is often that colour too.",
+            "Correct but far too long for such a short question.",
+        ),
+        JudgmentRecord("p2", "Spell cat.", "C-A-T."),
+    ]
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def make_trainer(records, tokenizer, output_dir, **overrides) -> CUTTrainer:
+    """A deterministic trainer: tiny model, LoRA without dropout, SGD, constant lr, no clipping."""
+    import torch
+
+    from cutkit.models.lora import apply_lora
+    from cutkit.models.tiny import tiny_model
+    from cutkit.train.config import CUTConfig
+    from cutkit.train.trainer import CUTTrainer
+
+    torch.manual_seed(0)  # the Gaussian LoRA init draws from the global generator
+    model = apply_lora(
+        tiny_model(seed=0), {"r": 4, "lora_dropout": 0.0, "init_lora_weights": "gaussian"}
+    )
+    settings = dict(
+        output_dir=str(output_dir),
+        optim="sgd",
+        learning_rate=0.5,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=0.0,
+        align_p_ratio=None,
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+        use_cpu=True,
+    )
+    return CUTTrainer(
+        model,
+        CUTConfig(**{**settings, **overrides}),
+        train_dataset=records,
+        processing_class=tokenizer,
+    )
+
+
+def lora_weights(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+
+
+def assert_same_weights(a: dict, b: dict, atol=1e-6):
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=1e-5, msg=key)
+
+
+# ---------------------------------------------------------------------------------- benchmarks
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` loaded by its path as module ``name`` (benchmarks/ is no package
+    and is not put on sys.path). A script's imports of sibling scripts (bench_step's ``from
+    released_step import ...``, which work when it runs as a script) resolve because the siblings
+    are loaded first; each loaded script is registered in sys.modules under its name."""
+    path = BENCHMARKS / f"{name}.py"
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        assert Path(getattr(loaded, "__file__", "")) == path, f"{name} is already {loaded}"
+        return loaded
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0):
+            modules = (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            )
+            for sibling in modules:
+                if sibling != name and (BENCHMARKS / f"{sibling}.py").exists():
+                    load_benchmark(sibling)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

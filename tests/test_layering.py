@@ -1,0 +1,255 @@
+"""The package is layered, data <- models <- train <- eval <- viz <- online <- cli: a module imports
+(anywhere in the file, functions included) only from its own subpackage or an earlier one, plus
+``cutkit._version``; ``cutkit/__init__.py`` and ``cutkit/__main__.py`` sit on top. Every module is
+in a layer, and module-level imports (outside ``if TYPE_CHECKING:``) form no cycle.
+
+The checker is tested on a small package with planted violations before it clears the real tree."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .helpers import REPO
+
+LAYERS = ("data", "models", "train", "eval", "viz", "online", "cli")
+"""Lowest first: a layer may import from itself and the layers before it."""
+TOP = ("__init__", "__main__")
+"""Root modules above every layer (they may import anything)."""
+SHARED = ("_version",)
+"""Root modules below every layer (anything may import them)."""
+
+
+def module_name(path: Path, root: Path) -> str:
+    """``pkg.sub.mod`` of ``root/sub/mod.py`` (``pkg.sub`` of ``root/sub/__init__.py``)."""
+    parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.Module, *, runtime_only: bool) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of a module, or (``runtime_only``) only those run when it is
+    imported: not inside a function, not under ``if TYPE_CHECKING:``."""
+    if not runtime_only:
+        return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    found, stack = [], list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]):
+    """The module names an import statement names (``from p import m`` names ``p.m`` when that is
+    a module of the tree, ``p`` otherwise); relative imports resolved against ``module``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        anchor = package[: len(package) - (node.level - 1)]
+        base = ".".join([*anchor, *([base] if base else [])])
+    return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+
+
+def _layer(name: str, package: str) -> str | None:
+    """The layer of a module of ``package``: one of LAYERS, "top", "shared", or None (unplaced)."""
+    parts = name.split(".")
+    if len(parts) == 1 or parts[1] in TOP:
+        return "top"
+    if parts[1] in SHARED:
+        return "shared"
+    return parts[1] if parts[1] in LAYERS else None
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) per strongly connected component that has one."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(start: str) -> None:  # iterative Tarjan
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, edges = work[-1]
+            for succ in edges:
+                if succ not in index:
+                    index[succ] = low[succ] = len(index)
+                    stack.append(succ)
+                    on_stack.add(succ)
+                    work.append((succ, iter(sorted(graph[succ]))))
+                    break
+                if succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    cycles = []
+    for component in components:
+        start = min(component)
+        if len(component) == 1 and start not in graph[start]:
+            continue
+        # shortest path from start back to itself inside the component (breadth first)
+        previous: dict[str, str] = {}
+        frontier = [start]
+        while start not in previous:
+            following = []
+            for node in frontier:
+                for succ in sorted(graph[node] & component):
+                    if succ not in previous:
+                        previous[succ] = node
+                        following.append(succ)
+            frontier = following
+        path = [start]
+        while len(path) == 1 or path[-1] != start:
+            path.append(previous[path[-1]])
+        cycles.append(path[::-1])
+    return sorted(cycles)
+
+
+def check_layering(root: Path) -> list[str]:
+    """Every layering problem of the package at ``root`` (its folder), one line each: modules in no
+    layer, imports of a later layer (or of the package's top), and import cycles."""
+    package = root.name
+    files = sorted(root.rglob("*.py"))
+    names = {module_name(path, root): path for path in files}
+    known = set(names)
+    problems = []
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in names.items():
+        rel = f"{package}/{path.relative_to(root).as_posix()}"
+        layer = _layer(name, package)
+        if layer is None:
+            problems.append(f"{rel}: in no layer (place it in one of {', '.join(LAYERS)})")
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        is_package = path.name == "__init__.py"
+        for node in _imports(tree, runtime_only=False):
+            for target in _targets(node, name, is_package, known):
+                if target != package and not target.startswith(package + "."):
+                    continue
+                target_layer = _layer(target, package)
+                allowed = (
+                    layer in (None, "top")  # unplaced modules are reported once, above
+                    or target_layer == "shared"
+                    or (
+                        target_layer in LAYERS
+                        and layer in LAYERS
+                        and LAYERS.index(target_layer) <= LAYERS.index(layer)
+                    )
+                )
+                if not allowed:
+                    problems.append(
+                        f"{rel}:{node.lineno}: {layer} imports {target} "
+                        f"({target_layer or 'no layer'})"
+                    )
+        for node in _imports(tree, runtime_only=True):
+            graph[name] |= {t for t in _targets(node, name, is_package, known) if t in known}
+    for cycle in _cycles(graph):
+        problems.append("import cycle: " + " -> ".join(cycle))
+    return problems
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+CLEAN = {
+    "__init__.py": "from pkg.cli.main import run\n",
+    "__main__.py": "import pkg.cli.main\n",
+    "_version.py": "__version__ = '0'\n",
+    "data/__init__.py": "",
+    "data/records.py": "from pkg._version import __version__\n",
+    "models/__init__.py": "",
+    "models/load.py": "from ..data import records\nfrom pkg.data.records import x\n",
+    "online/__init__.py": "",
+    "online/loop.py": "def f():\n    from pkg.models.load import y\n",
+    "cli/__init__.py": "",
+    "cli/main.py": "import pkg.online.loop\nfrom pkg.data import records\n",
+}
+
+
+def test_checker_passes_a_clean_package(tmp_path):
+    assert check_layering(write_package(tmp_path / "pkg", CLEAN)) == []
+
+
+def test_checker_reports_an_import_of_a_later_layer(tmp_path):
+    files = {
+        **CLEAN,
+        "data/records.py": "def f():\n    from pkg.cli.main import run\n",  # inside a function
+        "models/load.py": "from ..online import loop\n",  # relative
+        "train/__init__.py": "import pkg\n",  # the top
+    }
+    problems = check_layering(write_package(tmp_path / "pkg", files))
+    assert problems == [
+        "pkg/data/records.py:2: data imports pkg.cli.main (cli)",
+        "pkg/models/load.py:1: models imports pkg.online.loop (online)",
+        "pkg/train/__init__.py:1: train imports pkg (top)",
+    ]
+
+
+def test_checker_reports_an_import_cycle(tmp_path):
+    files = {
+        **CLEAN,
+        "data/a.py": "from pkg.data import b\n",
+        "data/b.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.cli\n"
+        "from pkg.data.a import x\n",
+        "data/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import d\n",
+        "data/d.py": "from . import c\ndef f():\n    from . import a\n",  # neither is a cycle
+    }
+    problems = check_layering(write_package(tmp_path / "pkg", files))
+    assert problems == [
+        "pkg/data/b.py:3: data imports pkg.cli (cli)",  # TYPE_CHECKING still obeys the layers
+        "import cycle: pkg.data.a -> pkg.data.b -> pkg.data.a",
+    ]
+
+
+def test_checker_reports_a_module_in_no_layer(tmp_path):
+    files = {**CLEAN, "utils.py": "", "extras/__init__.py": "from pkg.cli import main\n"}
+    problems = check_layering(write_package(tmp_path / "pkg", files))
+    assert problems == [
+        "pkg/extras/__init__.py: in no layer (place it in one of "
+        "data, models, train, eval, viz, online, cli)",
+        "pkg/utils.py: in no layer (place it in one of data, models, train, eval, viz, online, cli)",
+    ]
+
+
+def test_cutkit_is_layered_without_cycles():
+    problems = check_layering(REPO / "cutkit")
+    assert not problems, "\n".join(problems)
