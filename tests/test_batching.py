@@ -110,6 +110,9 @@ def test_junk_records_are_refused(tokenizer):
     junk = JudgmentRecord("j", "Q?", "A.", "$ERROR$")
     with pytest.raises(RecordError, match="lenient=True"):
         build_examples([junk], tokenizer)
+    good = JudgmentRecord("g", "Q?", "A.", "Wrong.")
+    with pytest.raises(RecordError, match=r"record 1, field 'judgment': .*'j'"):
+        build_examples([good, junk], tokenizer)  # the index in the records passed
 
 
 def test_align_p_downsampling_is_seeded_and_proportional():

@@ -34,6 +34,8 @@ def test_dpo_pairs_prefer_the_refinement_in_the_plain_prompt(tokenizer):
 def test_dpo_pairs_refuse_missing_refinements_and_data_without_negatives(tokenizer):
     with pytest.raises(RecordError, match=r"field 'refinement'.*'bare'"):
         dpo_pairs([POS, JudgmentRecord("bare", "Q?", "A.", "Wrong.")], tokenizer)
+    with pytest.raises(RecordError, match=r"record 1, field 'judgment': .*'junk'.*lenient=True"):
+        dpo_pairs([NEG, JudgmentRecord("junk", "Q?", "A.", "$ERROR$")], tokenizer)
     with pytest.raises(ValueError, match="none of the 1 records is negative"):
         dpo_pairs([POS], tokenizer)
 

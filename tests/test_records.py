@@ -15,6 +15,8 @@ from cutkit.data.records import (
     is_junk_judgment,
     is_positive_judgment,
     junk_reason,
+    refuse_junk,
+    refuse_missing_refinements,
 )
 
 
@@ -156,6 +158,31 @@ def test_record_error_says_where_and_what_to_do():
     assert (error.index, error.line, error.field) == (4, 6, "instruction")
     assert isinstance(error, ValueError)
     assert str(RecordError("bad")) == "<records>: bad"
+
+
+def test_refuse_junk_names_the_first_junk_record_and_the_fix():
+    fine = [make(None), make("Wrong: it is 4.")]
+    refuse_junk(fine)  # nothing to refuse
+    junk = JudgmentRecord("bad", "Q?", "A.", "$ERROR$")
+    with pytest.raises(RecordError, match="bad") as caught:
+        refuse_junk([*fine, junk, make("The response is perfect.")])
+    assert (caught.value.index, caught.value.field) == (2, "judgment")
+    assert str(caught.value) == (
+        "<records>, record 2, field 'judgment': junk judgment (judge_error) of record 'bad' "
+        "cannot become training signal. load the data with cutkit.load_records(..., lenient=True)"
+    )
+
+
+def test_refuse_missing_refinements_checks_negatives_only():
+    refuse_missing_refinements([make(None), make("Wrong.", refinement="Right.")], needed_by="x")
+    with pytest.raises(RecordError) as caught:
+        refuse_missing_refinements(
+            [make(None), make("Wrong.", refinement="  ")], needed_by="DPO needs it", fix="Add one"
+        )
+    assert str(caught.value) == (
+        "<records>, record 1, field 'refinement': negative record 'r' has no refinement, and DPO "
+        "needs it. Add one"
+    )
 
 
 def test_module_docstring_example_runs():

@@ -155,7 +155,7 @@ def test_flag_outlines_follow_the_threshold():
     assert flagged_texts(TokenView(scores, threshold=2.0).to_html()) == ["→sat"]
     exact = make_scores("r", [("a", math.log(1.5))])
     assert flagged_texts(TokenView(exact, threshold=1.5).to_html()) == []  # strict
-    with pytest.raises(ValueError, match="threshold must be > 0"):
+    with pytest.raises(ValueError, match=r"threshold \(lambda\) must be a finite number >= 1"):
         TokenView(scores, threshold=0)
 
 

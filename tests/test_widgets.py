@@ -55,7 +55,9 @@ def test_construction_shows_the_first_record(inspector):
 
 def test_set_threshold_redraws_without_rescoring(inspector, monkeypatch):
     before, table_before = n_flagged(inspector), inspector._table.value
-    monkeypatch.setattr("cutkit.viz.widgets.score_tokens", pytest.fail)  # cached: no scoring allowed
+    monkeypatch.setattr(
+        "cutkit.viz.widgets.score_tokens", pytest.fail
+    )  # cached: no scoring allowed
     inspector.set_threshold(1.5)
     scores = inspector.scores(record_ids=["neg"])
     assert n_flagged(inspector) == int((scores.log_ratio > math.log(1.5)).sum()) < before
@@ -64,8 +66,10 @@ def test_set_threshold_redraws_without_rescoring(inspector, monkeypatch):
     assert line.y0 == pytest.approx(math.log(1.5))
     inspector.set_threshold(30.0)  # outside 1..10: the slider widens
     assert inspector.threshold == 30.0 and inspector._slider.max >= math.log10(30)
-    with pytest.raises(ValueError, match="threshold must be > 0"):
-        inspector.set_threshold(-1)
+    for refused in (-1, 0.5, math.nan, math.inf):  # one rule: cutkit.train.detection
+        with pytest.raises(ValueError, match=r"threshold \(lambda\) must be a finite number >= 1"):
+            inspector.set_threshold(refused)
+    assert inspector.threshold == 30.0
 
 
 def test_select_and_search(inspector):

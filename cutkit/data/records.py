@@ -14,6 +14,7 @@ other record is negative (Align-N + Misalign).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,44 @@ def junk_reason(record: JudgmentRecord) -> str | None:
     if is_commendation(record.judgment):
         return "commendation"
     return None
+
+
+def refuse_junk(records: Sequence[JudgmentRecord]) -> None:
+    """Raise :class:`RecordError` (field ``judgment``, its index in ``records``) at the first
+    record with a :func:`junk_reason`; training code calls it before it builds any example."""
+    for index, record in enumerate(records):
+        reason = junk_reason(record)
+        if reason is not None:
+            raise RecordError(
+                f"junk judgment ({reason}) of record {record.id!r} cannot become training signal",
+                index=index,
+                field="judgment",
+                fix="load the data with cutkit.load_records(..., lenient=True)",
+            )
+
+
+def refuse_missing_refinements(
+    records: Sequence[JudgmentRecord],
+    *,
+    needed_by: str,
+    fix: str = "add refinements (e.g. the official data's i_ans) or drop those records",
+) -> None:
+    """Raise :class:`RecordError` (field ``refinement``, its index in ``records``) at the first
+    negative record whose refinement is missing or blank.
+
+    Args:
+        needed_by: ends the message "negative record 'id' has no refinement, and ...", e.g.
+            "DPO prefers the refinement over the response".
+        fix: what to do instead.
+    """
+    for index, record in enumerate(records):
+        if record.is_negative and (record.refinement is None or not record.refinement.strip()):
+            raise RecordError(
+                f"negative record {record.id!r} has no refinement, and {needed_by}",
+                index=index,
+                field="refinement",
+                fix=fix,
+            )
 
 
 def is_positive_judgment(judgment: str | None, score: float | None = None) -> bool:

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from cutkit.data.records import JudgmentRecord
+from cutkit.train.detection import is_flagged
 from cutkit.train.losses import UNFLAGGED, log1mexp
 
 
@@ -32,10 +33,9 @@ DEFAULT_THRESHOLDS = (1.0, 1.05, 1.1, 1.2, 1.5, 2.0, 3.0)
 
 
 def flags_at(scores: pd.DataFrame, threshold: float) -> pd.Series:
-    """``log_ratio > log(threshold)`` per row (False where there is no judged context)."""
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0 (a probability ratio), got {threshold}")
-    return scores["log_ratio"].astype(float) > math.log(threshold)
+    """:func:`~cutkit.train.detection.is_flagged` of ``log_ratio`` per row, a bool Series (False
+    where there is no judged context)."""
+    return is_flagged(scores["log_ratio"].astype(float), threshold)
 
 
 def detection_report(

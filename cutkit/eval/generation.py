@@ -194,38 +194,10 @@ def generate_answers(
     )
 
 
-def generate_responses(
-    model,
-    tokenizer,
-    instructions: Sequence[str],
-    *,
-    template: str | PromptTemplate = "alpaca",
-    max_new_tokens: int = 64,
-    batch_size: int = 16,
-    do_sample: bool = False,
-    progress: bool = False,
-    **generate_kwargs,
-) -> list[str]:
-    """The texts of :func:`generate_answers`: one decoded response per instruction (whether it
-    finished or was cut off at ``max_new_tokens`` is not reported; use
-    :func:`generate_answers` for that).
-
-    Args:
-        model, tokenizer: as for :func:`generate_from_ids`.
-        instructions: the instructions.
-        template: "alpaca", "chat" or a PromptTemplate.
-        max_new_tokens, batch_size, do_sample, **generate_kwargs: as for :func:`generate_from_ids`.
-        progress: show a tqdm bar over batches.
-    """
-    answers = generate_answers(
-        model,
-        tokenizer,
-        instructions,
-        template=template,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        do_sample=do_sample,
-        progress=progress,
-        **generate_kwargs,
-    )
+def generate_responses(model, tokenizer, instructions: Sequence[str], **options) -> list[str]:
+    """The texts of :func:`generate_answers`, which takes the same arguments (``template``,
+    ``max_new_tokens``, ``batch_size``, ``do_sample``, ``progress``, generate keywords): one
+    decoded response per instruction, without whether it finished or was cut off at
+    ``max_new_tokens`` (:func:`generate_answers` reports that)."""
+    answers = generate_answers(model, tokenizer, instructions, **options)
     return [answer.text for answer in answers]

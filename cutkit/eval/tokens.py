@@ -20,13 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import PromptTemplate
 from cutkit.eval.scoring import score_examples
 from cutkit.train.batching import build_examples, overlaps_span, response_char_spans
-from cutkit.train.losses import detect_flagged
+from cutkit.train.detection import check_threshold, is_flagged
 
 TOKEN_COLUMNS = [
     "record_id",
@@ -62,6 +61,7 @@ def score_tokens(
     log_ratio (logp_judged - logp_plain, natural log), flagged (log_ratio > log threshold),
     in_error_span (the token overlaps a gold error span; None when the record has no spans).
     """
+    check_threshold(threshold)  # before scoring, not after
     examples, _ = build_examples(records, tokenizer, template, max_length=max_length)
     scores = score_examples(
         model, examples, tokenizer.pad_token_id, batch_size=batch_size, progress=progress
@@ -86,17 +86,7 @@ def _record_frame(tokenizer, record: JudgmentRecord, scores, threshold: float) -
     ):
         texts[-1] = tokenizer.eos_token
     plain = scores.logp_plain
-    if record.is_negative:
-        judged = scores.logp_first
-        flagged = detect_flagged(
-            torch.from_numpy(judged)[None],
-            torch.from_numpy(plain)[None],
-            torch.ones(1, n, dtype=torch.bool),
-            threshold,
-        )[0].numpy()
-    else:
-        judged = np.full(n, math.nan)
-        flagged = np.zeros(n, dtype=bool)
+    judged = scores.logp_first if record.is_negative else np.full(n, math.nan)
     in_span = [
         overlaps_span(s, e, record.error_spans) if record.error_spans else None for s, e in spans
     ]
@@ -111,7 +101,7 @@ def _record_frame(tokenizer, record: JudgmentRecord, scores, threshold: float) -
             "logp_plain": plain,
             "logp_judged": judged,
             "log_ratio": judged - plain,
-            "flagged": flagged,
+            "flagged": is_flagged(judged - plain, threshold),
             "in_error_span": in_span,
         }
     )

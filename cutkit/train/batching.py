@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.data.records import JudgmentRecord, RecordError, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
 
 IGNORE_INDEX = -100
@@ -145,20 +145,13 @@ def build_examples(
     response_budget = max_response_length or max_length // 2
     if not 0 < response_budget < max_length:
         raise ValueError(f"max_response_length must be in (0, max_length={max_length})")
+    refuse_junk(records)
     kept, dropped = downsample_positives(records, align_p_ratio, seed)
     report = BuildReport(
         n_records=len(records), n_positive_dropped=len(dropped), dropped_ids=[r.id for r in dropped]
     )
     examples = []
     for index, record in enumerate(kept):
-        reason = junk_reason(record)
-        if reason is not None:
-            raise RecordError(
-                f"junk judgment ({reason}) cannot become training signal",
-                index=index,
-                field="judgment",
-                fix="load the data with cutkit.load_records(..., lenient=True)",
-            )
         response_ids = template.response_ids(tokenizer, record.response)
         if record.meta.get("truncated"):
             response_ids = response_ids[:-1]  # the model never produced this EOS

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from cutkit.train.detection import check_threshold
 from cutkit.train.losses import (
     NORMALIZATIONS,
     UNFLAGGED,
@@ -191,8 +192,7 @@ class CUTConfig(TrainingArguments):
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
-        if self.threshold < 1:
-            raise ValueError(f"threshold (lambda) must be >= 1, got {self.threshold}")
+        check_threshold(self.threshold)
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         if self.unflagged not in UNFLAGGED:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
 
 
@@ -65,26 +65,12 @@ def dpo_pairs(
     import datasets
 
     template = get_template(template, tokenizer)
+    refuse_junk(records)
+    refuse_missing_refinements(records, needed_by="DPO prefers the refinement over the response")
     rows: dict[str, list[str]] = {"id": [], "prompt": [], "chosen": [], "rejected": []}
-    for index, record in enumerate(records):
-        reason = junk_reason(record)
-        if reason is not None:
-            raise RecordError(
-                f"junk judgment ({reason}) of record {record.id!r} cannot become training signal",
-                index=index,
-                field="judgment",
-                fix="load the data with cutkit.load_records(..., lenient=True)",
-            )
+    for record in records:
         if record.is_positive:
             continue
-        if record.refinement is None or not record.refinement.strip():
-            raise RecordError(
-                f"negative record {record.id!r} has no refinement, and DPO prefers the refinement "
-                "over the response",
-                index=index,
-                field="refinement",
-                fix="add refinements (e.g. the official data's i_ans) or drop those records",
-            )
         prompt = template.plain(record.prompt_instruction)
         rows["id"].append(record.id)
         rows["prompt"].append(_strip_duplicate_bos(prompt, tokenizer, template))

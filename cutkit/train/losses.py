@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from cutkit.train.detection import check_threshold, is_flagged
+
 NORMALIZATIONS = ("official", "paper", "token")
 UNFLAGGED = ("mle", "ignore")
 """What the Misalign term does with an unflagged token: likelihood (the paper) or nothing."""
@@ -73,20 +75,17 @@ def log1mexp(x: Tensor) -> Tensor:
 def detect_flagged(
     logp_judged: Tensor, logp_plain: Tensor, mask: Tensor, threshold: float = 1.1
 ) -> Tensor:
-    """Inappropriate tokens: mask & (p_judged > threshold * p_plain), strict, in log space.
+    """Inappropriate tokens: mask & :func:`~cutkit.train.detection.is_flagged` of the log ratio.
 
     Args:
         logp_judged, logp_plain: (B, L) log-probs of the same tokens in the two contexts.
         mask: (B, L) bool, the tokens that may be flagged (negative rows' response tokens).
-        threshold: lambda > 0 (1.1 online, 1.2 Shepherd in the paper).
+        threshold: lambda >= 1, finite (1.1 online, 1.2 Shepherd in the paper).
 
     Returns:
         (B, L) bool, detached (no gradient flows through the decision).
     """
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0 (a probability ratio), got {threshold}")
-    diff = logp_judged.detach() - logp_plain.detach()
-    return mask.bool() & (diff > math.log(threshold))
+    return mask.bool() & is_flagged(logp_judged.detach() - logp_plain.detach(), threshold)
 
 
 @dataclass
@@ -195,7 +194,7 @@ def cut_loss(
         logp_judged: (B, L) log p of response tokens in the row's first context (see module doc).
         logp_plain: (B, L) log p in the plain context; only negative rows are read.
         mask: (B, L) bool response tokens; negative: (B,) bool.
-        threshold: lambda of the detection p_judged > lambda * p_plain (strict).
+        threshold: lambda >= 1 of the detection p_judged > lambda * p_plain (strict).
         ul_weight: alpha, the weight of a flagged token's -log(1 - p_plain).
         gamma: dynamic weight w_t = alpha * p_judged^gamma (detached); 0 = constant alpha.
         normalization: "official" | "paper" | "token" (module doc).
@@ -215,6 +214,7 @@ def cut_loss(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if unflagged not in UNFLAGGED:
         raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {unflagged!r}")
+    check_threshold(threshold)
     if num_items is not None and normalization == "official":
         raise ValueError("num_items is not used by normalization='official' (per micro-batch)")
     if logp_judged.shape != logp_plain.shape or logp_judged.shape != mask.shape:

@@ -49,7 +49,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
+from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.batching import IGNORE_INDEX, BuildReport, build_examples, downsample_positives
 
@@ -98,47 +98,30 @@ def unused_metrics(objective: str) -> tuple[str, ...]:
     return PLAIN_CONTEXT_METRICS if check_objective(objective) == "hindsight" else ()
 
 
-def _refuse_junk(records: Sequence[JudgmentRecord]) -> None:
-    for index, record in enumerate(records):
-        reason = junk_reason(record)
-        if reason is not None:
-            raise RecordError(
-                f"junk judgment ({reason}) of record {record.id!r} cannot become training signal",
-                index=index,
-                field="judgment",
-                fix="load the data with cutkit.load_records(..., lenient=True)",
-            )
-
-
 def ilf_records(records: Sequence[JudgmentRecord]) -> list[JudgmentRecord]:
     """Each negative record becomes a positive one whose response is its refinement; positives
-    are kept. Raises :class:`RecordError` (field ``refinement``) for a negative without one."""
-    out = []
-    for index, record in enumerate(records):
-        if record.is_positive:
-            out.append(record)
-            continue
-        if record.refinement is None or not record.refinement.strip():
-            raise RecordError(
-                f"negative record {record.id!r} has no refinement, and objective 'ilf' trains on "
-                "the refinement of every negative",
-                index=index,
-                field="refinement",
-                fix="add refinements (e.g. the official data's i_ans), drop those records, or "
-                "choose another objective",
-            )
-        out.append(
-            dataclasses.replace(
-                record,
-                response=record.refinement,
-                judgment=None,
-                is_positive=True,
-                score=None,
-                error_spans=[],
-                meta={**record.meta, "ilf_refined_from": record.response},
-            )
-        )
-    return out
+    are kept. Raises :class:`~cutkit.data.records.RecordError` (field ``refinement``) for a
+    negative without one."""
+    refuse_missing_refinements(
+        records,
+        needed_by="objective 'ilf' trains on the refinement of every negative",
+        fix="add refinements (e.g. the official data's i_ans), drop those records, or choose "
+        "another objective",
+    )
+    return [record if record.is_positive else _refined(record) for record in records]
+
+
+def _refined(record: JudgmentRecord) -> JudgmentRecord:
+    """A negative record as the positive one ILF trains on: its refinement as the response."""
+    return dataclasses.replace(
+        record,
+        response=record.refinement,
+        judgment=None,
+        is_positive=True,
+        score=None,
+        error_spans=[],
+        meta={**record.meta, "ilf_refined_from": record.response},
+    )
 
 
 def forward_judgment_marker_ids(tokenizer, template: PromptTemplate) -> list[int]:
@@ -232,7 +215,7 @@ def build_objective_examples(
     """
     check_objective(objective)
     records = list(records)
-    _refuse_junk(records)
+    refuse_junk(records)
     if objective in ("cut", "ul_all", "hindsight"):
         examples, report = build_examples(
             records,

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cutkit.data.records import JudgmentRecord
+from cutkit.train.detection import check_threshold, is_flagged, log_threshold
 
 RAISED_RGB = (214, 96, 77)  # judgment raised p(token)
 LOWERED_RGB = (67, 147, 195)  # judgment lowered p(token)
@@ -118,7 +119,7 @@ def token_tooltip(row, threshold: float) -> str:
             f"p_judged = {_exp(row.logp_judged):.4g}",
             f"ratio = {_exp(row.log_ratio):.4g}  (log ratio {row.log_ratio:+.4f} nats)",
         ]
-        if row.log_ratio > math.log(threshold):
+        if is_flagged(row.log_ratio, threshold):
             lines.append(f"FLAGGED at lambda = {threshold:g}")
     if in_gold(row.in_error_span):
         lines.append("in a gold error span")
@@ -136,7 +137,6 @@ def tokens_html(
 
     ``response`` (the record's text) lets characters no token covers, e.g. a truncated tail, show
     as grey "not scored" text."""
-    log_threshold = math.log(threshold)
     parts, covered = [], 0
     for row in tokens.sort_values("position").itertuples(index=False):
         start, end, token = int(row.start), int(row.end), str(row.token)
@@ -148,7 +148,7 @@ def tokens_html(
             # Byte-level BPE can split one character over several tokens that share its span.
             new = token[max(0, covered - start) :] if len(token) == end - start else token
             shown = visible_text(new) if new else MARKER.format("◌")
-        flagged, gold = row.log_ratio > log_threshold, in_gold(row.in_error_span)
+        flagged, gold = is_flagged(row.log_ratio, threshold), in_gold(row.in_error_span)
         parts.append(
             f"<span {_token_attributes(row.log_ratio, flagged, gold, clip)}"
             f' title="{_attr(token_tooltip(row, threshold))}">{shown}</span><wbr>'
@@ -201,10 +201,10 @@ def summary_html(record_id: str, tokens: pd.DataFrame, threshold: float) -> str:
         if negative
         else '<span class="ck-tv-badge ck-tv-pos">positive</span>'
     )
-    n_flagged = int((tokens["log_ratio"] > math.log(threshold)).sum())
+    n_flagged = int(is_flagged(tokens["log_ratio"], threshold).sum())
     line = (
         f"record <code>{html.escape(str(record_id))}</code> {badge} · {len(tokens)} tokens · "
-        f"{n_flagged} flagged at λ = {threshold:g} (log λ = {math.log(threshold):.4f})"
+        f"{n_flagged} flagged at λ = {threshold:g} (log λ = {log_threshold(threshold):.4f})"
     )
     n_gold = sum(in_gold(value) for value in tokens["in_error_span"])
     if tokens["in_error_span"].notna().any():
@@ -265,7 +265,7 @@ def flagged_table_html(frames: Mapping[str, pd.DataFrame], threshold: float) -> 
     head = "<th>model</th>" if show_label else ""
     rows = []
     for label, tokens in frames.items():
-        flagged = tokens[tokens["log_ratio"] > math.log(threshold)].sort_values("position")
+        flagged = tokens[is_flagged(tokens["log_ratio"], threshold)].sort_values("position")
         for row in flagged.itertuples(index=False):
             gold = (
                 ""
@@ -294,8 +294,8 @@ class TokenView:
     Args:
         scores: one row per response token (score_tokens columns).
         records: the scored records; adds instruction and judgment above each response.
-        threshold: lambda > 0; a token is outlined when log_ratio > log(threshold), recomputed
-            from ``log_ratio`` (the frame's ``flagged`` column is ignored).
+        threshold: lambda >= 1, finite; a token is outlined when log_ratio > log(threshold),
+            recomputed from ``log_ratio`` (the frame's ``flagged`` column is ignored).
         record_ids: which records to draw, in this order (default: all, in frame order).
         clip: |log ratio| in nats at which the colour saturates.
         show_context: draw each record's instruction and judgment (when ``records`` are given).
@@ -313,9 +313,7 @@ class TokenView:
         show_context: bool = True,
         show_legend: bool = True,
     ):
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0 (a probability ratio), got {threshold}")
-        self.scores, self.threshold, self.clip = scores, float(threshold), clip
+        self.scores, self.threshold, self.clip = scores, check_threshold(threshold), clip
         self.records = {r.id: r for r in records or ()}
         self.show_context, self.show_legend = show_context, show_legend
         ids = scores["record_id"].astype(str)

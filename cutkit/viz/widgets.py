@@ -35,6 +35,7 @@ import pandas as pd
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import TEMPLATES
 from cutkit.eval.tokens import score_tokens
+from cutkit.train.detection import check_threshold, log_threshold
 from cutkit.viz.plots import plot_token_log_ratios
 from cutkit.viz.tokenview import (
     STYLE,
@@ -64,7 +65,7 @@ class TokenInspector:
         model, tokenizer: the model to inspect (any causal LM cutkit can score) and its tokenizer.
         records: judgment records (junk records raise when scored: load with load_records).
         template: "alpaca" or "chat" (offered only when the tokenizer has a chat template).
-        threshold: initial lambda (the slider spans 1..10 on a log scale).
+        threshold: initial lambda, finite and >= 1 (the slider spans 1..10 on a log scale).
         compare_model: an optional second model, shown side by side (e.g. base vs CUT adapter).
         label, compare_label: names of the two models in the panels, chart and table.
         batch_size, max_length: passed to :func:`~cutkit.eval.tokens.score_tokens`.
@@ -88,6 +89,7 @@ class TokenInspector:
     ):
         import ipywidgets as w
 
+        threshold = check_threshold(threshold)
         self.records = list(records)
         if not self.records:
             raise ValueError("TokenInspector needs at least one record")
@@ -150,7 +152,7 @@ class TokenInspector:
         self._search.observe(self._on_search, names="value")
         for control in (self._picker, self._slider, self._toggle):
             control.observe(self._on_change, names="value")
-        self.set_threshold(threshold)  # also widens the slider for lambda outside 1..10
+        self.set_threshold(threshold)  # also widens the slider for lambda above 10
 
     # ---- state --------------------------------------------------------------------------------
     @property
@@ -184,13 +186,10 @@ class TokenInspector:
         self.refresh()
 
     def set_threshold(self, threshold: float) -> None:
-        """Set lambda (> 0); redraws without rescoring."""
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0 (a probability ratio), got {threshold}")
-        exponent = math.log10(threshold)
-        with self._hold():
-            self._slider.min = min(self._slider.min, math.floor(exponent))
-            self._slider.max = max(self._slider.max, math.ceil(exponent))
+        """Set lambda (finite, >= 1); redraws without rescoring."""
+        threshold = check_threshold(threshold)
+        with self._hold():  # lambda >= 1: only the top of the 1..10 slider can need widening
+            self._slider.max = max(self._slider.max, math.ceil(math.log10(threshold)))
             self._slider.value = threshold
         self.refresh()
 
@@ -264,7 +263,7 @@ class TokenInspector:
         position = list(self._by_id).index(record.id) + 1
         self._status.value = (
             f"record {position} of {len(self.records)} · template {html.escape(self.template)} · "
-            f"λ = {self.threshold:.3g} (log λ = {math.log(self.threshold):.4f} nats)"
+            f"λ = {self.threshold:.3g} (log λ = {log_threshold(self.threshold):.4f} nats)"
         )
         self._context.value = (
             f'<div class="ck-tv"><style>{STYLE}</style>'

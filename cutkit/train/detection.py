@@ -1,0 +1,56 @@
+"""The detection rule of CUT, in one place (docs/method.md §3).
+
+A response token is *flagged* when the judgment made it more than lambda times as likely:
+
+    log p(y_t | judged prompt) - log p(y_t | plain prompt) > log(lambda),   strict, lambda >= 1
+
+Training (:func:`cutkit.train.losses.detect_flagged`), the evaluation token frames and reports
+(:mod:`cutkit.eval.tokens`, :mod:`cutkit.eval.detection`) and the views (:mod:`cutkit.viz`) all ask
+:func:`is_flagged`, and every public entry point that takes lambda checks it with
+:func:`check_threshold`.
+
+>>> is_flagged(0.2, 1.1), is_flagged(0.0, 1.0)
+(True, False)
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def check_threshold(threshold: float) -> float:
+    """lambda as a float; ValueError unless it is a finite number >= 1.
+
+    lambda < 1 would flag tokens the judgment made *less* likely, and inf (or nan) flags nothing.
+    """
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(
+            f"threshold (lambda) must be a finite number >= 1, got {threshold!r}: a token is "
+            "flagged when p_judged > lambda * p_plain, so lambda < 1 would flag tokens the "
+            "judgment made less likely and inf flags nothing; pass e.g. 1.1 (the paper's online "
+            "setting) or 1.2 (Shepherd)"
+        )
+    return value
+
+
+def log_threshold(threshold: float) -> float:
+    """log(lambda) in nats, the cut-off of :func:`is_flagged` (after :func:`check_threshold`)."""
+    return math.log(check_threshold(threshold))
+
+
+def is_flagged(log_ratio, threshold: float):
+    """``log_ratio > log(threshold)``, strict, elementwise; NaN (no judged context) -> False.
+
+    Args:
+        log_ratio: log p_judged - log p_plain in nats: a Python float, a numpy array, a pandas
+            Series or a torch tensor (compared in its own dtype).
+        threshold: lambda >= 1, finite.
+
+    Returns:
+        bool, or a bool array / Series / tensor of ``log_ratio``'s shape.
+    """
+    return log_ratio > log_threshold(threshold)
