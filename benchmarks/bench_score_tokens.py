@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from cutkit.data.loading import load_records
+from cutkit.data.loading import load_records_with_report
 from cutkit.eval.tokens import score_tokens
 from cutkit.models.loading import load_model
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/score_tokens_cpu")
     args = parser.parse_args()
 
-    records, report = load_records(args.data, lenient=True, report=True)
+    records, report = load_records_with_report(args.data, lenient=True)
     model, tokenizer = load_model(args.model, device="cpu")
     start = time.perf_counter()
     scores = score_tokens(

@@ -17,7 +17,7 @@ import statistics
 import warnings
 from pathlib import Path
 
-from cutkit.data.loading import load_records
+from cutkit.data.loading import load_records_with_report
 from cutkit.models.loading import load_tokenizer
 from cutkit.train.batching import build_examples
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the junk judgments are counted in the report instead
-        records, report = load_records(args.sample, lenient=True, report=True)
+        records, report = load_records_with_report(args.sample, lenient=True)
     examples, build = build_examples(
         records, load_tokenizer(), "alpaca", max_length=2048, align_p_ratio=0.25, seed=42
     )

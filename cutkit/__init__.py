@@ -28,7 +28,7 @@ from cutkit._version import __version__ as __version__
 _PUBLIC: dict[str, tuple[str, ...]] = {
     # data
     "cutkit.data.records": ("JudgmentRecord", "RecordError"),
-    "cutkit.data.loading": ("load_records", "LoadReport"),
+    "cutkit.data.loading": ("load_records", "load_records_with_report", "LoadReport"),
     "cutkit.data.templates": ("PromptTemplate", "get_template"),
     "cutkit.data.bundled": ("bundled_data_path", "load_bundled_or_path"),
     # models

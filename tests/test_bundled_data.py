@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from cutkit.data.loading import load_records
+from cutkit.data.loading import load_records_with_report
 from cutkit.eval.metrics import answer_correct
 
 from .helpers import REPO
@@ -172,7 +172,7 @@ def test_script_regenerates_identical_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_loads_strictly_with_cutkit(rows, split):
-    records, report = load_records(BUNDLED / f"{split}.jsonl", report=True)  # strict: junk raises
+    records, report = load_records_with_report(BUNDLED / f"{split}.jsonl")  # strict: junk raises
     assert report.n_skipped == 0
     assert len(records) == len(rows[split])
     for row, record in zip(rows[split], records, strict=True):

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 import cutkit.data.loading
 from cutkit.data.formats import detect_format
-from cutkit.data.loading import JunkRecordWarning, LoadReport, load_records
+from cutkit.data.loading import (
+    JunkRecordWarning,
+    LoadReport,
+    load_records,
+    load_records_with_report,
+)
 from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
 
 from .helpers import FIXTURES
@@ -51,7 +56,7 @@ def by_id(records: list[JudgmentRecord]) -> dict[str, JudgmentRecord]:
 
 
 def test_cut_fixture():
-    records, report = load_records(LOADERS / "cut_alpaca.json", report=True)
+    records, report = load_records_with_report(LOADERS / "cut_alpaca.json")
     got = by_id(records)
     assert list(got) == [f"alp-00{k}" for k in range(1, 8)] + ["7", "alp-009"]  # no id -> index
     assert [r.id for r in records if r.is_positive] == ["alp-001", "alp-003", "alp-004", "alp-006"]
@@ -94,7 +99,7 @@ def test_shepherd_fixture_with_refinements():
 
 
 def test_summarization_fixture():
-    records, report = load_records(LOADERS / "summarization.jsonl", report=True)
+    records, report = load_records_with_report(LOADERS / "summarization.jsonl")
     got = by_id(records)
     assert list(got) == ["summ-a-0", "summ-a-1", "summ-b-1", "summ-b-2"]
     # rankings [0, 1]: the second answer ranks highest; its rating is 7 and it has no critiques
@@ -126,13 +131,13 @@ def summarization_row(*answers, rankings=None) -> dict:
 
 def test_summarization_empty_answers_are_skipped_and_uncritiqued_low_ratings_are_junk():
     empty = {"answer": " ", "feedback": {"rating": 7, "critiques": []}}
-    records, report = load_records([summarization_row(empty)], report=True)
+    records, report = load_records_with_report([summarization_row(empty)])
     assert records == [] and report.skipped == {"empty_answer": ["0-0"]}
     unexplained = {"answer": "A summary.", "feedback": {"rating": 4, "critiques": []}}
     with pytest.raises(RecordError, match=r"answers\[0\].feedback.critiques': negative record"):
         load_records([summarization_row(unexplained)])
     best_is_second = summarization_row(unexplained, empty, {"answer": "B."}, rankings=[2, 5, 5])
-    _, report = load_records([best_is_second], report=True)  # ties: the first highest wins
+    _, report = load_records_with_report([best_is_second])  # ties: the first highest wins
     assert report.skipped == {"empty_answer": ["0-0"]}
 
 
@@ -165,7 +170,7 @@ def test_ultrafeedback_fixture():
     ],
 )
 def test_auto_detection(name, expected):
-    _, report = load_records(LOADERS / name, report=True, lenient=True)
+    _, report = load_records_with_report(LOADERS / name, lenient=True)
     assert report.format == expected
     assert load_records(LOADERS / name, format=expected, lenient=True) == load_records(
         LOADERS / name, lenient=True
@@ -204,7 +209,7 @@ def test_dataframe_source_with_missing_values():
             good_row(id=11, judgment=None, score=8.0, error_spans=[]),
         ]
     )
-    records, report = load_records(frame, report=True)
+    records, report = load_records_with_report(frame)
     assert report.source == "<DataFrame>"
     assert [r.id for r in records] == ["10", "11"]  # numpy integers become string ids
     assert records[0].score is None  # NaN in the float column becomes None
@@ -216,7 +221,7 @@ def test_dataset_source():
     datasets = pytest.importorskip("datasets")
     expected = load_records(LOADERS / "cut_alpaca.json")
     rows = [{**r.to_dict(), "meta": {"judge": "human"}} for r in expected]
-    records, report = load_records(datasets.Dataset.from_list(rows), report=True)
+    records, report = load_records_with_report(datasets.Dataset.from_list(rows))
     assert report.source == "<Dataset>"
     assert [r.id for r in records] == [r.id for r in expected]
     assert [r.error_spans for r in records] == [r.error_spans for r in expected]
@@ -429,7 +434,7 @@ def test_strict_load_raises_on_the_first_junk_record():
 def test_lenient_load_skips_counts_and_warns_once():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        records, report = load_records(LOADERS / "cut_junk.jsonl", lenient=True, report=True)
+        records, report = load_records_with_report(LOADERS / "cut_junk.jsonl", lenient=True)
     assert [w.category for w in caught] == [JunkRecordWarning]
     assert "skipped 3 junk records (2 judge_error" in str(caught[0].message)
     assert caught[0].filename == __file__  # points at the caller
@@ -462,7 +467,7 @@ def test_negative_without_critique_is_junk():
         assert load_records([ultra], lenient=True) == []
     uncritiqued = {**good_row(), "judgment": None, "is_positive": False}
     with pytest.warns(JunkRecordWarning):
-        _, report = load_records([uncritiqued], lenient=True, report=True)
+        _, report = load_records_with_report([uncritiqued], lenient=True)
     assert report.skipped == {"no_critique": ["a"]}
 
 
@@ -525,7 +530,7 @@ def test_official_sample_strict_load_names_the_junk(official_sample):
 
 def test_official_sample_lenient_counts(official_sample):
     with pytest.warns(JunkRecordWarning, match="skipped 61 junk records"):
-        records, report = load_records(official_sample, lenient=True, report=True)
+        records, report = load_records_with_report(official_sample, lenient=True)
     assert report.n_read == 1000
     assert report.n_negative_read == 287
     assert len(report.skipped["judge_error"]) == 47
@@ -541,3 +546,16 @@ def test_official_sample_lenient_counts(official_sample):
 
 def test_module_docstring_example_runs():
     assert doctest.testmod(cutkit.data.loading).failed == 0
+
+
+def test_load_records_always_returns_a_list_and_the_report_has_its_own_function():
+    rows = [
+        {"id": "a", "instruction": "2 + 2?", "output": "5", "judgment": "Wrong: it is 4."},
+        {"id": "b", "instruction": "2 + 3?", "output": "5", "judgment": None},
+    ]
+    records = load_records(rows)
+    assert type(records) is list and [r.id for r in records] == ["a", "b"]
+    with pytest.raises(TypeError, match="report"):
+        load_records(rows, report=True)  # the old flag that changed the return type
+    same, report = load_records_with_report(rows)
+    assert same == records and (report.n_loaded, report.n_negative) == (2, 1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cutkit.data.loading import load_records
+from cutkit.data.loading import load_records_with_report
 
 from .helpers import REPO
 
@@ -101,7 +101,7 @@ def test_positives_have_no_spans_or_refinement(rows):
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_loads_with_cutkit(rows, split):
-    records, report = load_records(STARTER / f"{split}.jsonl", report=True)
+    records, report = load_records_with_report(STARTER / f"{split}.jsonl")
     assert report.n_skipped == 0
     assert len(records) == len(rows[split])
     for row, record in zip(rows[split], records, strict=True):

@@ -19,7 +19,7 @@ loaded: the first junk record raises, unless ``lenient=True`` skips and counts i
 >>> rows = [{"id": "q1", "instruction": "Capital of Australia?", "output": "Sydney.",
 ...          "judgment": "Wrong: the capital is Canberra."},
 ...         {"id": "q2", "instruction": "2 + 2?", "output": "4", "judgment": None}]
->>> records, report = load_records(rows, report=True)
+>>> records, report = load_records_with_report(rows)
 >>> [(r.id, r.is_positive) for r in records]
 [('q1', False), ('q2', True)]
 >>> print(report)
@@ -51,7 +51,7 @@ class JunkRecordWarning(UserWarning):
 
 @dataclass
 class LoadReport:
-    """What one load read, kept and skipped (``load_records(..., report=True)``).
+    """What one load read, kept and skipped (:func:`load_records_with_report`).
 
     ``n_read == n_loaded + n_skipped``; ``skipped`` maps a reason (a key of
     :data:`cutkit.data.records.JUNK_REASONS`, or ``feedback_skip`` / ``empty_answer`` for summarization
@@ -86,9 +86,8 @@ def load_records(
     *,
     format: str = "auto",
     lenient: bool = False,
-    report: bool = False,
     refinements: str | Path | None = None,
-) -> list[JudgmentRecord] | tuple[list[JudgmentRecord], LoadReport]:
+) -> list[JudgmentRecord]:
     """Load judgment records from a file, a list of dicts, a DataFrame or a ``datasets.Dataset``.
 
     Args:
@@ -96,12 +95,28 @@ def load_records(
         format: ``"auto"`` or one of :data:`FORMAT_FIELDS`.
         lenient: skip junk records (counted in the report, one :class:`JunkRecordWarning`) instead of
             raising on the first one.
-        report: also return a :class:`LoadReport`.
         refinements: Shepherd only: the parallel raw JSONL holding ``metadata.output_correct``.
+
+    Returns:
+        the records; :func:`load_records_with_report` also says what was read and skipped.
 
     Raises:
         RecordError: malformed input, an unknown format, or (unless ``lenient``) a junk record.
     """
+    records, _ = load_records_with_report(
+        source, format=format, lenient=lenient, refinements=refinements
+    )
+    return records
+
+
+def load_records_with_report(
+    source: Any,
+    *,
+    format: str = "auto",
+    lenient: bool = False,
+    refinements: str | Path | None = None,
+) -> tuple[list[JudgmentRecord], LoadReport]:
+    """:func:`load_records` and a :class:`LoadReport` of what it read, kept and skipped."""
     rows, context = _read_rows(source)
     chosen = _resolve_format(rows, format, context)
     if refinements is not None and chosen != "shepherd":
@@ -111,8 +126,7 @@ def load_records(
         _shepherd_records(rows, context, converted, refinements)
     else:
         _CONVERTERS[chosen](rows, context, converted)
-    records, load_report = _keep_trainable(converted, chosen, context, lenient=lenient)
-    return (records, load_report) if report else records
+    return _keep_trainable(converted, chosen, context, lenient=lenient)
 
 
 # --- junk and the report -----------------------------------------------------------------------
