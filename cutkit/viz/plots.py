@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping
 
 import pandas as pd
 
 from cutkit.eval.detection import flags_at
+from cutkit.train.detection import log_threshold
 
 
 def plot_detection_report(report: pd.DataFrame):
@@ -59,7 +59,7 @@ def plot_token_log_ratios(
     import plotly.graph_objects as go
 
     frames = {"model": scores} if isinstance(scores, pd.DataFrame) else dict(scores)
-    log_threshold = math.log(threshold)
+    log_lambda = log_threshold(threshold)
     figure = go.Figure()
     for (name, frame), colour in zip(frames.items(), MODEL_COLOURS, strict=False):
         opacity = [1.0 if flag else 0.4 for flag in flags_at(frame, threshold)]
@@ -74,8 +74,8 @@ def plot_token_log_ratios(
         if not pd.isna(gold) and gold:
             figure.add_vrect(x0=position - 0.5, x1=position + 0.5, fillcolor="#e69f00",
                              opacity=0.2, line_width=0, layer="below")  # fmt: skip
-    figure.add_hline(y=log_threshold, line_dash="dash", line_color="#111",
-                     annotation_text=f"log λ = {log_threshold:.3f}")  # fmt: skip
+    figure.add_hline(y=log_lambda, line_dash="dash", line_color="#111",
+                     annotation_text=f"log λ = {log_lambda:.3f}")  # fmt: skip
     if len(first) <= 80:
         figure.update_xaxes(tickvals=list(first["position"]), tickangle=-60,
                             ticktext=[_plotly_text(t) for t in first["token"]])  # fmt: skip
