@@ -10,6 +10,9 @@ import pytest
 
 from cutkit.online.checkers import check, check_constraint, satisfies
 from cutkit.online.generator import TOPICS, generate_tasks, heldout_tasks, iter_tasks
+from cutkit.online.judges.rule import RuleJudge
+from cutkit.online.kinds.registry import CONSTRAINT_KINDS, ConstraintKind
+from cutkit.online.kinds.violation import Violation
 from cutkit.online.tasks import KINDS, Constraint, Task
 
 
@@ -94,6 +97,40 @@ def test_stream_is_endless_and_instructions_mention_their_parameters():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown constraint kind 'uppercase'"):
         Constraint("uppercase")
+
+
+def test_every_kind_is_registered_once_with_what_it_needs():
+    assert tuple(CONSTRAINT_KINDS) == KINDS and len(KINDS) == 9
+    for name, kind in CONSTRAINT_KINDS.items():
+        assert kind.name == name and kind.templates and kind.praise
+        for second in kind.second_kinds:  # a second constraint has a clause to state it
+            assert CONSTRAINT_KINDS[second].clause is not None and second != name
+
+
+def _check_no_digits(params: dict, response: str) -> list[Violation]:
+    spans = [(i, i + 1) for i, c in enumerate(response) if c.isdigit()]
+    return [Violation("no_digits", {"count": len(spans)}, spans)] if spans else []
+
+
+def test_a_new_kind_is_one_registry_entry(monkeypatch):
+    kind = ConstraintKind(
+        "no_digits",
+        _check_no_digits,
+        ("Describe {topic} without digits.",),
+        lambda v, response: [f"It has {v.facts['count']} digits."],
+        praise="it has no digits",
+        second_kinds=("lowercase",),
+    )
+    monkeypatch.setitem(CONSTRAINT_KINDS, "no_digits", kind)
+    tasks = generate_tasks(20, seed=0, families=["no_digits"])
+    assert {t.family for t in tasks} == {"no_digits"} and len(tasks) == 20
+    assert any(len(t.constraints) == 2 for t in tasks)  # it gets second constraints too
+    task = next(t for t in tasks if len(t.constraints) == 1)
+    assert satisfies(task, "no numbers here") and not satisfies(task, "4 legs")
+    judge = RuleJudge(seed=0)
+    assert judge.judge_one(task, "4 and 2").text.endswith("It has 2 digits.")
+    assert judge.judge_one(task, "4 and 2").error_spans == [(0, 1), (6, 7)]
+    assert judge.judge_one(task, "none").text.startswith("Perfect")
 
 
 # ----------------------------------------------------------------------------- checkers

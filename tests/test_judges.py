@@ -18,7 +18,7 @@ from cutkit.data.records import JudgmentRecord, junk_reason
 from cutkit.online.checkers import check
 from cutkit.online.generator import generate_tasks
 from cutkit.online.judges.base import JUDGE_PROMPT, JudgeFailure, Judgment, judgment_from_text
-from cutkit.online.judges.factory import make_judge
+from cutkit.online.judges.factory import judge_options, make_judge
 from cutkit.online.judges.http import OpenAICompatibleJudge, parse_retry_after
 from cutkit.online.judges.model import ModelJudge
 from cutkit.online.judges.rule import RuleJudge
@@ -406,6 +406,17 @@ def test_retry_after_parsing():
 
 
 # ----------------------------------------------------------------------------- specs
+
+
+def test_judge_options_give_each_judge_the_settings_it_takes():
+    settings = dict(batch_size=4, max_new_tokens=99, show_progress=False)
+    assert judge_options("rule", **settings) == {}
+    assert judge_options("model:some/path", **settings) == settings
+    assert judge_options("openai:http://h/v1,m", **settings) == dict(
+        max_tokens=99, show_progress=False
+    )
+    with pytest.raises(ValueError, match="unknown judge spec"):
+        judge_options("gpt-4", **settings)
 
 
 def test_make_judge_specs(monkeypatch, tiny_checkpoint):

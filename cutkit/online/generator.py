@@ -1,13 +1,20 @@
-"""Deterministic generation of constraint tasks (instructions with checkable constraints)."""
+"""Deterministic generation of constraint tasks (instructions with checkable constraints).
+
+:func:`iter_tasks` yields an endless, seeded stream over the families (one per constraint kind)
+x 64 topics x each kind's phrasings and parameters (:mod:`cutkit.online.kinds.registry`), some
+tasks with a second, compatible constraint; :func:`generate_tasks` takes unique instructions from
+it, skipping an ``exclude`` set, so a held-out set (:func:`heldout_tasks`, its own seed) and
+training rounds can be kept disjoint.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from cutkit.online.tasks import HELDOUT_SEED, KINDS, Constraint, Task
+from cutkit.online.kinds.registry import CONSTRAINT_KINDS
+from cutkit.online.tasks import HELDOUT_SEED, Constraint, Task
 
 TOPICS: list[tuple[str, tuple[str, ...]]] = [
     ("the ocean", ("water", "waves", "salt")),
@@ -77,142 +84,40 @@ TOPICS: list[tuple[str, tuple[str, ...]]] = [
 ]
 """Topics and a few words each is likely to be described with (the include / exclude words)."""
 
-_FAMILY_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "lowercase": (
-        "Describe {topic} in two sentences, using only lowercase letters.",
-        "Write a short paragraph about {topic}. Use lowercase letters only: no capitals at all.",
-        "Tell me one interesting thing about {topic}, written entirely in lowercase.",
-    ),
-    "max_words": (
-        "Explain {topic} in at most {n} words.",
-        "Describe {topic} using no more than {n} words.",
-        "In {n} words or fewer, say what is special about {topic}.",
-    ),
-    "include_word": (
-        'Write two sentences about {topic} that use the word "{word}".',
-        'Describe {topic} briefly. Your answer must contain the word "{word}".',
-        'Say something about {topic}, and include the word "{word}" somewhere.',
-    ),
-    "exclude_word": (
-        'Describe {topic} in two sentences without using the word "{word}".',
-        'Write a short description of {topic}. Do not use the word "{word}".',
-        'Tell me about {topic}, but never say "{word}".',
-    ),
-    "no_commas": (
-        "Write three sentences about {topic} without using any commas.",
-        "Describe {topic} in a short paragraph that contains no commas.",
-        "Explain what makes {topic} interesting. Do not use a single comma.",
-    ),
-    "end_with": (
-        'Write a short note about {topic} and end it with the exact phrase "{phrase}"',
-        'Describe {topic} in two sentences. Finish your answer with "{phrase}"',
-        'Tell me something about {topic}. The last words of your answer must be "{phrase}"',
-    ),
-    "numbered_list": (
-        "List exactly {n} facts about {topic} as a numbered list.",
-        "Give {n} reasons to learn about {topic}, as a numbered list of exactly {n} items.",
-        "Write a numbered list with exactly {n} items about {topic}.",
-    ),
-    "json_keys": (
-        "Describe {topic} as a JSON object with exactly the keys {keys}. Reply with the JSON only.",
-        "Return a JSON object about {topic} that has exactly these keys: {keys}. Output only JSON.",
-        "Give information on {topic} in JSON: one object, keys {keys} and no others, nothing else.",
-    ),
-    "arithmetic": (
-        "What is {a} {op} {b}? Answer with the number only.",
-        "Compute {a} {op} {b}. Reply with just the number.",
-        "{a} {op} {b} = ? Give only the number, nothing else.",
-    ),
-}
-
-_SECONDARY_TEMPLATES = {
-    "lowercase": " Write it all in lowercase.",
-    "no_commas": " Do not use any commas.",
-    "max_words": " Use at most {n} words.",
-}
-
-_SECONDARY_FOR = {
-    "lowercase": ("no_commas", "max_words"),
-    "max_words": ("lowercase", "no_commas"),
-    "include_word": ("lowercase", "no_commas", "max_words"),
-    "exclude_word": ("lowercase", "no_commas", "max_words"),
-    "no_commas": ("lowercase", "max_words"),
-    "numbered_list": ("lowercase",),
-}
-"""Which extra constraint may be added to a family (never one that conflicts with it)."""
-
 SECOND_CONSTRAINT_PROB = 0.3
-"""Share of tasks (of the families in _SECONDARY_FOR) that get a second constraint."""
-
-_PHRASES = ("Thank you for reading.", "That is all.", "The end.", "Stay curious!", "Now you know.")
-_KEY_SETS = (
-    ("name", "summary"),
-    ("topic", "fact"),
-    ("title", "description"),
-    ("name", "category", "fact"),
-    ("subject", "detail", "source"),
-)
-_MAX_WORDS = (10, 15, 20, 25, 30, 40)
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-_OP_WORDS = {"+": ("+", "plus"), "-": ("-", "minus"), "*": ("*", "times")}
-
-
-def _quoted_keys(keys: Iterable[str]) -> str:
-    keys = [f'"{k}"' for k in keys]
-    return ", ".join(keys[:-1]) + f" and {keys[-1]}" if len(keys) > 1 else keys[0]
+"""Share of tasks (of the families with ``second_kinds``) that get a second constraint."""
 
 
 def _make_task(rng: random.Random, family: str) -> Task:
-    template = rng.choice(_FAMILY_TEMPLATES[family])
+    kind = CONSTRAINT_KINDS[family]
+    template = rng.choice(kind.templates)
     topic, words = rng.choice(TOPICS)
-    params: dict[str, Any] = {}
-    fill: dict[str, Any] = {"topic": topic}
-    if family == "max_words":
-        params["n"] = fill["n"] = rng.choice(_MAX_WORDS)
-    elif family in ("include_word", "exclude_word"):
-        params["word"] = fill["word"] = rng.choice(words)
-    elif family == "end_with":
-        params["phrase"] = fill["phrase"] = rng.choice(_PHRASES)
-    elif family == "numbered_list":
-        params["n"] = fill["n"] = rng.randint(2, 5)
-    elif family == "json_keys":
-        keys = list(rng.choice(_KEY_SETS))
-        params["keys"] = keys
-        fill["keys"] = _quoted_keys(keys)
-    elif family == "arithmetic":
-        topic = None
-        op = rng.choice(list(_OPS))
-        a, b = (rng.randint(2, 12), rng.randint(2, 12)) if op == "*" else (0, 0)
-        if op != "*":
-            a, b = rng.randint(10, 99), rng.randint(2, 99)
-            if op == "-" and b > a:
-                a, b = b, a
-        params = {"expression": f"{a} {op} {b}", "answer": _OPS[op](a, b)}
-        fill = {"a": a, "b": b, "op": rng.choice(_OP_WORDS[op])}
-    instruction = template.format(**fill)
+    params, fill = kind.sample(rng, words)
+    instruction = template.format(topic=topic, **fill)
     constraints = [Constraint(family, params)]
-    if family in _SECONDARY_FOR and rng.random() < SECOND_CONSTRAINT_PROB:
-        extra = rng.choice(_SECONDARY_FOR[family])
-        extra_params = {"n": rng.choice(_MAX_WORDS[2:])} if extra == "max_words" else {}
-        word = params.get("word", "")
-        if not (extra == "lowercase" and word != word.lower()):  # "Rome" cannot be lowercase
-            instruction += _SECONDARY_TEMPLATES[extra].format(**extra_params)
-            constraints.append(Constraint(extra, extra_params))
+    if kind.second_kinds and rng.random() < SECOND_CONSTRAINT_PROB:
+        second = CONSTRAINT_KINDS[rng.choice(kind.second_kinds)]
+        second_params = second.sample_second(rng)
+        if second.fits(params):
+            instruction += second.clause.format(**second_params)
+            constraints.append(Constraint(second.name, second_params))
     digest = hashlib.sha1(instruction.encode()).hexdigest()[:10]
+    topic = topic if kind.about_topic else None
     return Task(f"{family}-{digest}", instruction, constraints, family, topic)
 
 
 def check_families(families: Iterable[str] | None) -> tuple[str, ...]:
-    """``families`` as a tuple (None: all of :data:`KINDS`); an unknown name raises ValueError."""
-    chosen = tuple(KINDS if families is None else families)
-    unknown = [f for f in chosen if f not in KINDS]
+    """``families`` as a tuple (None: every registered kind); an unknown name raises ValueError."""
+    kinds = tuple(CONSTRAINT_KINDS)
+    chosen = kinds if families is None else tuple(families)
+    unknown = [f for f in chosen if f not in kinds]
     if unknown or not chosen:
-        raise ValueError(f"unknown or no task families {unknown}; choose from {KINDS}")
+        raise ValueError(f"unknown or no task families {unknown}; choose from {kinds}")
     return chosen
 
 
 def iter_tasks(seed: int, families: Iterable[str] | None = None) -> Iterator[Task]:
-    """An endless, deterministic stream of tasks; families (default: all 9) come in shuffled
+    """An endless, deterministic stream of tasks; families (default: all) come in shuffled
     blocks, so every prefix is balanced across them (instructions may repeat: see
     :func:`generate_tasks`)."""
     chosen = check_families(families)
@@ -264,7 +169,7 @@ def word_limit_tasks(
     combos = [
         (topic, template, n)
         for topic in topics
-        for template in _FAMILY_TEMPLATES["max_words"]
+        for template in CONSTRAINT_KINDS["max_words"].templates
         for n in limits
     ]
     return [

@@ -2,21 +2,23 @@
 
 Each round r = 1..R of :func:`run_online`:
 
-1. takes ``instructions_per_round`` new tasks from :mod:`cutkit.online.tasks` (never a held-out
-   instruction or one of an earlier round);
+1. takes ``instructions_per_round`` new tasks from :mod:`cutkit.online.generator` (never a
+   held-out instruction or one of an earlier round);
 2. answers them with the current model (batched, greedy by default; the prompt is the plain
    context of ``template``, the same one training scores); an answer that hit
    ``max_new_tokens`` before its EOS is *truncated*;
-3. has the judge write judgments (:mod:`cutkit.online.judges`); failed judge calls, empty responses and
-   junk judgments are recorded with their reason and never trained on; truncated answers are
-   dropped the same way (``truncated="drop"``, the default), or judged as they are and trained on
-   without an EOS (``truncated="keep"``: the record's ``meta["truncated"]`` is True);
+3. has the judge write judgments (:mod:`cutkit.online.judges`); failed judge calls, empty
+   responses and junk judgments are recorded with their reason and never trained on; truncated
+   answers are dropped the same way (``truncated="drop"``, the default), or judged as they are
+   and trained on without an EOS (``truncated="keep"``: the record's ``meta["truncated"]`` is
+   True);
 4. trains a fresh LoRA with the configured objective (``cut``; ``sft`` on the accepted responses,
    i.e. rejection-sampling fine-tuning; ``hindsight``) on the model of the previous round, with
-   Align-P downsampling (``align_p_ratio``), then merges it into the weights;
+   Align-P downsampling (``align_p_ratio``), then merges it into the weights
+   (:mod:`cutkit.online.training`);
 5. answers the fixed held-out tasks greedily and measures the constraint-satisfaction rate
-   (checked by :class:`~cutkit.online.judges.rule.RuleJudge`, whatever judge trains), and how many held-out
-   answers are truncated or degenerate (:mod:`cutkit.eval.degeneration`).
+   (checked by :class:`~cutkit.online.judges.rule.RuleJudge`, whatever judge trains), and how
+   many held-out answers are truncated or degenerate (:mod:`cutkit.eval.degeneration`).
 
 Round 0 is the base model's held-out evaluation. Run directory layout::
 
@@ -33,10 +35,10 @@ A round is built in ``round-XX.partial/`` and renamed to ``round-XX/`` only when
 ``online_run.json`` is rewritten (temporary file + rename). An interrupted run started again with
 the same settings (``rounds`` may grow) skips the completed rounds; if it stopped after judging,
 the judged responses in ``round-XX.partial/`` are reused (no second round of judge calls).
-The model is rebuilt on resume by re-applying the saved adapters to the base weights in order
-and merging each (no merged checkpoints are stored: an adapter is a few MB, a merged model is
-the full model); a SHA-256 fingerprint of the weights after every round, kept in its metrics,
-checks the rebuild.
+The model is rebuilt on resume (:mod:`cutkit.online.resume`) by re-applying the saved adapters
+to the base weights in order and merging each (no merged checkpoints are stored: an adapter is a
+few MB, a merged model is the full model); a SHA-256 fingerprint of the weights after every
+round, kept in its metrics, checks the rebuild.
 
 >>> run = run_online(OnlineConfig(rounds=2, instructions_per_round=64))   # doctest: +SKIP
 >>> run.table()[["satisfaction_rate", "accept_rate"]]                     # doctest: +SKIP
@@ -45,9 +47,9 @@ checks the rebuild.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -56,21 +58,17 @@ from typing import Any
 
 from cutkit._version import __version__
 from cutkit.eval.generation import Generation
-from cutkit.online.config import (
-    HELDOUT_FILE,
-    NO_SPANS_REASON,
-    PROGRESS_FILE,
-    RESUME_MAY_CHANGE,
-    OnlineConfig,
-    OnlineRun,
-    summary_row,
-)
+from cutkit.online.config import HELDOUT_FILE, PROGRESS_FILE, OnlineConfig, OnlineRun, summary_row
 from cutkit.online.generator import generate_tasks, heldout_tasks
 from cutkit.online.judges.base import Judge, JudgeFailure
-from cutkit.online.judges.factory import make_judge
-from cutkit.online.rounds import heldout_metrics, judged_records
+from cutkit.online.judges.factory import judge_options, make_judge
+from cutkit.online.resume import check_resumable, completed_rounds, rebuild_model, trained_rounds
+from cutkit.online.rounds import exclude_unspanned, heldout_metrics, judged_records, judging_summary
 from cutkit.online.rundir import read_jsonl, round_dir, weights_fingerprint, write_json, write_jsonl
 from cutkit.online.tasks import Task
+from cutkit.online.training import train_round
+
+logger = logging.getLogger(__name__)
 
 
 class OnlineLoop:
@@ -78,7 +76,8 @@ class OnlineLoop:
 
     Args:
         config: the run's settings.
-        judge: a judge object; default: built from ``config.judge`` (:func:`cutkit.online.judges.factory.make_judge`).
+        judge: a judge object; default: built from ``config.judge``
+            (:func:`cutkit.online.judges.factory.make_judge`).
     """
 
     def __init__(self, config: OnlineConfig, judge: Judge | None = None):
@@ -89,54 +88,25 @@ class OnlineLoop:
 
     # ---------------------------------------------------------------- logging and state
     def log(self, message: str) -> None:
+        """Progress: printed when ``show_progress`` (what ``cutkit online`` shows), else logged
+        at INFO level."""
         if self.config.show_progress:
             print(f"[cutkit online] {message}", flush=True)
+        else:
+            logger.info(message)
 
     @property
     def judge(self) -> Judge:
         if self._judge is None:
             c = self.config
-            options: dict[str, Any] = {}
-            if c.judge.startswith("model:"):
-                options = dict(
-                    batch_size=c.judge_batch_size,
-                    max_new_tokens=c.judge_max_new_tokens,
-                    show_progress=c.show_progress,
-                )
-            elif c.judge.startswith("openai:"):
-                options = dict(max_tokens=c.judge_max_new_tokens, show_progress=c.show_progress)
+            options = judge_options(
+                c.judge,
+                batch_size=c.judge_batch_size,
+                max_new_tokens=c.judge_max_new_tokens,
+                show_progress=c.show_progress,
+            )
             self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
         return self._judge
-
-    def _progress(self) -> dict[str, Any]:
-        path = self.run_dir / PROGRESS_FILE
-        if path.exists():
-            return json.loads(path.read_text())
-        return {}
-
-    def _check_resumable(self, progress: dict[str, Any]) -> None:
-        stored = progress.get("config", {})
-        current = json.loads(json.dumps(asdict(self.config), default=str))
-        changed = [
-            f"{k}: {stored.get(k)!r} -> {current[k]!r}"
-            for k in current
-            if k not in RESUME_MAY_CHANGE and k in stored and stored[k] != current[k]
-        ]
-        if changed:
-            raise ValueError(
-                f"{self.run_dir} holds a run made with other settings ({'; '.join(changed)}). "
-                "Resume it with the same settings (only rounds, show_progress and device may "
-                "change), or choose a new --output directory"
-            )
-
-    def _completed_rounds(self) -> list[int]:
-        """Rounds 0, 1, ... whose folder is complete (a round folder only gets its final name
-        once everything in it is written, so this also covers a run stopped between that rename
-        and the progress-file update)."""
-        r = 0
-        while (round_dir(self.run_dir, r) / "metrics.json").exists():
-            r += 1
-        return list(range(r))
 
     def _save_progress(self, metrics: list[dict[str, Any]]) -> None:
         write_json(
@@ -174,39 +144,22 @@ class OnlineLoop:
         )
 
     # ---------------------------------------------------------------- model
-    def _load(self, completed: Sequence[int], metrics: Sequence[dict]) -> None:
-        from cutkit.models.loading import load_model
-
-        c = self.config
-        self.model, self.tokenizer = load_model(c.model, device=c.device)
-        trained = [r for r in completed if (round_dir(self.run_dir, r) / "adapter").exists()]
+    def _load(self, metrics: Sequence[dict]) -> None:
+        """The base model, with the adapters of the completed rounds (``metrics``) merged in."""
+        trained = trained_rounds(self.run_dir, [m["round"] for m in metrics])
         if trained:
-            from peft import PeftModel
-
-            self.log(f"resuming: re-applying the adapters of rounds {trained} to {c.model}")
-            for r in trained:
-                adapter = round_dir(self.run_dir, r) / "adapter"
-                self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
-        if metrics:
-            expected = metrics[-1].get("fingerprint")
-            found = weights_fingerprint(self.model)
-            if expected and found != expected:
-                warnings.warn(
-                    f"the rebuilt model's weights (fingerprint {found}) differ from those round "
-                    f"{metrics[-1]['round']} ended with ({expected}); numerics may differ (e.g. "
-                    "another device or dtype)",
-                    stacklevel=2,
-                )
+            self.log(
+                f"resuming: re-applying the adapters of rounds {trained} to {self.config.model}"
+            )
+        self.model, self.tokenizer = rebuild_model(self.config, self.run_dir, metrics)
 
     # ---------------------------------------------------------------- rounds
     def run(self) -> OnlineRun:
         """Do every round not done yet; returns all rounds' metrics and the final model."""
         c = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        progress = self._progress()
-        if progress:
-            self._check_resumable(progress)
-        completed = self._completed_rounds()
+        check_resumable(self.run_dir, c)
+        completed = completed_rounds(self.run_dir)
         metrics = [
             json.loads((round_dir(self.run_dir, r) / "metrics.json").read_text()) for r in completed
         ]
@@ -215,7 +168,7 @@ class OnlineLoop:
         if c.rounds >= len(completed) and c.rounds > 0:
             self.log(f"judge: {self.judge.name}")  # built now: a bad API key fails before work
         heldout = self._heldout_tasks()
-        self._load(completed, metrics)
+        self._load(metrics)
         for r in range(c.rounds + 1):
             if r in completed:
                 continue
@@ -321,133 +274,29 @@ class OnlineLoop:
         return records, excluded
 
     def _train_round(self, r: int, heldout: Sequence[Task], stage: Path, metrics: dict):
-        from transformers import set_seed
-
-        from cutkit.models.lora import apply_lora
-        from cutkit.train.config import CUTConfig
-        from cutkit.train.objectives import build_objective_examples
-        from cutkit.train.trainer import CUTTrainer
-
+        """Round ``r``'s new tasks answered, judged and trained on; ``(train metrics, trainer
+        settings or None)``."""
         c = self.config
         tasks = self._round_tasks(r, heldout)
         write_jsonl(stage / "tasks.jsonl", [t.to_dict() for t in tasks])
         records, excluded = self._judged(r, tasks, stage, metrics)
         if c.detector == "spans" and c.objective == "cut":
-            # oracle detection needs the criticised spans; a judgment without them is kept out
-            # of training (counted with its reason), never trained with made-up flags
-            no_spans = [rec for rec in records if rec.is_negative and not rec.error_spans]
-            records = [rec for rec in records if rec not in no_spans]
-            known = {row["id"] for row in excluded}
-            excluded = excluded + [
-                {
-                    "id": rec.id,
-                    "instruction": rec.instruction,
-                    "output": rec.response,
-                    "judgment": rec.judgment,
-                    "reason": NO_SPANS_REASON,
-                }
-                for rec in no_spans
-                if rec.id not in known
-            ]
+            records, excluded = exclude_unspanned(records, excluded)
             write_jsonl(stage / "excluded.jsonl", excluded)
-        n_positive = sum(rec.is_positive for rec in records)
-        n_truncated = sum(bool(rec.meta.get("truncated")) for rec in records)
-        n_truncated += sum(bool(row.get("truncated")) for row in excluded)
-        train: dict[str, Any] = {
-            "n_instructions": len(tasks),
-            "n_judged": len(records),
-            "n_excluded": len(excluded),
-            "n_truncated": n_truncated,
-            "truncated": c.truncated,
-            "excluded": dict(Counter(_reason_kind(row["reason"]) for row in excluded)),
-            "n_positive": n_positive,
-            "n_negative": len(records) - n_positive,
-            "accept_rate": n_positive / len(records) if records else float("nan"),
-            "trained": False,
-        }
+        train = judging_summary(len(tasks), records, excluded, c.truncated)
         self.log(
-            f"round {r}: {len(records)} judged ({n_positive} accepted, "
-            f"{len(records) - n_positive} criticised), {len(excluded)} excluded; "
-            f"{n_truncated} answers hit max_new_tokens ({c.truncated})"
+            f"round {r}: {train['n_judged']} judged ({train['n_positive']} accepted, "
+            f"{train['n_negative']} criticised), {train['n_excluded']} excluded; "
+            f"{train['n_truncated']} answers hit max_new_tokens ({c.truncated})"
         )
-        seed = c.seed + r
-        args = CUTConfig(
-            **{
-                "output_dir": str(stage / "trainer"),
-                "objective": c.objective,
-                "template": c.template,
-                "max_length": c.max_length,
-                "align_p_ratio": c.align_p_ratio,
-                "threshold": c.threshold,
-                "ul_weight": c.ul_weight,
-                "detector": c.detector,
-                "unflagged": c.unflagged,
-                "align_n": c.align_n,
-                "num_train_epochs": c.epochs,
-                "learning_rate": c.learning_rate,
-                "per_device_train_batch_size": c.batch_size,
-                "gradient_accumulation_steps": c.gradient_accumulation_steps,
-                "warmup_steps": c.warmup,
-                "logging_steps": 1,
-                "save_strategy": "no",
-                "report_to": "none",
-                "disable_tqdm": not c.show_progress,
-                "seed": seed,
-                "data_seed": seed,
-                "use_cpu": str(self.model.device) == "cpu",
-                **c.training,
-            }
-        )
-        examples, report = [], None
-        try:
-            if records:
-                examples, report = build_objective_examples(
-                    records,
-                    self.tokenizer,
-                    c.objective,
-                    c.template,
-                    max_length=args.max_length,
-                    max_response_length=args.max_response_length,
-                    align_p_ratio=args.align_p_ratio,
-                    seed=seed,
-                )
-        except ValueError as error:  # e.g. sft without any accepted response
-            train["skip_reason"] = str(error)
-        if report is not None:
-            train["build_report"] = asdict(report)
-        if not examples:
-            train.setdefault("skip_reason", "no training examples (see build_report / excluded)")
+        outcome = train_round(self.model, self.tokenizer, records, c, stage, seed=c.seed + r)
+        train |= outcome.summary
+        if outcome.args is None:
             self.log(f"round {r}: not training: {train['skip_reason']}")
             return train, None
-        start = time.perf_counter()
-        set_seed(seed)  # the LoRA initialisation draws from the global generator
-        model = apply_lora(
-            self.model, {"r": c.lora_r, "lora_alpha": c.lora_alpha, "lora_dropout": c.lora_dropout}
-        )
-        trainer = CUTTrainer(model, args, train_dataset=examples, processing_class=self.tokenizer)
-        if not c.show_progress:
-            from transformers import PrinterCallback
-
-            trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
-        output = trainer.train()
-        trainer.save_state()
-        model.save_pretrained(stage / "adapter")
-        self.model = model.merge_and_unload()
-        self.model.eval()
-        metrics["seconds"]["train"] = round(time.perf_counter() - start, 2)
-        train |= {
-            "trained": True,
-            "n_examples": len(examples),
-            "steps": output.global_step,
-            "train_loss": output.training_loss,
-            "log_history": trainer.state.log_history,
-        }
-        return train, args.to_dict()
-
-
-def _reason_kind(reason: str) -> str:
-    """A short key for counting exclusion reasons ("HTTP 500", "timed out", ...)."""
-    return reason.split(":")[0].split(" (")[0]
+        self.model = outcome.model
+        metrics["seconds"]["train"] = outcome.seconds
+        return train, outcome.args
 
 
 def run_online(config: OnlineConfig | None = None, *, judge: Judge | None = None) -> OnlineRun:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ from cutkit.data.records import JUNK_REASONS, JudgmentRecord, junk_reason
 from cutkit.eval.degeneration import DEGENERATION_KINDS, degeneration
 from cutkit.eval.generation import Generation
 from cutkit.online.checkers import check
-from cutkit.online.config import TRUNCATED_REASON
+from cutkit.online.config import NO_SPANS_REASON, TRUNCATED_REASON
 from cutkit.online.judges.base import JudgeFailure, Judgment
 from cutkit.online.judges.rule import RuleJudge
 from cutkit.online.tasks import Task
@@ -67,6 +68,59 @@ def judged_records(
             continue
         records.append(record)
     return records, excluded
+
+
+def exclude_unspanned(
+    records: Sequence[JudgmentRecord], excluded: Sequence[dict[str, Any]]
+) -> tuple[list[JudgmentRecord], list[dict[str, Any]]]:
+    """``records`` without the criticised ones that have no error spans, and ``excluded`` with
+    those added (reason :data:`NO_SPANS_REASON`, unless already listed): oracle span detection
+    cannot flag tokens without them, and never trains with made-up flags."""
+    no_spans = [rec for rec in records if rec.is_negative and not rec.error_spans]
+    known = {row["id"] for row in excluded}
+    added = [
+        {
+            "id": rec.id,
+            "instruction": rec.instruction,
+            "output": rec.response,
+            "judgment": rec.judgment,
+            "reason": NO_SPANS_REASON,
+        }
+        for rec in no_spans
+        if rec.id not in known
+    ]
+    return [rec for rec in records if rec not in no_spans], [*excluded, *added]
+
+
+def judging_summary(
+    n_instructions: int,
+    records: Sequence[JudgmentRecord],
+    excluded: Sequence[dict[str, Any]],
+    truncated: str,
+) -> dict[str, Any]:
+    """A round's judging figures (the start of its ``metrics["train"]``): counts of judged,
+    excluded (by reason kind), truncated (``truncated``: the run's policy for them), accepted
+    and criticised responses, the accept rate, and ``trained`` False."""
+    n_positive = sum(rec.is_positive for rec in records)
+    n_truncated = sum(bool(rec.meta.get("truncated")) for rec in records)
+    n_truncated += sum(bool(row.get("truncated")) for row in excluded)
+    return {
+        "n_instructions": n_instructions,
+        "n_judged": len(records),
+        "n_excluded": len(excluded),
+        "n_truncated": n_truncated,
+        "truncated": truncated,
+        "excluded": dict(Counter(_reason_kind(row["reason"]) for row in excluded)),
+        "n_positive": n_positive,
+        "n_negative": len(records) - n_positive,
+        "accept_rate": n_positive / len(records) if records else float("nan"),
+        "trained": False,
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    """A short key for counting exclusion reasons ("HTTP 500", "timed out", ...)."""
+    return reason.split(":")[0].split(" (")[0]
 
 
 def heldout_metrics(

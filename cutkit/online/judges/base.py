@@ -22,6 +22,7 @@ never trains on that response (there is no placeholder judgment like the release
 ``"$ERROR$"``). :func:`make_judge` builds a judge from a CLI spec: ``rule``, ``model:PATH`` or
 ``openai:URL,MODEL[,ENV_VAR]``.
 
+>>> from cutkit.online.judges.rule import RuleJudge
 >>> from cutkit.online.tasks import Constraint, Task
 >>> task = Task("t1", "Reply in lowercase.", [Constraint("lowercase")], "lowercase")
 >>> result = RuleJudge(seed=0).judge([task], ["Hello there"])[0]
@@ -117,13 +118,3 @@ def judgment_from_text(text: str, attempts: int = 1) -> JudgeResult:
     if is_junk_judgment(text):
         return JudgeFailure(f"the judge replied with the placeholder {text!r}", attempts)
     return Judgment(text, is_positive_judgment(text), attempts=attempts)
-
-
-def _clip(text: str, width: int) -> str:
-    """A short quote of text that is not a judged response (error messages, server replies)."""
-    text = " ".join(text.split())
-    return f'"{text[: width - 3].rstrip()}..."' if len(text) > width else f'"{text}"'
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")

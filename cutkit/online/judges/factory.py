@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cutkit.online.judges.base import Judge
 from cutkit.online.judges.http import OpenAICompatibleJudge
 from cutkit.online.judges.model import ModelJudge
@@ -39,3 +41,19 @@ def make_judge(spec: str, *, seed: int = 0, device: str | None = None, **options
         return ModelJudge(args[0], device=device, **options)
     env = args[2] if len(args) == 3 and args[2] else None
     return OpenAICompatibleJudge(args[0], args[1], api_key_env=env, seed=seed, **options)
+
+
+def judge_options(
+    spec: str, *, batch_size: int, max_new_tokens: int, show_progress: bool
+) -> dict[str, Any]:
+    """The constructor options of :func:`make_judge` that the judge of ``spec`` takes, from a
+    run's settings: none for ``rule``; a model judge's batch size, judgment length (tokens) and
+    progress bar; an API judge's judgment length (``max_tokens``) and progress bar."""
+    kind, _ = parse_judge_spec(spec)
+    if kind == "model":
+        return dict(
+            batch_size=batch_size, max_new_tokens=max_new_tokens, show_progress=show_progress
+        )
+    if kind == "openai":
+        return dict(max_tokens=max_new_tokens, show_progress=show_progress)
+    return {}

@@ -19,12 +19,11 @@ from cutkit.online.judges.base import (
     JudgeFailure,
     JudgeResult,
     _check_lengths,
-    _clip,
-    _plural,
     instruction_text,
     judgment_from_text,
 )
 from cutkit.online.tasks import Task
+from cutkit.online.text import clip, plural
 
 
 class JudgeCallError(Exception):
@@ -53,7 +52,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _snippet(raw: bytes | str, width: int = 120) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return _clip(text, width)
+    return clip(text, width)
 
 
 class OpenAICompatibleJudge:
@@ -164,7 +163,7 @@ class OpenAICompatibleJudge:
                 with self._lock:
                     delay *= 1 + 0.25 * self._rng.random()
                 self._sleep(delay)
-        tries = _plural(attempt, "attempt")
+        tries = plural(attempt, "attempt")
         return JudgeFailure(f"{error.reason} (gave up after {tries})", attempts=attempt)
 
     def _pause(self, seconds: float) -> None:

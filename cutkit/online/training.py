@@ -1,0 +1,131 @@
+"""One online round's training step: a fresh LoRA on the current model, trained on the round's
+judged records with the configured objective, then merged into the weights."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cutkit.data.records import JudgmentRecord
+from cutkit.online.config import OnlineConfig
+
+
+@dataclass
+class RoundTraining:
+    """What a round's training step did.
+
+    Attributes:
+        model: the model after the round (the LoRA merged in; the input model if not trained).
+        summary: entries for the round's ``metrics["train"]``: ``skip_reason`` and / or
+            ``build_report``, and when trained ``trained``, ``n_examples``, ``steps``,
+            ``train_loss`` and ``log_history``.
+        args: the trainer's settings (``CUTConfig.to_dict()``); None when not trained.
+        seconds: wall time of the LoRA training (None when not trained).
+    """
+
+    model: Any
+    summary: dict[str, Any]
+    args: dict[str, Any] | None = None
+    seconds: float | None = None
+
+
+def training_args(config: OnlineConfig, output_dir: Path, seed: int, *, use_cpu: bool):
+    """The :class:`~cutkit.train.config.CUTConfig` of one round (``config.training`` overrides)."""
+    from cutkit.train.config import CUTConfig
+
+    c = config
+    return CUTConfig(
+        **{
+            "output_dir": str(output_dir),
+            "objective": c.objective,
+            "template": c.template,
+            "max_length": c.max_length,
+            "align_p_ratio": c.align_p_ratio,
+            "threshold": c.threshold,
+            "ul_weight": c.ul_weight,
+            "detector": c.detector,
+            "unflagged": c.unflagged,
+            "align_n": c.align_n,
+            "num_train_epochs": c.epochs,
+            "learning_rate": c.learning_rate,
+            "per_device_train_batch_size": c.batch_size,
+            "gradient_accumulation_steps": c.gradient_accumulation_steps,
+            "warmup_steps": c.warmup,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "report_to": "none",
+            "disable_tqdm": not c.show_progress,
+            "seed": seed,
+            "data_seed": seed,
+            "use_cpu": use_cpu,
+            **c.training,
+        }
+    )
+
+
+def train_round(
+    model,
+    tokenizer,
+    records: Sequence[JudgmentRecord],
+    config: OnlineConfig,
+    stage: Path,
+    seed: int,
+) -> RoundTraining:
+    """Train a fresh LoRA on ``model`` with ``records`` (trainer state in ``stage/trainer``, the
+    adapter saved to ``stage/adapter``) and merge it; nothing is trained when the records give
+    no training example (the summary's ``skip_reason`` says why)."""
+    from transformers import set_seed
+
+    from cutkit.models.lora import apply_lora
+    from cutkit.train import objectives
+    from cutkit.train.trainer import CUTTrainer
+
+    c = config
+    args = training_args(c, stage / "trainer", seed, use_cpu=str(model.device) == "cpu")
+    summary: dict[str, Any] = {}
+    examples, report = [], None
+    try:
+        if records:
+            examples, report = objectives.build_objective_examples(
+                records,
+                tokenizer,
+                c.objective,
+                c.template,
+                max_length=args.max_length,
+                max_response_length=args.max_response_length,
+                align_p_ratio=args.align_p_ratio,
+                seed=seed,
+            )
+    except ValueError as error:  # e.g. sft without any accepted response
+        summary["skip_reason"] = str(error)
+    if report is not None:
+        summary["build_report"] = asdict(report)
+    if not examples:
+        summary.setdefault("skip_reason", "no training examples (see build_report / excluded)")
+        return RoundTraining(model, summary)
+    start = time.perf_counter()
+    set_seed(seed)  # the LoRA initialisation draws from the global generator
+    lora = {"r": c.lora_r, "lora_alpha": c.lora_alpha, "lora_dropout": c.lora_dropout}
+    peft_model = apply_lora(model, lora)
+    trainer = CUTTrainer(peft_model, args, train_dataset=examples, processing_class=tokenizer)
+    if not c.show_progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
+    output = trainer.train()
+    trainer.save_state()
+    peft_model.save_pretrained(stage / "adapter")
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    summary |= {
+        "trained": True,
+        "n_examples": len(examples),
+        "steps": output.global_step,
+        "train_loss": output.training_loss,
+        "log_history": trainer.state.log_history,
+    }
+    seconds = round(time.perf_counter() - start, 2)
+    return RoundTraining(merged, summary, args.to_dict(), seconds)
