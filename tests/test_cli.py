@@ -162,6 +162,42 @@ def test_compare_writes_runs_and_summary(tiny_checkpoint, tmp_path, capsys):
     assert (out / "summary.md").read_text().startswith("| objective | seeds | train s |")
 
 
+@pytest.mark.parametrize(
+    "command, extra",
+    [("train", ["--data", "d.jsonl"]), ("inspect", ["--data", "d.jsonl"]), ("demo", []),
+     ("compare", []), ("online", [])],
+)  # fmt: skip
+def test_every_command_takes_the_same_options(command, extra):
+    from cutkit.cli.arguments import parse_command
+    from cutkit.cli.compare import CompareScriptArguments
+    from cutkit.cli.demo import DemoSettings
+    from cutkit.cli.inspect import InspectArguments
+    from cutkit.cli.train import TrainScriptArguments
+    from cutkit.eval.comparison import CompareSettings
+    from cutkit.online.config import OnlineConfig
+    from cutkit.train.config import CUTConfig
+
+    classes = {
+        "train": (TrainScriptArguments, CUTConfig),
+        "inspect": (InspectArguments,),
+        "demo": (DemoSettings,),
+        "compare": (CompareScriptArguments, CompareSettings),
+        "online": (OnlineConfig,),
+    }[command]
+    shared = ["--model", "m", "--output", "o", "--template", "alpaca", "--threshold", "1.3"]
+    training = ["--lora_r", "4", "--lora-alpha", "8", "--learning_rate", "0.01"]
+    argv = shared + (training if command != "inspect" else []) + extra
+    parsed = parse_command(argv, command, "", *classes)
+    values = {k: v for settings in parsed for k, v in vars(settings).items()}
+    assert values["model"] == "m" and values.get("output", values.get("output_dir")) == "o"
+    assert (values["template"], values["threshold"]) == ("alpaca", 1.3)
+    if command == "inspect":  # --out, its option before every command said --output, still works
+        (inspect,) = parse_command(["--data", "d", "--out", "r.html"], command, "", *classes)
+        assert inspect.output == "r.html"
+    else:
+        assert (values["lora_r"], values["lora_alpha"], values["learning_rate"]) == (4, 8, 0.01)
+
+
 def test_online_is_a_cli_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["online", "--help"])

@@ -132,6 +132,13 @@ def test_budget_defaults_to_epochs_over_the_training_records():
     assert CompareSettings(epochs=1, batch_size=8).budget(356) == 45
     assert CompareSettings(epochs=0.5, batch_size=4).budget(10) == 2
     assert CompareSettings(steps=7).budget(356) == 7
+    assert CompareSettings(batch_size=4, gradient_accumulation_steps=2).budget(356) == 45
+
+
+def test_lora_alpha_is_its_own_setting():
+    config = CompareSettings(lora_r=4).lora_config()
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (4, 16, 0.05)
+    assert CompareSettings(lora_r=4, lora_alpha=8).lora_config().lora_alpha == 8
 
 
 def test_summaries_give_mean_and_spread_per_objective(tmp_path):

@@ -5,13 +5,13 @@ generation and the CLI."""
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from cutkit.cli.online import add_online_arguments, online_main
+from cutkit.cli.online import online_main, online_parser
 from cutkit.data.loading import load_records
 from cutkit.eval.generation import Generation, generate_from_ids, generate_responses
 from cutkit.online.config import HELDOUT_FILE, PROGRESS_FILE, TRUNCATED_REASON, OnlineConfig
@@ -195,10 +195,12 @@ class RejectingJudge:
         return [Judgment("Wrong: the response misses the point.", False) for _ in responses]
 
 
-def test_sft_without_accepted_responses_skips_training(checkpoint, tmp_path):
+def test_sft_without_accepted_responses_skips_training(checkpoint, tmp_path, caplog):
     out = tmp_path / "run"
     config = small_config(checkpoint, out, rounds=1, objective="sft")
-    run = run_online(config, judge=RejectingJudge())
+    with caplog.at_level(logging.INFO, logger="cutkit.online.loop"):
+        run = run_online(config, judge=RejectingJudge())
+    assert "round 1: not training: " in caplog.text  # progress is logged, not printed
     train = run.metrics[1]["train"]
     assert (train["trained"], train["n_positive"], train["n_negative"]) == (False, 0, 9)
     assert "none of the 9 records is positive" in train["skip_reason"]
@@ -410,16 +412,19 @@ def test_prompt_id_generation_is_batch_invariant_and_matches_answering(tiny, tok
 
 
 def test_cli_options_and_a_base_evaluation_run(checkpoint, tmp_path, capsys):
-    parser = add_online_arguments(argparse.ArgumentParser())
+    parser = online_parser()
+
+    def parse(options: str) -> OnlineConfig:
+        return parser.parse_args_into_dataclasses(options.split(), look_for_args_file=False)[0]
+
     options = "--instructions-per-round 5 --output x --lr 0.01 --align-p-ratio none"
     options += " --judge openai:http://h/v1,m,KEY --show-progress false"
-    args = parser.parse_args(options.split())
+    args = parse(options)
     assert (args.instructions_per_round, args.output_dir, args.learning_rate) == (5, "x", 0.01)
     assert args.align_p_ratio is None and args.judge.startswith("openai:")
-    assert args.show_progress is False and parser.parse_args([]).objective == "cut"
-    defaults = parser.parse_args([])
-    assert (defaults.truncated, defaults.max_new_tokens) == ("drop", OnlineConfig().max_new_tokens)
-    assert parser.parse_args(["--truncated", "keep"]).truncated == "keep"
+    assert args.show_progress is False and parse("").objective == "cut"
+    assert parse("") == OnlineConfig()  # the options' defaults are the config's
+    assert parse("--truncated keep").truncated == "keep"
     assert "--truncated" in parser.format_help() and "95%" in parser.format_help()
     out = tmp_path / "cli-run"
     argv = ["--model", str(checkpoint), "--output-dir", str(out), "--rounds", "0"]

@@ -10,7 +10,11 @@ Commands:
     compare   train CUT and the baselines from the same start and budget over several seeds;
               write the per-run table and the mean / spread per objective
 
-Run ``cutkit <command> --help`` for the options of each.
+Run ``cutkit <command> --help`` for the options of each. Every command parses its options the
+same way (cutkit.cli.arguments), so a setting has the same option everywhere: --model, --output,
+--template, --threshold, --seed, the LoRA (--lora_r, --lora_alpha, --lora_dropout) and the budget
+(--learning_rate, --epochs or --num_train_epochs, --batch_size or --per_device_train_batch_size;
+cutkit train takes CUTConfig's own).
 """
 
 from __future__ import annotations

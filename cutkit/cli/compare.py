@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass, field
 
 
 @dataclass
 class CompareScriptArguments:
-    """What ``cutkit compare`` runs; the shared budget is CompareSettings'."""
+    """What ``cutkit compare`` runs; the shared settings and budget are CompareSettings'."""
 
     objectives: list[str] = field(
         default_factory=lambda: ["sft", "hindsight", "ul_all", "cut"],
@@ -28,20 +30,30 @@ class CompareScriptArguments:
 
 def compare_main(argv: list[str]):
     """``cutkit compare``: :func:`cutkit.compare` from the command line."""
-    from transformers import HfArgumentParser
-
+    from cutkit.cli.arguments import parse_command
     from cutkit.data.bundled import load_bundled_or_path
+    from cutkit.eval import comparison
     from cutkit.eval.comparison import CompareSettings, compare, save_comparison, summary_markdown
 
-    parser = HfArgumentParser((CompareScriptArguments, CompareSettings), prog="cutkit compare")
-    script, settings = parser.parse_args_into_dataclasses(argv)
+    script, settings = parse_command(
+        argv, "cutkit compare", compare_main.__doc__, CompareScriptArguments, CompareSettings
+    )
     train, test = load_bundled_or_path(script.train), load_bundled_or_path(script.test)
     print(
         f"[cutkit] comparing {script.objectives} over seeds {script.seeds}: {len(train)} training "
         f"records, {len(test)} held-out, {settings.budget(len(train))} steps of "
-        f"{settings.batch_size} records each"
+        f"{settings.records_per_step} records each"
     )
-    frame = compare(script.objectives, train, test, seeds=script.seeds, settings=settings)
+    progress = logging.StreamHandler(sys.stdout)  # compare()'s one line per run
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    comparison.logger.addHandler(progress)
+    level = comparison.logger.level
+    comparison.logger.setLevel(logging.INFO)
+    try:
+        frame = compare(script.objectives, train, test, seeds=script.seeds, settings=settings)
+    finally:
+        comparison.logger.removeHandler(progress)
+        comparison.logger.setLevel(level)
     out = save_comparison(frame, settings.output)
     print(summary_markdown(frame))
     print(f"[cutkit] wrote {out}/runs.csv, summary.csv, summary.md")

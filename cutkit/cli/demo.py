@@ -38,21 +38,24 @@ from cutkit.eval.metrics import mean_response_logprobs, read_figures
 from cutkit.eval.tokens import score_tokens
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
-from cutkit.models.registry import DEFAULT_MODEL
 from cutkit.online.generator import TOPICS, word_limit_tasks
 from cutkit.online.judges.rule import RuleJudge
 from cutkit.online.rounds import heldout_metrics, judged_records
 from cutkit.train.config import CUTConfig
+from cutkit.train.settings import CUTLevers, TrainSettings, scoring_kwargs, shared_field
 from cutkit.train.trainer import CUTTrainer
 
 QUESTION = "What is the capital of Australia? Answer in one sentence."
 
 
 @dataclass
-class DemoSettings:
-    """What the demo runs; the defaults finish in a few minutes on a 2-core CPU."""
+class DemoSettings(CUTLevers, TrainSettings):
+    """What the demo runs; the defaults finish in a few minutes on a 2-core CPU. The model, LoRA,
+    template, context and budget are :class:`TrainSettings`', the levers :class:`CUTLevers`'."""
 
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Model name or path."})
+    # the demo's own budget: two passes over its few dozen judged answers, the recipe of
+    # benchmarks/onpolicy_experiment.py (Preset.epochs) at a few minutes' scale
+    epochs: float = shared_field(TrainSettings, "epochs", 2.0)
     output: str = field(default="runs/demo", metadata={"help": "Run directory."})
     n_train: int = field(default=48, metadata={"help": "Training instructions (answered, judged)."})
     n_heldout: int = field(default=40, metadata={"help": "Held-out instructions (other topics)."})
@@ -60,21 +63,7 @@ class DemoSettings:
         default_factory=lambda: [8, 10, 12], metadata={"help": "Word limits of the instructions."}
     )
     max_new_tokens: int = field(default=160, metadata={"help": "Longest answer in tokens."})
-    epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
-    batch_size: int = field(default=8, metadata={"help": "Micro-batch size (records)."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the LoRA."})
-    threshold: float = field(default=1.1, metadata={"help": "Detection lambda."})
-    unflagged: str = field(
-        default="mle", metadata={"help": "CUT lever: 'mle' (paper) or 'ignore' (docs/method.md)."}
-    )
-    align_n: bool = field(default=True, metadata={"help": "CUT lever: the Align-N likelihood."})
-    detector: str = field(
-        default="model", metadata={"help": "CUT lever: 'model' (paper) or 'spans' (oracle)."}
-    )
     seed: int = field(default=42, metadata={"help": "Seed of the topics split, LoRA and order."})
-
-
-TEMPLATE = "chat"
 
 
 def demo_tasks(settings: DemoSettings):
@@ -91,8 +80,9 @@ def demo_tasks(settings: DemoSettings):
 
 
 def _answers(model, tokenizer, tasks, settings):
-    return generate_answers(model, tokenizer, [t.instruction for t in tasks], template=TEMPLATE,
-                            max_new_tokens=settings.max_new_tokens, batch_size=24)  # fmt: skip
+    return generate_answers(model, tokenizer, [t.instruction for t in tasks],
+                            template=settings.template, max_new_tokens=settings.max_new_tokens,
+                            batch_size=24)  # fmt: skip
 
 
 def _judge(tasks, answers) -> tuple[list, int]:
@@ -116,14 +106,15 @@ def _figures(model, tokenizer, tasks, reference, settings) -> dict:
     }
     negatives = [r for r in reference if r.is_negative]
     if negatives:
-        tokens = score_tokens(model, tokenizer, negatives, template=TEMPLATE, max_length=512)
+        tokens = score_tokens(model, tokenizer, negatives, template=settings.template,
+                              max_length=settings.max_length)  # fmt: skip
         gold = tokens["in_error_span"].astype(bool)
         figures["logp_error_tokens"] = float(tokens.loc[gold, "logp_plain"].mean())
         figures["logp_other_tokens"] = float(tokens.loc[~gold, "logp_plain"].mean())
     accepted = [(r.instruction, r.response) for r in reference if r.is_positive]
     if accepted:
         figures["logp_good"] = float(
-            mean_response_logprobs(model, tokenizer, accepted, template=TEMPLATE).mean()
+            mean_response_logprobs(model, tokenizer, accepted, template=settings.template).mean()
         )
     return figures
 
@@ -143,7 +134,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     print(f"[1/5] loading {settings.model}")
     model, tokenizer = load_model(settings.model, device="cpu")
     print(f"      loaded in {time.perf_counter() - start:.1f} s")
-    (reply,) = generate_answers(model, tokenizer, [QUESTION], template=TEMPLATE, max_new_tokens=40)
+    (reply,) = generate_answers(model, tokenizer, [QUESTION], template=settings.template,
+                                max_new_tokens=40)  # fmt: skip
     print(f"      Q: {QUESTION}\n      A: {reply.text}")
 
     train_tasks, held_tasks = demo_tasks(settings)
@@ -161,10 +153,10 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
           f"      judgment: {shown.judgment!r}")  # fmt: skip
 
     print("[3/5] before training: does the judgment single out the criticised tokens?")
-    tokens = score_tokens(model, tokenizer, negatives, template=TEMPLATE,
-                          threshold=settings.threshold, max_length=512)  # fmt: skip
+    tokens = score_tokens(model, tokenizer, negatives, **scoring_kwargs(settings))
     quality = detection_quality(tokens, settings.threshold).iloc[0]
-    balance = push_balance(tokens, settings.threshold, unflagged=settings.unflagged)
+    balance = push_balance(tokens, settings.threshold, ul_weight=settings.ul_weight,
+                           unflagged=settings.unflagged)  # fmt: skip
     gate = {"detect_auc": float(quality["auc"]), "base_rate": float(quality["base_rate"]),
             "precision": float(quality["precision"]), "recall": float(quality["recall"]),
             **balance}  # fmt: skip
@@ -185,16 +177,12 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     print(table.assign(token=table["token"].map(repr)).round(3).to_string(index=False))
     before = _figures(model, tokenizer, held_tasks, held, settings)
 
-    levers = {"unflagged": settings.unflagged, "align_n": settings.align_n,
-              "detector": settings.detector}  # fmt: skip
+    levers = settings.lever_kwargs()
     print(f"[4/5] CUT training of a LoRA adapter on {len(train)} judged answers ({levers})")
-    model = apply_lora(model, True)
+    model = apply_lora(model, settings.lora_config())
     config = CUTConfig(
-        output_dir=str(out), template=TEMPLATE, max_length=512, threshold=settings.threshold,
-        num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=1, learning_rate=settings.learning_rate, warmup_steps=0.1,
-        logging_steps=2, save_strategy="no", seed=settings.seed, use_cpu=True, packing=True,
-        report_to="none", **levers,
+        output_dir=str(out), logging_steps=2, save_strategy="no", seed=settings.seed,
+        use_cpu=True, packing=True, report_to="none", **settings.cut_config_kwargs(), **levers,
     )  # fmt: skip
     trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
     print(f"      {trainer.build_reports['train']}")
@@ -228,11 +216,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
 
 def demo_main(argv: list[str]) -> dict:
     """``cutkit demo``: the main job (see :mod:`cutkit.cli.demo`)."""
-    from transformers import HfArgumentParser
+    from cutkit.cli.arguments import parse_command
 
-    from cutkit.cli.demo import DemoSettings, run_demo
-
-    (settings,) = HfArgumentParser(DemoSettings, prog="cutkit demo").parse_args_into_dataclasses(
-        argv
-    )
+    (settings,) = parse_command(argv, "cutkit demo", demo_main.__doc__, DemoSettings)
     return run_demo(settings)

@@ -2,37 +2,42 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 
-from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.models.lora import ModelSettings
+from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
+
+
+@dataclass
+class InspectArguments:
+    """What ``cutkit inspect`` reads, scores and writes; the model, template, lambda and alpha
+    are declared with the training settings (same options as the other commands)."""
+
+    data: str = field(metadata={"help": "Judgment file (.json/.jsonl)."})
+    model: str = shared_field(ModelSettings, "model")
+    adapter: str | None = field(
+        default=None,
+        metadata={"help": "A trained LoRA adapter folder (e.g. a cutkit train run directory)."},
+    )
+    output: str = field(
+        default="token_report.html",
+        metadata={"help": "Where to write the HTML report.", "aliases": ["--out"]},
+    )
+    # the template cutkit train uses by default (CUTConfig's), so a trained run is read as trained
+    template: str = shared_field(TrainSettings, "template", "alpaca")
+    threshold: float = shared_field(TrainSettings, "threshold")
+    ul_weight: float = shared_field(CUTLevers, "ul_weight")
+    limit: int = field(default=50, metadata={"help": "At most this many negative records."})
+    lenient: bool = field(
+        default=False, metadata={"help": "Skip junk records instead of stopping."}
+    )
 
 
 def inspect_main(argv: list[str]) -> None:
     """``cutkit inspect``: an HTML report of the tokens each judgment flags."""
-    parser = argparse.ArgumentParser(prog="cutkit inspect", description=inspect_main.__doc__)
-    parser.add_argument("--data", required=True, help="Judgment file (.json/.jsonl).")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Model name or path.")
-    parser.add_argument(
-        "--adapter",
-        default=None,
-        help="A trained LoRA adapter folder (e.g. a cutkit train run directory).",
-    )
-    parser.add_argument(
-        "--out", default="token_report.html", help="Where to write the HTML report."
-    )
-    parser.add_argument("--template", default="alpaca", choices=["alpaca", "chat"])
-    parser.add_argument("--threshold", type=float, default=1.1, help="Detection lambda.")
-    parser.add_argument("--limit", type=int, default=50, help="At most this many negative records.")
-    parser.add_argument(
-        "--lenient", action="store_true", help="Skip junk records instead of stopping."
-    )
-    parser.add_argument(
-        "--ul_weight",
-        type=float,
-        default=1.0,
-        help="Unlikelihood weight alpha for the push balance (CUTConfig.ul_weight).",
-    )
-    args = parser.parse_args(argv)
+    from cutkit.cli.arguments import parse_command
+
+    (args,) = parse_command(argv, "cutkit inspect", inspect_main.__doc__, InspectArguments)
 
     from cutkit.data.loading import load_records
     from cutkit.models.loading import load_model
@@ -47,9 +52,9 @@ def inspect_main(argv: list[str]) -> None:
 
         model = PeftModel.from_pretrained(model, args.adapter)
     scores = write_report(
-        model, tokenizer, records, args.out, template=args.template, threshold=args.threshold
+        model, tokenizer, records, args.output, template=args.template, threshold=args.threshold
     )
-    print(f"[cutkit] wrote {args.out} ({len(records)} records)")
+    print(f"[cutkit] wrote {args.output} ({len(records)} records)")
     print(_mechanism_text(scores, records, args.threshold, args.ul_weight))
 
 

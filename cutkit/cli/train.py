@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from cutkit.models.registry import DEFAULT_MODEL
+from cutkit.models.lora import ModelSettings
 
 
 @dataclass
-class TrainScriptArguments:
-    """What ``cutkit train`` loads; training options are CUTConfig's."""
+class TrainScriptArguments(ModelSettings):
+    """What ``cutkit train`` loads: the data, and the model and LoRA adapter of
+    :class:`~cutkit.models.lora.ModelSettings`; the training options are CUTConfig's."""
 
     data: str = field(
-        metadata={"help": "Training judgment file (.json/.jsonl; any supported format)."}
-    )
-    model: str = field(
-        default=DEFAULT_MODEL,
-        metadata={"help": "Model name, checkpoint folder, .gguf file or hub id."},
+        kw_only=True,
+        metadata={"help": "Training judgment file (.json/.jsonl; any supported format)."},
     )
     eval_data: str | None = field(
         default=None,
@@ -27,16 +25,8 @@ class TrainScriptArguments:
         metadata={"help": "Data format: auto, cut, shepherd, summarization, ultrafeedback."},
     )
     lenient: bool = field(
-        default=False,
-        metadata={
-            "help": "Skip junk records (e.g. '$ERROR$' judgments) with a report instead of stopping."
-        },
+        default=False, metadata={"help": "Skip junk records ('$ERROR$' judgments) with a report."}
     )
-    lora_r: int = field(
-        default=16, metadata={"help": "LoRA rank (paper: 16); 0 trains the full model."}
-    )
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
     resume: str | None = field(
         default=None,
         metadata={
@@ -47,49 +37,36 @@ class TrainScriptArguments:
 
 def train_main(argv: list[str]) -> dict:
     """``cutkit train``: load records and model, train with CUT, save the run directory."""
-    from transformers import HfArgumentParser
-
-    from cutkit.data.loading import load_records
+    from cutkit.cli.arguments import parse_command
+    from cutkit.data.loading import load_records_with_report
     from cutkit.eval.metrics import evaluate
     from cutkit.models.loading import load_model
     from cutkit.models.lora import apply_lora
     from cutkit.train.config import CUTConfig
+    from cutkit.train.settings import scoring_kwargs
     from cutkit.train.trainer import CUTTrainer
 
-    parser = HfArgumentParser((TrainScriptArguments, CUTConfig), prog="cutkit train")
-    script, config = parser.parse_args_into_dataclasses(argv)
-    records, report = load_records(
-        script.data, format=script.format, lenient=script.lenient, report=True
+    script, config = parse_command(
+        argv, "cutkit train", train_main.__doc__, TrainScriptArguments, CUTConfig
     )
-    print(f"[cutkit] {report}")
-    held_out = None
-    if script.eval_data:
-        held_out, eval_report = load_records(
-            script.eval_data, format=script.format, lenient=script.lenient, report=True
+
+    def load(path: str, what: str) -> tuple[list, object]:
+        records, report = load_records_with_report(
+            path, format=script.format, lenient=script.lenient
         )
-        print(f"[cutkit] held-out: {eval_report}")
+        print(f"[cutkit] {what}{report}")
+        return records, report
+
+    records, report = load(script.data, "")
+    held_out = load(script.eval_data, "held-out: ")[0] if script.eval_data else None
     model, tokenizer = load_model(script.model)
     if script.lora_r > 0:
-        model = apply_lora(
-            model,
-            {
-                "r": script.lora_r,
-                "lora_alpha": script.lora_alpha,
-                "lora_dropout": script.lora_dropout,
-            },
-        )
+        model = apply_lora(model, script.lora_config())
     figures = {}
 
     def evaluate_held_out(when: str) -> None:
         if held_out:
-            figures[when] = evaluate(
-                model,
-                tokenizer,
-                held_out,
-                template=config.template,
-                threshold=config.threshold,
-                max_length=config.max_length,
-            )
+            figures[when] = evaluate(model, tokenizer, held_out, **scoring_kwargs(config))
             print(f"[cutkit] held-out {when} training: {_short(figures[when])}")
 
     evaluate_held_out("before")
@@ -98,11 +75,7 @@ def train_main(argv: list[str]) -> dict:
     resume = True if script.resume == "last" else script.resume
     trainer.train(resume_from_checkpoint=resume)
     evaluate_held_out("after")
-    out = trainer.save_run(
-        script={f.name: getattr(script, f.name) for f in fields(script)},
-        load_report=str(report),
-        **figures,
-    )
+    out = trainer.save_run(script=asdict(script), load_report=str(report), **figures)
     print(f"[cutkit] saved the run to {out}/")
     return figures
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -41,8 +42,10 @@ from cutkit.data.records import JudgmentRecord
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
-from cutkit.models.registry import DEFAULT_MODEL
 from cutkit.train.objectives import OBJECTIVES
+from cutkit.train.settings import TrainSettings, scoring_kwargs
+
+logger = logging.getLogger(__name__)
 
 COMPARABLE = (*OBJECTIVES, "dpo")
 """Objectives :func:`compare` trains: CUTConfig's objectives and DPO (through TRL)."""
@@ -102,28 +105,18 @@ def parse_arm(spec: str) -> tuple[str, dict]:
 
 
 @dataclass
-class CompareSettings:
-    """What every run of a comparison shares (the budget and the evaluation)."""
+class CompareSettings(TrainSettings):
+    """What every run of a comparison shares: the model, LoRA, template, context and budget of
+    :class:`~cutkit.train.settings.TrainSettings`, and the evaluation. An arm's levers
+    (:func:`parse_arm`) override the shared settings for that arm."""
 
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Base model name or path."})
-    template: str = field(default="chat", metadata={"help": "Prompt template: alpaca or chat."})
     steps: int | None = field(
         default=None,
         metadata={
             "help": "Optimizer steps per run (the budget); None: `epochs` over the training "
-            "records at `batch_size` records per step."
+            "records at `batch_size` x `gradient_accumulation_steps` records per step."
         },
     )
-    epochs: float = field(default=1.0, metadata={"help": "Budget when `steps` is None."})
-    batch_size: int = field(default=8, metadata={"help": "Records per optimizer step."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (LoRA)."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of steps."})
-    max_length: int = field(default=512, metadata={"help": "Longest context in tokens."})
-    threshold: float = field(default=1.1, metadata={"help": "Detection lambda (CUT, evaluation)."})
-    align_p_ratio: float | None = field(
-        default=0.25, metadata={"help": "Positives kept per negative (None keeps all)."}
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     dpo_beta: float = field(default=0.1, metadata={"help": "DPO temperature."})
     max_new_tokens: int = field(
         default=64, metadata={"help": "Longest greedy answer for gen_accuracy."}
@@ -141,7 +134,7 @@ class CompareSettings:
         """Optimizer steps of every run for ``n_train`` training records."""
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.epochs * n_train / self.batch_size))
+        return max(1, math.ceil(self.epochs * n_train / self.records_per_step))
 
 
 def compare(
@@ -166,7 +159,8 @@ def compare(
         settings: the shared budget and evaluation; keyword ``overrides`` replace its fields.
         resume: skip (objective, seed) runs already in ``<output>/runs.csv`` from the same
             settings (a changed setting starts afresh).
-        verbose: print one line per run.
+        verbose: log one line per run at INFO level (module logger ``cutkit.eval.comparison``;
+            ``cutkit compare`` shows them), else at DEBUG.
 
     Returns:
         one row per run: ``objective``, ``seed``, ``steps``, ``train_seconds``, the
@@ -186,13 +180,15 @@ def compare(
     def record(row: dict) -> None:
         runs.append(row)
         pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
-        if verbose:
-            shown = {k: row[k] for k in ("pref_accuracy", "gen_accuracy") if k in row}
-            print(
-                f"[compare] {row['objective']:<9} seed {row['seed']:>2}: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
-                + f" ({row['train_seconds']:.0f} s training)"
-            )
+        shown = {k: row[k] for k in ("pref_accuracy", "gen_accuracy") if k in row}
+        logger.log(
+            logging.INFO if verbose else logging.DEBUG,
+            "[compare] %-9s seed %2d: %s (%.0f s training)",
+            row["objective"],
+            row["seed"],
+            ", ".join(f"{k} {v:.3f}" for k, v in shown.items()),
+            row["train_seconds"],
+        )
 
     if not done("base", -1):
         model, tokenizer = load_model(settings.model)
@@ -242,16 +238,16 @@ def train_objective(
     from transformers import set_seed
 
     set_seed(seed)  # the LoRA A matrices are drawn at random
-    model = apply_lora(model, {"r": settings.lora_r, "lora_alpha": settings.lora_r})
+    model = apply_lora(model, settings.lora_config())
     run_dir = Path(run_dir or Path(settings.output) / f"{objective}-seed{seed}")
-    shared = dict(
+    # the budget is counted in steps here, so a warm-up fraction becomes a step count (rounded
+    # down; passed as a fraction of a step, transformers would read it as a fraction once more)
+    warmup_steps = int(settings.warmup * steps) if settings.warmup < 1 else settings.warmup
+    shared = settings.training_kwargs() | dict(
         output_dir=str(run_dir),
         max_steps=steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=1,
-        learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=settings.warmup_ratio * steps,
+        warmup_steps=warmup_steps,
         seed=seed,
         save_strategy="no",
         report_to="none",
@@ -272,23 +268,16 @@ def train_objective(
             tokenizer,
             train,
             template=settings.template,
-            beta=settings.dpo_beta,
             max_length=settings.max_length,
+            beta=settings.dpo_beta,
             **shared,
         )
         return model
     from cutkit.train.config import CUTConfig
     from cutkit.train.trainer import CUTTrainer
 
-    shared |= dict(
-        packing=settings.packing,
-        objective=objective,
-        template=settings.template,
-        max_length=settings.max_length,
-        threshold=settings.threshold,
-        align_p_ratio=settings.align_p_ratio,
-    )
-    args = CUTConfig(**{**shared, **config})
+    cut = dict(objective=objective, packing=settings.packing)
+    args = CUTConfig(**(settings.cut_config_kwargs() | shared | cut | config))
     trainer = CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer)
     from transformers import PrinterCallback
 
@@ -302,9 +291,7 @@ def _evaluate(model, tokenizer, test, settings: CompareSettings) -> dict:
         model,
         tokenizer,
         test,
-        template=settings.template,
-        threshold=settings.threshold,
-        max_length=settings.max_length,
+        **scoring_kwargs(settings),
         generate=settings.generate,
         max_new_tokens=settings.max_new_tokens,
     )

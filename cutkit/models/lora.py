@@ -1,8 +1,12 @@
-"""LoRA settings: the paper's recipe and applying a fresh adapter."""
+"""LoRA settings: the paper's recipe, the base model and adapter every entry point trains, and
+applying a fresh adapter."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from cutkit.models.registry import DEFAULT_MODEL
 
 PAPER_LORA = {
     "r": 16,
@@ -13,6 +17,36 @@ PAPER_LORA = {
     "task_type": "CAUSAL_LM",
 }
 """LoRA recipe of the CUT paper: rank 16, alpha 16, dropout 0.05 on the MLP projections only."""
+
+
+@dataclass
+class ModelSettings:
+    """The base model and the fresh LoRA adapter trained on it (the paper's recipe by default).
+
+    Every command that trains (``cutkit train``, ``demo``, ``compare``, ``online``) takes these
+    settings, with the same names and defaults."""
+
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "Base model: a name, checkpoint folder, .gguf file or hub id."},
+    )
+    lora_r: int = field(
+        default=PAPER_LORA["r"],
+        metadata={"help": "LoRA rank (paper: 16); 0 trains the full model (cutkit train only)."},
+    )
+    lora_alpha: int = field(
+        default=PAPER_LORA["lora_alpha"],
+        metadata={"help": "LoRA alpha, the adapter's scale is alpha / rank (paper: 16)."},
+    )
+    lora_dropout: float = field(
+        default=PAPER_LORA["lora_dropout"], metadata={"help": "LoRA dropout (paper: 0.05)."}
+    )
+
+    def lora_config(self):
+        """The ``peft.LoraConfig`` of these settings (the rest of :data:`PAPER_LORA` as it is)."""
+        return default_lora_config(
+            r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout
+        )
 
 
 def default_lora_config(**overrides: Any):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cutkit.models.registry import DEFAULT_MODEL
 from cutkit.online.generator import check_families
 from cutkit.online.judges.factory import parse_judge_spec
 from cutkit.online.tasks import HELDOUT_SEED
-
-if TYPE_CHECKING:
-    pass
+from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
 
 ONLINE_OBJECTIVES = ("cut", "sft", "hindsight")
 """Objectives the loop trains with (``sft``: on the responses the judge accepted)."""
@@ -40,13 +37,18 @@ RESUME_MAY_CHANGE = ("rounds", "show_progress", "device")
 
 
 @dataclass
-class OnlineConfig:
-    """Settings of an online alignment run (every field is also a ``cutkit online`` option)."""
+class OnlineConfig(CUTLevers, TrainSettings):
+    """Settings of an online alignment run (every field is also a ``cutkit online`` option).
 
-    model: str = field(
-        default=DEFAULT_MODEL,
-        metadata={"help": "Base model: a name, checkpoint folder, .gguf file or hub id."},
-    )
+    The model, LoRA, template, context and budget fields are :class:`TrainSettings`', the CUT
+    levers :class:`CUTLevers`'; this class adds the rounds, the tasks, the judge and generation."""
+
+    # online's own defaults for two shared settings: training contexts hold a prompt, a judgment
+    # and an answer of up to max_new_tokens (192) tokens, so 1024 keeps them whole; the rounds
+    # train with the paper's learning rate (CUTConfig's), the short CPU runs of demo / compare
+    # with 1e-3
+    max_length: int = shared_field(TrainSettings, "max_length", 1024)
+    learning_rate: float = shared_field(TrainSettings, "learning_rate", 4e-4)
     output_dir: str = field(
         default="runs/online",
         metadata={"help": "Run directory (resumed when it holds a run).", "aliases": ["--output"]},
@@ -63,7 +65,8 @@ class OnlineConfig:
         default="cut",
         metadata={
             "help": f"Training objective, one of {ONLINE_OBJECTIVES} (sft: rejection-sampling "
-            "fine-tuning on the accepted responses)."
+            "fine-tuning on the accepted responses).",
+            "choices": ONLINE_OBJECTIVES,
         },
     )
     judge: str = field(
@@ -72,10 +75,6 @@ class OnlineConfig:
     )
     seed: int = field(
         default=42, metadata={"help": "Seed of the instructions, LoRA init and data order."}
-    )
-    template: str = field(
-        default="chat",
-        metadata={"help": "Prompt template for answering and training: chat or alpaca."},
     )
     max_new_tokens: int = field(
         default=192,
@@ -98,41 +97,6 @@ class OnlineConfig:
     do_sample: bool = field(
         default=False, metadata={"help": "Sample responses instead of greedy decoding (training)."}
     )
-    epochs: float = field(default=1.0, metadata={"help": "Training epochs per round."})
-    learning_rate: float = field(
-        default=4e-4,
-        metadata={"help": "Peak learning rate of each round's LoRA.", "aliases": ["--lr"]},
-    )
-    batch_size: int = field(default=8, metadata={"help": "Micro-batch size (records)."})
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Micro-batches per optimizer step."}
-    )
-    warmup: float = field(
-        default=0.1, metadata={"help": "Warm-up: a fraction of the steps (< 1) or a step count."}
-    )
-    align_p_ratio: float | None = field(
-        default=0.25,
-        metadata={"help": "Positives kept per negative (paper: 0.25); 'none' keeps all."},
-    )
-    threshold: float = field(default=1.1, metadata={"help": "Detection lambda."})
-    detector: str = field(
-        default="model",
-        metadata={
-            "help": "CUT lever: 'model' (the paper's judged/plain ratio) or 'spans' (the "
-            "judge's error_spans; docs/method.md)."
-        },
-    )
-    unflagged: str = field(
-        default="mle",
-        metadata={
-            "help": "CUT lever: 'mle' (paper) or 'ignore' (no plain-prompt loss on "
-            "unflagged tokens of a bad answer)."
-        },
-    )
-    align_n: bool = field(
-        default=True,
-        metadata={"help": "CUT lever: the likelihood of a bad answer given its judgment."},
-    )
     families: str | None = field(
         default=None,
         metadata={
@@ -140,11 +104,6 @@ class OnlineConfig:
             "instructions from; default: all."
         },
     )
-    ul_weight: float = field(default=1.0, metadata={"help": "Unlikelihood weight alpha."})
-    max_length: int = field(default=1024, metadata={"help": "Longest training context, tokens."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper: 16)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)."})
     device: str | None = field(
         default=None, metadata={"help": "cpu, cuda, cuda:1...; default: CUDA if available."}
     )
@@ -155,10 +114,14 @@ class OnlineConfig:
     show_progress: bool = field(default=True, metadata={"help": "Progress bars and logs."})
     training: dict[str, Any] = field(
         default_factory=dict,
-        metadata={"help": "Further CUTConfig fields for every round (Python API only)."},
+        metadata={
+            "help": "Further CUTConfig fields for every round (on the command line: a JSON "
+            "object, e.g. '{\"gamma\": 0.5}')."
+        },
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the levers
         if self.objective not in ONLINE_OBJECTIVES:
             raise ValueError(
                 f"objective must be one of {ONLINE_OBJECTIVES} for online rounds, got "
@@ -178,14 +141,6 @@ class OnlineConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         parse_judge_spec(self.judge)
         self.task_families()  # an unknown family fails here, before any work
-        from cutkit.train.config import DETECTORS
-        from cutkit.train.losses import UNFLAGGED
-
-        if self.detector not in DETECTORS or self.unflagged not in UNFLAGGED:
-            raise ValueError(
-                f"detector must be one of {DETECTORS} and unflagged one of {UNFLAGGED}, got "
-                f"{self.detector!r} and {self.unflagged!r}"
-            )
 
     def task_families(self) -> tuple[str, ...] | None:
         """The families of ``families`` (None: all), checked."""
