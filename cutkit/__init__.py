@@ -33,7 +33,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.data.bundled": ("bundled_data_path", "load_bundled_or_path"),
     # models
     "cutkit.models.loading": ("load_model", "load_tokenizer"),
-    "cutkit.models.lora": ("default_lora_config", "apply_lora"),
+    "cutkit.models.lora": ("ModelSettings", "default_lora_config", "apply_lora"),
     "cutkit.models.tiny": ("tiny_model",),
     # training
     "cutkit.train.batching": ("build_examples", "CUTCollator"),
@@ -41,6 +41,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.train.logprobs": ("label_logprobs",),
     "cutkit.train.losses": ("cut_loss", "CUTLossOutput"),
     "cutkit.train.objectives": ("OBJECTIVES", "build_objective_examples"),
+    "cutkit.train.settings": ("TrainSettings", "CUTLevers"),
     "cutkit.train.config": ("CUTConfig",),
     "cutkit.train.trainer": ("CUTTrainer",),
     "cutkit.train.dpo": ("train_dpo",),

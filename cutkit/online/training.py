@@ -41,19 +41,8 @@ def training_args(config: OnlineConfig, output_dir: Path, seed: int, *, use_cpu:
         **{
             "output_dir": str(output_dir),
             "objective": c.objective,
-            "template": c.template,
-            "max_length": c.max_length,
-            "align_p_ratio": c.align_p_ratio,
-            "threshold": c.threshold,
-            "ul_weight": c.ul_weight,
-            "detector": c.detector,
-            "unflagged": c.unflagged,
-            "align_n": c.align_n,
-            "num_train_epochs": c.epochs,
-            "learning_rate": c.learning_rate,
-            "per_device_train_batch_size": c.batch_size,
-            "gradient_accumulation_steps": c.gradient_accumulation_steps,
-            "warmup_steps": c.warmup,
+            **c.cut_config_kwargs(),
+            **c.lever_kwargs(),
             "logging_steps": 1,
             "save_strategy": "no",
             "report_to": "none",
@@ -108,7 +97,7 @@ def train_round(
         return RoundTraining(model, summary)
     start = time.perf_counter()
     set_seed(seed)  # the LoRA initialisation draws from the global generator
-    lora = {"r": c.lora_r, "lora_alpha": c.lora_alpha, "lora_dropout": c.lora_dropout}
+    lora = c.lora_config()
     peft_model = apply_lora(model, lora)
     trainer = CUTTrainer(peft_model, args, train_dataset=examples, processing_class=tokenizer)
     if not c.show_progress:
