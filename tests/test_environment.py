@@ -9,8 +9,7 @@ import tomllib
 import yaml
 
 from cutkit.models.registry import DEFAULT_MODEL, KNOWN_MODELS
-
-from .helpers import REPO
+from tests.helpers import REPO
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .helpers import REPO
+from tests.helpers import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 

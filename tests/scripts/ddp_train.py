@@ -1,5 +1,5 @@
 """Trains the tiny model for one step under torchrun (2 CPU processes, gloo); rank 0 saves the
-LoRA weights. Used by tests/test_trainer.py::test_ddp_two_processes_matches_one_process."""
+LoRA weights. Used by tests/train/test_trainer.py::test_ddp_two_processes_matches_one_process."""
 
 import sys
 

@@ -15,8 +15,7 @@ from cutkit.models.lora import apply_lora
 from cutkit.models.tiny import tiny_model
 from cutkit.train.config import CUTConfig
 from cutkit.train.trainer import CUTTrainer
-
-from .helpers import (
+from tests.helpers import (
     REPO,
     arithmetic_records,
     assert_same_weights,

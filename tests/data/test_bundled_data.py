@@ -10,8 +10,7 @@ import pytest
 
 from cutkit.data.loading import load_records_with_report
 from cutkit.eval.metrics import answer_correct
-
-from .helpers import REPO
+from tests.helpers import REPO
 
 BUNDLED = REPO / "data" / "judgments"
 SCRIPT = REPO / "scripts" / "make_judgments.py"

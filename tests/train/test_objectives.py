@@ -21,8 +21,7 @@ from cutkit.train.objectives import (
     build_objective_examples,
 )
 from cutkit.train.trainer import CUTTrainer
-
-from .helpers import make_trainer
+from tests.helpers import make_trainer
 
 NEG1 = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: it is Canberra.", refinement="Canberra."

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from cutkit.data.loading import load_records_with_report
-
-from .helpers import REPO
+from tests.helpers import REPO
 
 STARTER = REPO / "data" / "starter"
 SPLITS = ("train", "test")

@@ -26,8 +26,7 @@ from cutkit.train.batching import (
 from cutkit.train.logprobs import context_index, label_logprobs_packed, response_token_mask
 from cutkit.train.losses import cut_loss
 from cutkit.train.objectives import build_objective_examples
-
-from .helpers import (
+from tests.helpers import (
     arithmetic_records,
     assert_same_weights,
     lora_weights,

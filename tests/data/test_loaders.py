@@ -22,8 +22,7 @@ from cutkit.data.loading import (
     load_records_with_report,
 )
 from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
-
-from .helpers import FIXTURES
+from tests.helpers import FIXTURES
 
 LOADERS = FIXTURES / "loaders"
 

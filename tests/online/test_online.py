@@ -21,6 +21,7 @@ from cutkit.online.loop import run_online
 from cutkit.online.rounds import heldout_metrics, judged_records
 from cutkit.online.rundir import read_jsonl, round_dir
 from cutkit.online.tasks import Constraint, Task
+from cutkit.train.batching import build_examples
 
 
 @pytest.fixture(scope="module")
@@ -369,14 +370,10 @@ def test_kept_truncated_answers_are_judged_and_marked(checkpoint, tmp_path, monk
     marked = {r.id for r in records if r.meta.get("truncated")}
     assert marked == truncated_ids(out) and set(trained) == {r.id for r in records}
     assert all(r.meta.get("truncated") is None for r in records if r.id not in marked)
-    batching = Path(__file__).resolve().parents[1] / "cutkit" / "train" / "batching.py"
-    if "truncated" in batching.read_text():  # the records are built without their EOS
-        from cutkit.train.batching import build_examples
-
-        examples, _ = build_examples(records, tokenizer, "chat")
-        for example in examples:
-            ends_with_eos = example["response_ids"][-1] == tokenizer.eos_token_id
-            assert ends_with_eos is (example["id"] not in marked), example["id"]
+    examples, _ = build_examples(records, tokenizer, "chat")  # cut-off answers: no EOS
+    for example in examples:
+        ends_with_eos = example["response_ids"][-1] == tokenizer.eos_token_id
+        assert ends_with_eos is (example["id"] not in marked), example["id"]
 
 
 def test_heldout_metrics_count_an_empty_answer_as_unsatisfied():
