@@ -1,6 +1,6 @@
 """The package is layered, data <- models <- train <- eval <- viz <- online <- cli: a module imports
 (anywhere in the file, functions included) only from its own subpackage or an earlier one, plus
-``cutkit._version``; ``cutkit/__init__.py`` and ``cutkit/__main__.py`` sit on top. Every module is
+``cutkit._version`` and ``cutkit._checks`` (the numeric-setting checks); ``cutkit/__init__.py`` and ``cutkit/__main__.py`` sit on top. Every module is
 in a layer, and module-level imports (outside ``if TYPE_CHECKING:``) form no cycle.
 
 The checker is tested on a small package with planted violations before it clears the real tree."""
@@ -16,7 +16,7 @@ LAYERS = ("data", "models", "train", "eval", "viz", "online", "cli")
 """Lowest first: a layer may import from itself and the layers before it."""
 TOP = ("__init__", "__main__")
 """Root modules above every layer (they may import anything)."""
-SHARED = ("_version",)
+SHARED = ("_version", "_checks")
 """Root modules below every layer (anything may import them)."""
 
 

@@ -45,8 +45,24 @@ def command_parser(prog: str, description: str, *settings_classes: type):
 
 def parse_command(argv: list[str], prog: str, description: str, *settings_classes: type):
     """Parse ``argv`` into one instance of each of ``settings_classes`` (a tuple)."""
-    parser = command_parser(prog, description, *settings_classes)
-    return parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
+    return parse_with(command_parser(prog, description, *settings_classes), argv)
+
+
+def parse_with(parser, argv: list[str] | None):
+    """``parser.parse_args_into_dataclasses(argv)``, with argparse's usage error (exit status 2)
+    for an unknown option, and a :class:`~cutkit.cli.checks.CommandError` for a value the settings
+    refuse (their ``__post_init__`` checks), so that ``cutkit`` prints it as one line."""
+    from cutkit.cli.checks import CommandError
+
+    try:
+        *parsed, remaining = parser.parse_args_into_dataclasses(
+            argv, look_for_args_file=False, return_remaining_strings=True
+        )
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from error
+    if remaining:
+        parser.error(f"unrecognized arguments: {' '.join(remaining)}")
+    return tuple(parsed)
 
 
 def _is_optional(hint) -> bool:

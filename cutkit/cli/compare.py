@@ -31,14 +31,37 @@ class CompareScriptArguments:
 def compare_main(argv: list[str]):
     """``cutkit compare``: :func:`cutkit.compare` from the command line."""
     from cutkit.cli.arguments import parse_command
+    from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.bundled import load_bundled_or_path
     from cutkit.eval import comparison
-    from cutkit.eval.comparison import CompareSettings, compare, save_comparison, summary_markdown
+    from cutkit.eval.comparison import (
+        CompareSettings,
+        check_comparison,
+        compare,
+        parse_arm,
+        save_comparison,
+        summary_markdown,
+    )
 
     script, settings = parse_command(
         argv, "cutkit compare", compare_main.__doc__, CompareScriptArguments, CompareSettings
     )
+    # fail fast, before any model loads or folder is made (compare() checks the records again)
+    check_template(settings.template)
+    check_output_path(settings.output, folder=True)
+    arms = {spec: parse_arm(spec) for spec in script.objectives}
     train, test = load_bundled_or_path(script.train), load_bundled_or_path(script.test)
+    if not train:
+        raise CommandError(
+            f"--train {script.train} holds no records to train on; pass a judgment file with "
+            "records"
+        )
+    if not test:
+        raise CommandError(
+            f"--test {script.test} holds no records: every run is evaluated on them; pass a "
+            "held-out judgment file with records"
+        )
+    check_comparison(arms, train, test, settings)
     print(
         f"[cutkit] comparing {script.objectives} over seeds {script.seeds}: {len(train)} training "
         f"records, {len(test)} held-out, {settings.budget(len(train))} steps of "

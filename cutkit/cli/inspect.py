@@ -32,6 +32,16 @@ class InspectArguments:
         default=False, metadata={"help": "Skip junk records instead of stopping."}
     )
 
+    def __post_init__(self) -> None:
+        import math
+
+        if self.limit < 1:
+            raise ValueError(f"--limit must be >= 1 (negative records to score), got {self.limit}")
+        for name in ("threshold", "ul_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+
 
 def inspect_main(argv: list[str]) -> None:
     """``cutkit inspect``: an HTML report of the tokens each judgment flags."""
@@ -39,18 +49,34 @@ def inspect_main(argv: list[str]) -> None:
 
     (args,) = parse_command(argv, "cutkit inspect", inspect_main.__doc__, InspectArguments)
 
+    from pathlib import Path
+
+    from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records
     from cutkit.models.loading import load_model
     from cutkit.viz.report import write_report
 
-    records = [r for r in load_records(args.data, lenient=args.lenient) if r.is_negative][
-        : args.limit
-    ]
+    # fail fast, before the model loads and the records are scored
+    check_template(args.template)
+    output = check_output_path(args.output, folder=False)
+    if args.adapter and not Path(args.adapter).is_dir():
+        raise CommandError(
+            f"--adapter {args.adapter} is not a folder; give a LoRA adapter folder (e.g. a cutkit "
+            "train run directory)"
+        )
+    loaded = load_records(args.data, lenient=args.lenient)
+    records = [r for r in loaded if r.is_negative][: args.limit]
+    if not records:
+        raise CommandError(
+            f"--data {args.data}: none of its {len(loaded)} records is negative (has a critical "
+            "judgment), so there are no flagged tokens to report; pass judged records"
+        )
     model, tokenizer = load_model(args.model)
     if args.adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, args.adapter)
+    output.parent.mkdir(parents=True, exist_ok=True)  # missing folders of --output are created
     scores = write_report(
         model, tokenizer, records, args.output, template=args.template, threshold=args.threshold
     )

@@ -23,7 +23,12 @@ def online_parser():
 
 def online_main(argv: list[str] | None = None) -> OnlineRun:
     """``cutkit online``: online alignment rounds with a judge (module docstring)."""
-    (config,) = online_parser().parse_args_into_dataclasses(argv, look_for_args_file=False)
+    from cutkit.cli.arguments import parse_with
+    from cutkit.cli.checks import check_output_path, check_template
+
+    (config,) = parse_with(online_parser(), argv)
+    check_template(config.template)
+    check_output_path(config.output_dir, folder=True)
     run = run_online(config)
     print(run.table().to_string(float_format=lambda x: f"{x:.3f}"))
     print(f"[cutkit online] run directory: {run.run_dir}/")

@@ -30,7 +30,15 @@ class TrainScriptArguments(ModelSettings):
     resume: str | None = field(
         default=None,
         metadata={
-            "help": "Checkpoint folder to resume from ('last' = newest in the run directory)."
+            "help": "Checkpoint folder to resume from ('last' = the newest complete checkpoint "
+            "in the run directory); the settings and data must be the run's own."
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a new run in an --output that holds another run, deleting it "
+            "(without it such a run is refused)."
         },
     )
 
@@ -38,7 +46,9 @@ class TrainScriptArguments(ModelSettings):
 def train_main(argv: list[str]) -> dict:
     """``cutkit train``: load records and model, train with CUT, save the run directory."""
     from cutkit.cli.arguments import parse_command
+    from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records_with_report
+    from cutkit.eval.comparison import check_training_records
     from cutkit.eval.metrics import evaluate
     from cutkit.models.loading import load_model
     from cutkit.models.lora import apply_lora
@@ -57,8 +67,22 @@ def train_main(argv: list[str]) -> dict:
         print(f"[cutkit] {what}{report}")
         return records, report
 
+    # fail fast: everything that can refuse the run is checked before the model loads and before
+    # the run directory exists (cutkit.cli.checks)
+    check_template(config.template)
+    check_output_path(config.output_dir, folder=True)
     records, report = load(script.data, "")
+    check_training_records(
+        records, config.objective, source=script.data, align_p_ratio=config.align_p_ratio
+    )
     held_out = load(script.eval_data, "held-out: ")[0] if script.eval_data else None
+    if script.eval_data and not held_out:
+        raise CommandError(
+            f"--eval_data {script.eval_data} holds no records to evaluate; pass a held-out "
+            "judgment file with records, or leave --eval_data out"
+        )
+    run_dir, checkpoint = _check_run_directory(script, config, records)
+    _seed(config)  # before the LoRA is created: its initialisation draws random numbers
     model, tokenizer = load_model(script.model)
     if script.lora_r > 0:
         model = apply_lora(model, script.lora_config())
@@ -72,12 +96,80 @@ def train_main(argv: list[str]) -> dict:
     evaluate_held_out("before")
     trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
     print(f"[cutkit] {trainer.build_reports['train']}")
-    resume = True if script.resume == "last" else script.resume
-    trainer.train(resume_from_checkpoint=resume)
+    run_dir.claim()
+    trainer.train(resume_from_checkpoint=checkpoint)
     evaluate_held_out("after")
     out = trainer.save_run(script=asdict(script), load_report=str(report), **figures)
     print(f"[cutkit] saved the run to {out}/")
     return figures
+
+
+class _RunDirectory:
+    """The checked run directory of ``cutkit train``; :meth:`claim` clears it (``--overwrite``)
+    and records this run as its owner, just before training."""
+
+    def __init__(self, path, identity: dict, resume: bool, overwrite: bool):
+        self.path, self.identity, self.resume, self.overwrite = path, identity, resume, overwrite
+
+    def claim(self) -> None:
+        from cutkit.train.rundir import claim_run_directory
+
+        claim_run_directory(self.path, self.identity, resume=self.resume, overwrite=self.overwrite)
+
+
+def _check_run_directory(script, config, records) -> tuple[_RunDirectory, str | None]:
+    """Check that this run may use ``--output`` (cutkit.train.rundir: a new run needs a new or
+    empty directory or ``--overwrite``; a resume needs the run's own settings and data) and find
+    the checkpoint to resume: ``(run directory, checkpoint or None)``."""
+    from pathlib import Path
+
+    from cutkit._version import __version__
+    from cutkit.train.rundir import (
+        check_run_directory,
+        describe_skipped,
+        latest_complete_checkpoint,
+        records_fingerprint,
+        run_identity,
+    )
+
+    settings = {**asdict(script), **config.to_dict()}
+    identity = run_identity(settings, records_fingerprint(records), __version__)
+    out = Path(config.output_dir).expanduser().resolve()
+    if not script.resume:
+        check_run_directory(out, identity, resume=False, overwrite=script.overwrite)
+        return _RunDirectory(out, identity, False, script.overwrite), None
+    if script.resume == "last":
+        check_run_directory(out, identity, resume=True, overwrite=script.overwrite)
+        checkpoint, skipped = latest_complete_checkpoint(out)
+        if skipped:
+            print(f"[cutkit] {describe_skipped(skipped)}")
+        print(f"[cutkit] resuming from {checkpoint}")
+        return _RunDirectory(out, identity, True, False), str(checkpoint)
+    checkpoint = Path(script.resume).expanduser().resolve()
+    if not checkpoint.is_dir():
+        from cutkit.train.rundir import CheckpointError
+
+        raise CheckpointError(f"--resume {script.resume}: no checkpoint folder there")
+    source = checkpoint.parent
+    check_run_directory(source, identity, resume=True, overwrite=False)
+    same = source == out
+    if not same:  # a new run in --output, started from another run's checkpoint
+        check_run_directory(out, identity, resume=False, overwrite=script.overwrite)
+    elif script.overwrite:
+        check_run_directory(out, identity, resume=True, overwrite=True)  # refuses the pair
+    print(f"[cutkit] resuming from {checkpoint}")
+    return _RunDirectory(out, identity, same, script.overwrite and not same), str(checkpoint)
+
+
+def _seed(config) -> None:
+    """Seed python, numpy and torch with ``--seed`` as the Trainer does, before anything random
+    (the LoRA initialisation) happens, so that ``--seed`` makes the run reproducible."""
+    from transformers import enable_full_determinism, set_seed
+
+    if config.full_determinism:
+        enable_full_determinism(config.seed)
+    else:
+        set_seed(config.seed)
 
 
 def _short(figures: dict) -> str:

@@ -48,6 +48,24 @@ class _Fields:
             raise self.wrong_type(name, "a string", value)
         if not value.strip():
             raise self.error("is empty", name, fix="Fill it in or remove the record")
+        return self.valid_text(name, value)
+
+    def valid_text(self, name: str, value: str) -> str:
+        """``value`` if it is valid Unicode text; a lone surrogate (a JSON escape such as
+        ``"\\ud800"`` is valid JSON but no character, and no tokenizer or UTF-8 file takes it)
+        is an error naming the field."""
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise self.error(
+                f"holds a lone surrogate {value[err.start]!r} at character {err.start} "
+                "(invalid Unicode, e.g. half of a broken \\uXXXX escape pair)",
+                name,
+                fix="Remove it or complete the pair (a JSON escape like \\ud83d needs its low "
+                "half, \\ude00)",
+            ) from err
         return value
 
     def optional(self, name: str, kind: Any, expected: str, *, required: bool = False) -> Any:
@@ -61,12 +79,13 @@ class _Fields:
 
     def optional_text(self, name: str, *, required: bool = False) -> str | None:
         """A string (possibly empty) or None; a missing field is None unless ``required``."""
-        return self.optional(name, str, "a string or null", required=required)
+        value = self.optional(name, str, "a string or null", required=required)
+        return value if value is None else self.valid_text(name, value)
 
     def number(self, name: str, *, required: bool = True) -> float | None:
         value = self.optional(name, numbers.Real, "a number", required=required)
-        if (value is None and required) or (value is not None and math.isnan(value)):
-            raise self.wrong_type(name, "a number", value)
+        if (value is None and required) or (value is not None and not math.isfinite(value)):
+            raise self.wrong_type(name, "a finite number", value)
         return None if value is None else float(value)
 
     def child(self, name: str) -> _Fields:

@@ -13,6 +13,7 @@ other record is negative (Align-N + Misalign).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ POSITIVE_SCORE = 7.0
 """Official CUT data convention: a judge score >= 7 marks a good response."""
 
 JUNK_JUDGMENTS = frozenset({"$ERROR$"})
-"""Literal judgments that are failed judge calls, never critiques (seen in the released data)."""
+"""Placeholders of failed judge calls, never critiques (seen in the released data): a judgment is
+junk when it *starts* with one, in any case (``"$error$"``, ``"$ERROR$: timeout"``)."""
 
 JUNK_REASONS: dict[str, str] = {
-    "judge_error": 'judgment is "$ERROR$", the placeholder of a failed judge call',
+    "judge_error": 'judgment starts with "$ERROR$" (any case), the placeholder of a failed judge call',
     "commendation": "negative judgment only praises the response (says it is perfect, criticises nothing)",
     "no_critique": "negative record without a judgment text to condition on",
 }
@@ -78,8 +80,12 @@ class RecordError(ValueError):
 
 
 def is_junk_judgment(judgment: str | None) -> bool:
-    """True for judgments that are placeholders of a failed judge call (e.g. ``"$ERROR$"``)."""
-    return judgment is not None and judgment.strip() in JUNK_JUDGMENTS
+    """True for judgments that are placeholders of a failed judge call: ``"$ERROR$"`` in any case,
+    alone or followed by a detail (``"$error$"``, ``"$ERROR$: timeout"``)."""
+    if not isinstance(judgment, str):
+        return False
+    text = judgment.strip().casefold()
+    return any(text.startswith(junk.casefold()) for junk in JUNK_JUDGMENTS)
 
 
 def is_commendation(judgment: str | None) -> bool:
@@ -145,12 +151,29 @@ def refuse_missing_refinements(
 
 
 def is_positive_judgment(judgment: str | None, score: float | None = None) -> bool:
-    """docs/method.md §1 routing: missing/empty judgment, score >= 7, or a "Perfect..." reply."""
+    """docs/method.md §1 routing: missing/empty judgment, score >= 7, or a "Perfect..." reply.
+
+    A score that is not a finite number (NaN, +-inf, not a number at all) raises ValueError: it
+    says nothing about the response (``inf >= 7`` would route it positive)."""
     if score is not None:
-        return score >= POSITIVE_SCORE
+        return check_score(score) >= POSITIVE_SCORE
     if judgment is None or not judgment.strip():
         return True
     return bool(_PERFECT.match(judgment))
+
+
+def check_score(score) -> float:
+    """A judge score as a finite float; ValueError otherwise (see :func:`is_positive_judgment`)."""
+    try:
+        value = float(score) if not isinstance(score, bool | str | bytes) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(
+            f"score must be a finite number, got {score!r}: a judge score routes the record "
+            f"(>= {POSITIVE_SCORE:g} is positive), and NaN or infinity is no judge's score"
+        )
+    return value
 
 
 @dataclass
@@ -184,6 +207,16 @@ class JudgmentRecord:
 
     def __post_init__(self) -> None:
         self.id = str(self.id)
+        if self.score is not None:
+            try:
+                self.score = check_score(self.score)
+            except ValueError as error:
+                raise RecordError(
+                    str(error),
+                    index=repr(self.id),
+                    field="score",
+                    fix="fix the score or drop the record (None lets the judgment route it)",
+                ) from None
         if self.is_positive is None:
             self.is_positive = is_positive_judgment(self.judgment, self.score)
         self.error_spans = [(int(s), int(e)) for s, e in self.error_spans]

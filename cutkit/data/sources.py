@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +59,51 @@ def _read_file(path: Path) -> tuple[list[Any], _Context]:
             f"unsupported file type {path.suffix!r}",
             fix="Give a .json or .jsonl file (.gz allowed)",
         )
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as err:
-        raise context.error(
-            f"not UTF-8 text ({err.reason})", fix="Re-save the file as UTF-8"
-        ) from err
+    text = _decode(_read_bytes(path, context), context)
     if name.endswith(".jsonl"):
         return _parse_jsonl(text, context), context
     return _parse_json(text, context), context
+
+
+def _read_bytes(path: Path, context: _Context) -> bytes:
+    """The file's bytes, a ``.gz`` file's decompressed; a damaged archive or an unreadable file
+    is a RecordError naming the file."""
+    if path.suffix.lower() != ".gz":
+        try:
+            return path.read_bytes()
+        except OSError as err:
+            raise context.error(
+                f"cannot read the file ({err})", fix="Check its permissions"
+            ) from err
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        detail = str(err) or type(err).__name__
+        if isinstance(err, EOFError):
+            detail = "it ends before the end of the compressed data: truncated"
+        raise context.error(
+            f"damaged gzip archive ({detail})",
+            fix="Re-download or re-create the file (`gzip -t FILE` tests an archive); a file "
+            "that is not gzip-compressed must not end in .gz",
+        ) from err
+    except OSError as err:
+        raise context.error(f"cannot read the file ({err})", fix="Check its permissions") from err
+
+
+def _decode(raw: bytes, context: _Context) -> str:
+    """UTF-8 text (a leading byte-order mark dropped); invalid bytes are a RecordError saying
+    where."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        raise context.error(
+            f"not UTF-8 text ({err.reason}: byte {raw[start : start + 1]!r} at offset {start}, "
+            f"line {line})",
+            fix="Re-save the file as UTF-8",
+        ) from err
 
 
 def _parse_json(text: str, context: _Context) -> list[Any]:

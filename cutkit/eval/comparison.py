@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cutkit.data.records import JudgmentRecord
+from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refinements
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
@@ -104,6 +104,54 @@ def parse_arm(spec: str) -> tuple[str, dict]:
     return objective, overrides
 
 
+def check_training_records(
+    records: Sequence[JudgmentRecord],
+    objective: str,
+    *,
+    source: str = "the training records",
+    align_p_ratio: float | None = None,
+) -> None:
+    """Refuse records ``objective`` cannot train on, before the model loads: none at all (an empty
+    file, or only junk skipped by ``--lenient``), no negatives for the objectives that learn from
+    judged mistakes (or whose Align-P downsampling keeps positives in proportion to negatives), no
+    positives for ``sft``, negatives without refinements for ``ilf`` and ``dpo``."""
+    if not records:
+        raise ValueError(
+            f"{source} holds no trainable records (an empty file, or every record skipped as "
+            "junk); pass a file with judged records"
+        )
+    n_negative = sum(r.is_negative for r in records)
+    n_positive = len(records) - n_negative
+    if objective == "sft" and not n_positive:
+        raise ValueError(
+            f"{source}: objective 'sft' trains on positive records only, and none of the "
+            f"{len(records)} records is positive; use 'ilf' to train on refinements, or another "
+            "objective"
+        )
+    needs_negatives = objective in ("cut", "ul_all", "hindsight", "ilf", "dpo") or (
+        objective != "sft" and align_p_ratio is not None
+    )
+    if needs_negatives and not n_negative:
+        why = (
+            "learns from judged mistakes"
+            if objective in ("cut", "ul_all", "hindsight", "ilf", "dpo")
+            else f"keeps align_p_ratio={align_p_ratio:g} positives per negative"
+        )
+        raise ValueError(
+            f"{source}: objective {objective!r} {why}, and none of the {len(records)} records is "
+            "negative (has a critical judgment); add negative records, or use objective 'sft'"
+        )
+    if objective in ("ilf", "dpo"):
+        try:
+            refuse_missing_refinements(
+                records, needed_by=f"objective {objective!r} trains on the refinements"
+            )
+        except RecordError as error:
+            raise RecordError(
+                error.problem, source=source, index=error.index, field=error.field, fix=error.fix
+            ) from None
+
+
 @dataclass
 class CompareSettings(TrainSettings):
     """What every run of a comparison shares: the model, LoRA, template, context and budget of
@@ -129,6 +177,17 @@ class CompareSettings(TrainSettings):
         metadata={"help": "Padding-free micro-batches for the CUT-family objectives (same loss)."},
     )
     output: str = field(default="runs/compare", metadata={"help": "Output folder."})
+
+    def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()  # the shared settings' checks
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(
+                f"steps must be >= 1 (optimizer steps per run) or None, got {self.steps}"
+            )
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
     def budget(self, n_train: int) -> int:
         """Optimizer steps of every run for ``n_train`` training records."""
@@ -169,6 +228,7 @@ def compare(
     """
     settings = dataclasses.replace(settings or CompareSettings(), **overrides)
     arms = {spec: parse_arm(spec) for spec in objectives}
+    check_comparison(arms, train, test, settings)  # before any model loads or folder is made
     out = Path(settings.output)
     out.mkdir(parents=True, exist_ok=True)
     runs = _previous_runs(out, settings) if resume else []
@@ -213,6 +273,29 @@ def compare(
                 | _evaluate(model, tokenizer, test, settings)
             )
     return pd.DataFrame(runs)
+
+
+def check_comparison(
+    arms: dict[str, tuple[str, dict]],
+    train: Sequence[JudgmentRecord],
+    test: Sequence[JudgmentRecord],
+    settings: CompareSettings,
+) -> None:
+    """Refuse a comparison that would fail or mean nothing only after its training: no held-out
+    records, or training records some arm (``{spec: parse_arm(spec)}``) cannot train on
+    (:func:`check_training_records`)."""
+    if not test:
+        raise ValueError(
+            "the test (held-out) records are empty: every run is evaluated on them; pass a "
+            "held-out judgment file with records"
+        )
+    for spec, (objective, overrides) in arms.items():
+        check_training_records(
+            train,
+            objective,
+            source=f"the training records (arm {spec!r})",
+            align_p_ratio=overrides.get("align_p_ratio", getattr(settings, "align_p_ratio", None)),
+        )
 
 
 def train_objective(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutkit._checks import check_number
 from cutkit.models.registry import DEFAULT_MODEL
 
 PAPER_LORA = {
@@ -41,6 +42,31 @@ class ModelSettings:
     lora_dropout: float = field(
         default=PAPER_LORA["lora_dropout"], metadata={"help": "LoRA dropout (paper: 0.05)."}
     )
+
+    def __post_init__(self) -> None:
+        check_number(
+            "lora_r",
+            self.lora_r,
+            minimum=0,
+            integer=True,
+            why="the LoRA rank; 0 trains the full model (cutkit train only), a negative rank "
+            "means nothing",
+        )
+        check_number(
+            "lora_alpha",
+            self.lora_alpha,
+            minimum=0,
+            min_open=True,
+            why="the adapter's scale is alpha / rank: 0 switches it off, a negative alpha flips it",
+        )
+        check_number(
+            "lora_dropout",
+            self.lora_dropout,
+            minimum=0,
+            maximum=1,
+            max_open=True,
+            why="a probability; 1 would drop every input of the adapter",
+        )
 
     def lora_config(self):
         """The ``peft.LoraConfig`` of these settings (the rest of :data:`PAPER_LORA` as it is)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,19 @@ FINISH_RATE_NOTE = (
 NO_SPANS_REASON = "no error spans (detector='spans' cannot train on it)"
 PROGRESS_FILE = "online_run.json"
 HELDOUT_FILE = "heldout_tasks.jsonl"
-RESUME_MAY_CHANGE = ("rounds", "show_progress", "device")
-"""Settings a resumed run may change; any other difference from the stored config is refused."""
+RESUME_MAY_CHANGE = (
+    "rounds",
+    "show_progress",
+    "device",
+    "judge_timeout",
+    "judge_attempts",
+    "judge_concurrency",
+    "judge_max_reply_bytes",
+)
+"""Settings a resumed run may change (the API judge's timeout, attempts, concurrency and reply
+cap only decide how patiently the endpoint is called); any other difference from the stored
+config is refused. A stored config without a setting (a run from an older version) matches any
+value of it."""
 
 
 @dataclass
@@ -111,6 +123,28 @@ class OnlineConfig(CUTLevers, TrainSettings):
     judge_max_new_tokens: int = field(
         default=256, metadata={"help": "Longest judgment in tokens (model and API judges)."}
     )
+    judge_timeout: float = field(
+        default=60.0,
+        metadata={
+            "help": "API judge: seconds per request, one deadline for connecting and reading the "
+            "whole reply (a timed-out request is retried, see --judge_attempts)."
+        },
+    )
+    judge_attempts: int = field(
+        default=5,
+        metadata={
+            "help": "API judge: requests per response at most (1 = no retries); a response is "
+            "given up on (excluded, never trained on) after about judge_attempts x "
+            "judge_timeout seconds plus backoff."
+        },
+    )
+    judge_concurrency: int = field(
+        default=4, metadata={"help": "API judge: requests in flight at once."}
+    )
+    judge_max_reply_bytes: int = field(
+        default=1_000_000,
+        metadata={"help": "API judge: largest reply accepted, in bytes (a larger one fails)."},
+    )
     show_progress: bool = field(default=True, metadata={"help": "Progress bars and logs."})
     training: dict[str, Any] = field(
         default_factory=dict,
@@ -139,6 +173,17 @@ class OnlineConfig(CUTLevers, TrainSettings):
             )
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not (
+            isinstance(self.judge_timeout, int | float)
+            and math.isfinite(self.judge_timeout)
+            and self.judge_timeout > 0
+        ):
+            raise ValueError(
+                f"judge_timeout must be a finite number of seconds > 0, got {self.judge_timeout}"
+            )
+        for name in ("judge_attempts", "judge_concurrency", "judge_max_reply_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         parse_judge_spec(self.judge)
         self.task_families()  # an unknown family fails here, before any work
 

@@ -104,6 +104,10 @@ class OnlineLoop:
                 batch_size=c.judge_batch_size,
                 max_new_tokens=c.judge_max_new_tokens,
                 show_progress=c.show_progress,
+                timeout=c.judge_timeout,
+                attempts=c.judge_attempts,
+                concurrency=c.judge_concurrency,
+                max_reply_bytes=c.judge_max_reply_bytes,
             )
             self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
         return self._judge
@@ -157,7 +161,13 @@ class OnlineLoop:
     def run(self) -> OnlineRun:
         """Do every round not done yet; returns all rounds' metrics and the final model."""
         c = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # everything that can refuse the run comes before the run directory is made, so a failed
+        # start leaves no empty run directory: a file in its place, other settings, the judge
+        # (a bad API key), the model
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(
+                f"output_dir {self.run_dir} is a file, not a run directory; choose a folder path"
+            )
         check_resumable(self.run_dir, c)
         completed = completed_rounds(self.run_dir)
         metrics = [
@@ -167,8 +177,9 @@ class OnlineLoop:
             self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
         if c.rounds >= len(completed) and c.rounds > 0:
             self.log(f"judge: {self.judge.name}")  # built now: a bad API key fails before work
-        heldout = self._heldout_tasks()
         self._load(metrics)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        heldout = self._heldout_tasks()
         for r in range(c.rounds + 1):
             if r in completed:
                 continue

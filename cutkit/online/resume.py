@@ -26,19 +26,23 @@ def completed_rounds(run_dir: Path) -> list[int]:
 
 def check_resumable(run_dir: Path, config: OnlineConfig) -> None:
     """Raise ValueError when ``run_dir`` holds a run made with settings ``config`` may not change
-    (any but :data:`~cutkit.online.config.RESUME_MAY_CHANGE`); a new directory passes."""
+    (any but :data:`~cutkit.online.config.RESUME_MAY_CHANGE`, and ``output_dir``, which is
+    ``run_dir`` itself: ``run``, ``run/`` and ``/abs/path/run`` resume the same run); a new
+    directory passes."""
     path = run_dir / PROGRESS_FILE
     stored = json.loads(path.read_text()).get("config", {}) if path.exists() else {}
     current = json.loads(json.dumps(asdict(config), default=str))
     changed = [
         f"{k}: {stored.get(k)!r} -> {current[k]!r}"
         for k in current
-        if k not in RESUME_MAY_CHANGE and k in stored and stored[k] != current[k]
+        # output_dir names the run being resumed (run_dir itself), however it is written: an
+        # absolute path, a trailing slash, another working directory or a moved folder
+        if k not in (*RESUME_MAY_CHANGE, "output_dir") and k in stored and stored[k] != current[k]
     ]
     if changed:
         raise ValueError(
             f"{run_dir} holds a run made with other settings ({'; '.join(changed)}). "
-            "Resume it with the same settings (only rounds, show_progress and device may "
+            f"Resume it with the same settings (only {', '.join(RESUME_MAY_CHANGE)} may "
             "change), or choose a new --output directory"
         )
 

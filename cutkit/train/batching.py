@@ -129,8 +129,14 @@ def build_examples(
         records: judgment records (junk judgments are refused: load them with cutkit.load_records).
         tokenizer: the model's tokenizer (needs an EOS token).
         template: "alpaca", "chat" or a PromptTemplate.
-        max_length: longest context in tokens; prompts are cut from the left to fit, identically
-            in both contexts, so the whole response survives.
+        max_length: longest context in tokens. A prompt longer than ``max_length`` minus its
+            response is cut from the left (counted in ``n_prompt_truncated``), so the whole
+            response survives; this happens to a long *instruction*. A negative record whose
+            *judgment* would push the instruction out of the judged prompt is refused instead,
+            with a :class:`RecordError` naming the record and what to change: the judged prompt
+            does not fit while the plain one does, the judgment alone fills the budget, or the two
+            cut contexts would be identical (:func:`check_judged_budget`). Nothing is dropped or
+            shortened silently.
         max_response_length: a response (with EOS) longer than this is cut from the right, the same
             in both contexts, and counted; default ``max_length // 2``.
         align_p_ratio: keep this many positives per negative (None keeps all).
@@ -174,6 +180,10 @@ def build_examples(
                 tokenizer, template.judged(record.prompt_instruction, record.judgment)
             )
         if max(len(plain), len(judged or ())) > prompt_budget:
+            if judged is not None:
+                check_judged_budget(
+                    record, index, plain, judged, prompt_budget, max_length, len(response_ids)
+                )
             report.n_prompt_truncated += 1
             plain = plain[-prompt_budget:]
             judged = judged[-prompt_budget:] if judged is not None else None
@@ -191,6 +201,52 @@ def build_examples(
         report.n_positive += record.is_positive
     report.n_examples = len(examples)
     return examples, report
+
+
+def check_judged_budget(
+    record: JudgmentRecord,
+    index: int,
+    plain: list[int],
+    judged: list[int],
+    prompt_budget: int,
+    max_length: int,
+    n_response: int,
+) -> None:
+    """Refuse (:class:`RecordError`) a negative record whose judged prompt cannot be cut to
+    ``prompt_budget`` tokens from the left without losing what CUT needs (the context budget of
+    :func:`build_examples`):
+
+    - the two cut contexts would be the same tokens: CUT compares the response under the judged
+      and the plain prompt, so the judgment must survive in the judged one;
+    - the plain prompt fits whole but the judged one does not: the judgment would push the start of
+      the instruction (and the template's header) out of the judged context only, silently;
+    - the judgment's share of the judged prompt (its tokens beyond the plain prompt's) fills the
+      whole budget: the judged context would keep none of the instruction.
+    """
+    needed, extra = len(judged), len(judged) - len(plain)
+    where = dict(index=index, field="judgment")
+    fix = (
+        f"Raise max_length (now {max_length}), lower max_response_length (the response takes "
+        f"{n_response}) or shorten the judgment"
+    )
+    if judged[-prompt_budget:] == plain[-prompt_budget:]:
+        raise RecordError(
+            f"record {record.id!r}: the judged and plain contexts would be identical once cut to "
+            f"the {prompt_budget} prompt tokens that fit beside the response (max_length="
+            f"{max_length}); CUT needs the judgment in the judged context",
+            fix=fix,
+            **where,
+        )
+    if len(plain) <= prompt_budget or extra >= prompt_budget:
+        raise RecordError(
+            f"record {record.id!r}: the judged prompt needs {needed} tokens but only "
+            f"{prompt_budget} fit beside the {n_response}-token response (max_length="
+            f"{max_length}); cutting it from the left would drop the "
+            f"{'start of the ' if extra < prompt_budget else ''}instruction from the judged "
+            "context only, so the judgment would not be the only difference between the contexts",
+            fix=fix,
+            **where,
+        )
 
 
 def response_char_spans(tokenizer, response: str, n_tokens: int) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold
 from cutkit.train.losses import (
     NORMALIZATIONS,
@@ -28,6 +29,14 @@ from cutkit.train.objectives import (
     OBJECTIVES,
     check_objective,
     objective_switches,
+)
+from cutkit.train.settings import (
+    COUNT_WHY,
+    GAMMA_WHY,
+    LR_WHY,
+    RATIO_WHY,
+    UL_WEIGHT_WHY,
+    check_max_length,
 )
 
 RUN_FILE = "cutkit_run.json"
@@ -40,7 +49,11 @@ gold ``error_spans`` (oracle detection)."""
 class CUTConfig(TrainingArguments):
     """Training arguments for CUT. Defaults follow the paper's recipe where it gives one
     (lr 4e-4, cosine, 100 warmup steps, 1 epoch, global batch 8 as micro-batch 1 x accumulation 8,
-    cutoff 2048, lambda 1.1, alpha 1.0); every ``transformers.TrainingArguments`` field works too."""
+    cutoff 2048, lambda 1.1, alpha 1.0); every ``transformers.TrainingArguments`` field works too.
+
+    Every numeric CUT setting (and the learning rate, warm-up, epochs and batch sizes) is checked
+    at construction: a value that is not finite or out of range raises ValueError naming the
+    field, the value, the range and why (:func:`cutkit._checks.check_number`)."""
 
     objective: str = field(
         default="cut",
@@ -61,7 +74,9 @@ class CUTConfig(TrainingArguments):
     max_length: int = field(
         default=2048,
         metadata={
-            "help": "Longest context in tokens; prompts are cut from the left so the response survives."
+            "help": "Longest context in tokens, >= 64; prompts are cut from the left so the "
+            "response survives (a negative record whose judgment would push its instruction out "
+            "of the judged prompt is refused: cutkit.train.batching.build_examples)."
         },
     )
     max_response_length: int | None = field(
@@ -79,13 +94,15 @@ class CUTConfig(TrainingArguments):
     ul_weight: float = field(
         default=1.0,
         metadata={
-            "help": "alpha: weight of the unlikelihood term on flagged tokens (1.0 online, 0.5 Shepherd)."
+            "help": "alpha >= 0, finite: weight of the unlikelihood term on flagged tokens (1.0 "
+            "online, 0.5 Shepherd)."
         },
     )
     gamma: float = field(
         default=0.0,
         metadata={
-            "help": "Dynamic weight exponent: w_t = alpha * p_judged(t)^gamma (paper v4); 0 = constant alpha."
+            "help": "Dynamic weight exponent >= 0, finite: w_t = alpha * p_judged(t)^gamma (paper "
+            "v4); 0 = constant alpha."
         },
     )
     normalization: str = field(
@@ -193,11 +210,47 @@ class CUTConfig(TrainingArguments):
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
         check_threshold(self.threshold)
+        self._check_numbers()
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         if self.unflagged not in UNFLAGGED:
             raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {self.unflagged!r}")
         super().__post_init__()
+
+    def _check_numbers(self) -> None:
+        """Every numeric setting finite and in range (ValueError naming the field, the value, the
+        range and why), before transformers or a model sees it."""
+        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_number("gamma", self.gamma, minimum=0, why=GAMMA_WHY)
+        check_max_length(self.max_length)
+        check_number(
+            "max_response_length",
+            self.max_response_length,
+            minimum=1,
+            maximum=self.max_length,
+            max_open=True,
+            integer=True,
+            optional=True,
+            why=f"the response shares max_length={self.max_length} with its prompt; None "
+            "gives max_length // 2",
+        )
+        check_number("align_p_ratio", self.align_p_ratio, minimum=0, optional=True, why=RATIO_WHY)
+        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, why=LR_WHY)
+        check_number(
+            "warmup_steps",
+            self.warmup_steps,
+            minimum=0,
+            why="a fraction of the steps (< 1) or a step count",
+        )
+        check_number(
+            "num_train_epochs",
+            self.num_train_epochs,
+            minimum=0,
+            min_open=not (self.max_steps and self.max_steps > 0),
+            why="passes over the records (max_steps > 0 overrides it)",
+        )
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "chunk_size"):
+            check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
 
     def loss_settings(self) -> dict:
         """The keyword arguments of :func:`cutkit.train.losses.cut_loss` this config selects (the

@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold, is_flagged
+from cutkit.train.settings import GAMMA_WHY, UL_WEIGHT_WHY
 
 NORMALIZATIONS = ("official", "paper", "token")
 UNFLAGGED = ("mle", "ignore")
@@ -57,14 +59,22 @@ UNFLAGGED = ("mle", "ignore")
 _LN2 = math.log(2.0)
 
 
-def log1mexp(x: Tensor) -> Tensor:
-    """log(1 - exp(x)) for x <= 0, elementwise, stable at both ends, finite values and gradients.
+LOG1MEXP_EPS = 1e-6
+"""How close to 0 :func:`log1mexp` lets its input come: log p is clamped to <= -1e-6, i.e. p to
+<= 1 - 1e-6. Without it the gradient 1 / (1 - p) grows without bound as p -> 1 (1e30 at
+log p = -1e-30); with it a flagged token's unlikelihood is at most -log(1e-6) = 13.8 nats and its
+gradient at most about 1e6. Inputs below -1e-6 are computed exactly as before."""
 
-    x is clamped to <= -tiny (so x = 0, i.e. p = 1, gives log(tiny), about -87 in fp32, with zero
-    gradient); near 0 it uses log(-expm1(x)), below -ln 2 log1p(-exp(x)) (Maechler 2012). Each
-    branch gets an input from its own safe range so the unused branch cannot put NaN in the grad.
+
+def log1mexp(x: Tensor) -> Tensor:
+    """log(1 - exp(x)) for x <= 0, elementwise, stable at both ends, finite and bounded gradients.
+
+    x is clamped to <= -:data:`LOG1MEXP_EPS` (so x in [-1e-6, 0], i.e. p >= 1 - 1e-6, gives
+    log(1e-6 - ...) ~ -13.8 with zero gradient past the clamp, and the gradient never exceeds about
+    1e6); near 0 it uses log(-expm1(x)), below -ln 2 log1p(-exp(x)) (Maechler 2012). Each branch
+    gets an input from its own safe range so the unused branch cannot put NaN in the grad.
     """
-    x = x.clamp(max=-torch.finfo(x.dtype).tiny)
+    x = x.clamp(max=-LOG1MEXP_EPS)
     near_zero = x > -_LN2
     a = torch.where(near_zero, x, -_LN2)  # safe for expm1 branch
     b = torch.where(near_zero, -_LN2, x)  # safe for log1p branch
@@ -195,8 +205,9 @@ def cut_loss(
         logp_plain: (B, L) log p in the plain context; only negative rows are read.
         mask: (B, L) bool response tokens; negative: (B,) bool.
         threshold: lambda >= 1 of the detection p_judged > lambda * p_plain (strict).
-        ul_weight: alpha, the weight of a flagged token's -log(1 - p_plain).
-        gamma: dynamic weight w_t = alpha * p_judged^gamma (detached); 0 = constant alpha.
+        ul_weight: alpha >= 0, finite, the weight of a flagged token's -log(1 - p_plain).
+        gamma: dynamic weight w_t = alpha * p_judged^gamma (detached), finite >= 0; 0 = constant
+            alpha. Out-of-range alpha or gamma raise ValueError saying why.
         normalization: "official" | "paper" | "token" (module doc).
         align_p, align_n, misalign, detect: ablation switches (module doc).
         unflagged: "mle" (the paper: likelihood on unflagged Misalign tokens) or "ignore" (no
@@ -215,6 +226,8 @@ def cut_loss(
     if unflagged not in UNFLAGGED:
         raise ValueError(f"unflagged must be one of {UNFLAGGED}, got {unflagged!r}")
     check_threshold(threshold)
+    check_number("ul_weight", ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+    check_number("gamma", gamma, minimum=0, why=GAMMA_WHY)
     if num_items is not None and normalization == "official":
         raise ValueError("num_items is not used by normalization='official' (per micro-batch)")
     if logp_judged.shape != logp_plain.shape or logp_judged.shape != mask.shape:

@@ -19,12 +19,39 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from cutkit._checks import MIN_CONTEXT, check_number
 from cutkit.data.templates import TEMPLATES
 from cutkit.models.lora import ModelSettings
 
 SCORING_FIELDS = ("template", "threshold", "max_length")
 """The settings that decide how a response's tokens are scored and flagged; training and every
 evaluation of a run must agree on them."""
+
+UL_WEIGHT_WHY = (
+    "alpha weighs the unlikelihood term on flagged tokens; a negative alpha rewards the very "
+    "tokens the judgment criticises and nan or inf turns every gradient into NaN (0 switches the "
+    "term off; the paper uses 1.0 online, 0.5 on Shepherd)"
+)
+GAMMA_WHY = (
+    "the dynamic weight is alpha * p_judged^gamma with p_judged <= 1; a negative gamma weighs "
+    "improbable tokens up without bound and nan or inf poisons the loss (0 = constant alpha)"
+)
+LR_WHY = "0 trains nothing and a negative, nan or inf step wrecks the weights (paper: 4e-4)"
+RATIO_WHY = "positives kept per negative (paper: 0.25); None keeps them all"
+COUNT_WHY = "a count of records, micro-batches or rows"
+
+
+def check_max_length(max_length) -> int:
+    """``max_length`` as an int; ValueError unless it is a whole number >= :data:`MIN_CONTEXT`."""
+    return check_number(
+        "max_length",
+        max_length,
+        minimum=MIN_CONTEXT,
+        integer=True,
+        why="the prompt templates alone take about 40 tokens, so a shorter context cuts the "
+        "instruction (and, shorter still, the judgment) out of the judged prompt and leaves the "
+        "judged and plain contexts the same text",
+    )
 
 
 def scoring_kwargs(settings) -> dict[str, Any]:
@@ -102,6 +129,29 @@ class TrainSettings(ModelSettings):
         metadata={"help": "Linear warm-up: a fraction of the steps (< 1) or a step count."},
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the model and LoRA
+        from cutkit.train.detection import check_threshold
+
+        check_number(
+            "lora_r",
+            self.lora_r,
+            minimum=1,
+            integer=True,
+            why="these settings train a fresh LoRA adapter of that rank (full fine-tuning, "
+            "rank 0, is `cutkit train --lora_r 0` only)",
+        )
+        check_max_length(self.max_length)
+        check_threshold(self.threshold)
+        check_number("align_p_ratio", self.align_p_ratio, minimum=0, optional=True, why=RATIO_WHY)
+        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, why=LR_WHY)
+        check_number("epochs", self.epochs, minimum=0, min_open=True, why="passes over the records")
+        for name in ("batch_size", "gradient_accumulation_steps"):
+            check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
+        check_number(
+            "warmup", self.warmup, minimum=0, why="a fraction of the steps (< 1) or a step count"
+        )
+
     @property
     def records_per_step(self) -> int:
         """Records per optimizer step (micro-batch size x accumulation)."""
@@ -150,6 +200,9 @@ class CUTLevers:
     ul_weight: float = field(default=1.0, metadata={"help": "Unlikelihood weight alpha."})
 
     def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:  # the settings beside the levers (e.g. TrainSettings)
+            parent()
         from cutkit.train.config import DETECTORS
         from cutkit.train.losses import UNFLAGGED
 
@@ -158,6 +211,7 @@ class CUTLevers:
                 f"detector must be one of {DETECTORS} and unflagged one of {UNFLAGGED}, got "
                 f"{self.detector!r} and {self.unflagged!r}"
             )
+        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
 
     def lever_kwargs(self) -> dict[str, Any]:
         """The :class:`~cutkit.train.config.CUTConfig` keywords of the levers (same names)."""

@@ -32,10 +32,12 @@ from contextlib import contextmanager
 
 import pandas as pd
 
+from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import TEMPLATES
 from cutkit.eval.tokens import score_tokens
 from cutkit.train.detection import check_threshold, log_threshold
+from cutkit.train.settings import COUNT_WHY, check_max_length
 from cutkit.viz.plots import plot_token_log_ratios
 from cutkit.viz.tokenview import (
     STYLE,
@@ -68,8 +70,9 @@ class TokenInspector:
         threshold: initial lambda, finite and >= 1 (the slider spans 1..10 on a log scale).
         compare_model: an optional second model, shown side by side (e.g. base vs CUT adapter).
         label, compare_label: names of the two models in the panels, chart and table.
-        batch_size, max_length: passed to :func:`~cutkit.eval.tokens.score_tokens`.
-        clip: |log ratio| in nats at which token colours saturate.
+        batch_size, max_length: passed to :func:`~cutkit.eval.tokens.score_tokens` (an integer
+            >= 1, and one >= 64: ValueError with the reason otherwise).
+        clip: |log ratio| in nats at which token colours saturate, finite and > 0.
     """
 
     def __init__(
@@ -90,6 +93,15 @@ class TokenInspector:
         import ipywidgets as w
 
         threshold = check_threshold(threshold)
+        batch_size = check_number("batch_size", batch_size, minimum=1, integer=True, why=COUNT_WHY)
+        max_length = check_max_length(max_length)
+        clip = check_number(
+            "clip",
+            clip,
+            minimum=0,
+            min_open=True,
+            why="the |log ratio| in nats at which token colours saturate",
+        )
         self.records = list(records)
         if not self.records:
             raise ValueError("TokenInspector needs at least one record")

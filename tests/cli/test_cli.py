@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cutkit.cli import main
+from cutkit.cli import COMMANDS, main
 from cutkit.data.bundled import bundled_data_path
 
 
@@ -57,23 +58,121 @@ def test_train_writes_adapter_config_history_and_figures(tiny_checkpoint, tmp_pa
     assert any("ul/flagged_frac" in h for h in history)
 
 
-def test_bad_data_stops_with_the_file_and_record(tiny_checkpoint, tmp_path):
+def test_bad_data_stops_with_the_file_and_record(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"instruction": "Q?", "output": "A.", "judgment": "$ERROR$"}]))
+    argv = ["train", "--data", str(bad), "--model", str(tiny_checkpoint)]
+    argv += ["--output", str(tmp_path / "run"), "--use_cpu", "true"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("cutkit train: error: ")]
+    assert re.search(r"bad\.json.*record 0.*lenient", line), line
+    assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=r"bad\.json.*record 0.*lenient"):
-        main(
-            [
-                "train",
-                "--data",
-                str(bad),
-                "--model",
-                str(tiny_checkpoint),
-                "--output",
-                str(tmp_path / "run"),
-                "--use_cpu",
-                "true",
-            ]
-        )
+        main([*argv, "--debug"])  # --debug (anywhere) re-raises: the traceback
+    monkeypatch.setenv("CUTKIT_DEBUG", "1")
+    with pytest.raises(ValueError, match=r"bad\.json.*record 0.*lenient"):
+        main(argv)
+
+
+def test_an_unexpected_error_keeps_its_traceback(monkeypatch):
+    def broken(argv):
+        raise KeyError("train")  # an internal bug, not bad input
+
+    def library_error(argv):
+        import json
+
+        json.loads("{")  # a ValueError raised outside cutkit's own code
+
+    monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
+    monkeypatch.setitem(COMMANDS, "train", broken)
+    with pytest.raises(KeyError):
+        main(["train"])
+    monkeypatch.setitem(COMMANDS, "train", library_error)
+    with pytest.raises(ValueError):
+        main(["train"])
+
+
+def test_input_errors_are_one_line_with_status_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
+    missing = tmp_path / "missing.jsonl"
+    assert main(["train", "--data", str(missing), "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cutkit train: error: ") and str(missing) in err
+    assert not (tmp_path / "run").exists()
+    assert main(["fly"]) == 2
+    assert "cutkit: error: unknown command 'fly'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse's usage errors keep their exit status 2
+        main(["train", "--data", str(missing), "--no_such_option", "1"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --no_such_option 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        ([], [], r"empty\.jsonl holds no trainable records"),
+        ([{"instruction": "Q?", "output": "A.", "judgment": "$ERROR$"}], ["--lenient", "true"],
+         r"empty\.jsonl holds no trainable records"),
+        ([{"instruction": "Q?", "output": "A.", "judgment": None}], [],
+         r"objective 'cut' learns from judged mistakes.*none of the 1 records is negative"),
+        ([{"instruction": "Q?", "output": "A.", "judgment": "Wrong."}], ["--objective", "ilf"],
+         r"record 0.*'refinement'.*no refinement"),
+        ([{"instruction": "Q?", "output": "A.", "judgment": None}], ["--template", "nope"],
+         r"unknown template 'nope'"),
+    ],
+    ids=["empty", "all-junk-lenient", "all-positive", "ilf-no-refinement", "template"],
+)  # fmt: skip
+def test_train_checks_data_and_settings_before_loading_the_model(
+    rows, extra, message, tmp_path, capsys, monkeypatch
+):
+    """No model is loaded (a missing one would fail differently) and no run directory made."""
+    monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
+    data = tmp_path / "empty.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = ["train", "--data", str(data), "--model", str(tmp_path / "never-loaded")]
+    assert main([*argv, "--output", str(tmp_path / "run"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_first(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    data = str(bundled_data_path("starter/train.jsonl"))
+    never = str(tmp_path / "never-loaded")
+    for argv in (
+        ["train", "--data", data, "--model", never, "--output", str(tmp_path / "a_file" / "run")],
+        ["inspect", "--data", data, "--model", never, "--out", str(tmp_path / "a_file" / "r.html")],
+        ["compare", "--train", data, "--test", data, "--model", never, "--output",
+         str(tmp_path / "a_file")],
+        ["online", "--model", never, "--output", str(tmp_path / "a_file")],
+        ["demo", "--model", never, "--output", str(tmp_path / "a_file")],
+    ):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "a_file" in err and "never-loaded" not in err, err
+
+
+def test_inspect_creates_the_folders_of_its_output(tiny_checkpoint, tmp_path, capsys):
+    report = tmp_path / "new" / "folder" / "report.html"
+    data = str(bundled_data_path("starter/train.jsonl"))
+    argv = ["inspect", "--data", data, "--model", str(tiny_checkpoint), "--limit", "2"]
+    assert main([*argv, "--out", str(report)]) == 0
+    assert report.exists()
+
+
+def test_compare_refuses_an_empty_test_set_before_training(tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    data = str(bundled_data_path("starter/train.jsonl"))
+    argv = ["compare", "--train", data, "--test", str(tmp_path / "empty.jsonl")]
+    argv += ["--model", str(tmp_path / "never-loaded"), "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--test" in err and "empty.jsonl holds no records" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_help_and_unknown_commands():
@@ -82,7 +181,7 @@ def test_help_and_unknown_commands():
     assert main([]) == 2
 
 
-def test_console_script_and_module_entry_points():
+def test_console_script_and_module_entry_points(tmp_path):
     module = subprocess.run(
         [sys.executable, "-m", "cutkit", "--help"], capture_output=True, text=True
     )
@@ -91,6 +190,12 @@ def test_console_script_and_module_entry_points():
     assert script, "the cutkit console script is installed beside the interpreter"
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "inspect" in result.stdout
+    bad = ["train", "--data", str(tmp_path / "missing.jsonl")]  # both exit with main's status
+    module = subprocess.run([sys.executable, "-m", "cutkit", *bad], capture_output=True, text=True)
+    assert module.returncode == 2 and "Traceback" not in module.stderr
+    assert module.stderr.startswith("cutkit train: error: ") and "missing.jsonl" in module.stderr
+    result = subprocess.run([script, *bad], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
 def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path, capsys):
@@ -140,7 +245,7 @@ def test_inspect_writes_a_token_report_with_an_adapter(tiny_checkpoint, tmp_path
 def test_compare_writes_runs_and_summary(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "compare"
     args = ["--model", str(tiny_checkpoint), "--output", str(out), "--steps", "1"]
-    args += ["--batch_size", "2", "--max_length", "64", "--max_new_tokens", "4"]
+    args += ["--batch_size", "2", "--max_length", "256", "--max_new_tokens", "4"]
     args += [
         "--template",
         "alpaca",
@@ -204,3 +309,46 @@ def test_online_is_a_cli_command(capsys):
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "--instructions-per-round" in printed and "--judge" in printed
+
+
+def _train_argv(checkpoint, out, *extra) -> list[str]:
+    return [
+        "train", "--data", str(bundled_data_path("starter/train.jsonl")), "--model",
+        str(checkpoint), "--output", str(out), "--max_steps", "2",
+        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--lora_r",
+        "4", "--use_cpu", "true", "--seed", "0", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+
+
+def test_train_with_a_seed_is_reproducible_bit_for_bit(tiny_checkpoint, tmp_path):
+    """--seed seeds before the LoRA is created, so two runs give the same adapter."""
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        assert main(_train_argv(tiny_checkpoint, tmp_path / name, "--save_strategy", "no")) == 0
+    a, b = (load_file(str(tmp_path / n / "adapter_model.safetensors")) for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def test_train_owns_its_run_directory(tiny_checkpoint, tmp_path, capsys):
+    """A run records what made it (cutkit_owner.json); another run into the directory is refused
+    unless --overwrite, a resume must keep the settings, and --resume last picks the newest
+    complete checkpoint, taking no extra step on a finished run."""
+    out = tmp_path / "run"
+    assert main(_train_argv(tiny_checkpoint, out, "--save_steps", "1")) == 0
+    owner = json.loads((out / "cutkit_owner.json").read_text())
+    assert owner["settings"]["data"] == str(bundled_data_path("starter/train.jsonl").resolve())
+    assert len(owner["data_sha256"]) == 64 and owner["cutkit_version"]
+    capsys.readouterr()
+    assert main(_train_argv(tiny_checkpoint, out, "--learning_rate", "1e-3")) == 2
+    error = capsys.readouterr().err
+    assert "already holds another run" in error and "learning_rate: 0.0004 -> 0.001" in error
+    assert main(_train_argv(tiny_checkpoint, out, "--resume", "last", "--lora_r", "8")) == 2
+    assert "lora_r: 4 -> 8" in capsys.readouterr().err
+    (out / "checkpoint-2" / "cutkit_checkpoint.json").unlink()  # as if killed while saving
+    assert main(_train_argv(tiny_checkpoint, out, "--resume", "last")) == 0
+    printed = capsys.readouterr().out
+    assert "skipped incomplete checkpoint-2" in printed and "checkpoint-1" in printed
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    assert main(_train_argv(tiny_checkpoint, out, "--overwrite", "true", "--seed", "1")) == 0
+    assert json.loads((out / "cutkit_owner.json").read_text())["settings"]["seed"] == 1

@@ -366,6 +366,64 @@ def test_bad_paths_and_sources(tmp_path):
         load_records(good_row())
 
 
+def gz_bytes(*rows) -> bytes:
+    return gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (lambda gz: gz[: len(gz) // 2], "truncated"),  # EOFError from gzip
+        (lambda gz: gz[:5], "truncated"),
+        (lambda gz: b"plain text, not gzip\n", "Not a gzipped file"),  # BadGzipFile
+        (lambda gz: gz[:-8] + b"\0\0\0\0" + gz[-4:], "CRC check failed"),
+        (lambda gz: gz + b"garbage!", "Not a gzipped file"),
+    ],
+)
+def test_a_damaged_gzip_archive_is_a_record_error_naming_the_file(tmp_path, damage, detail):
+    path = tmp_path / "data.jsonl.gz"
+    path.write_bytes(damage(gz_bytes(good_row(id="a"), good_row(id="b"))))
+    with pytest.raises(RecordError, match="damaged gzip archive") as caught:
+        load_records(path)
+    assert str(caught.value).startswith(f"{path}: ") and detail in str(caught.value)
+    assert "gzip -t" in caught.value.fix
+
+
+def test_invalid_utf8_says_where_and_a_bom_is_fine(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(json.dumps(good_row(id="a")).encode() + b'\n{"id": "\xff"}\n')
+    with pytest.raises(RecordError, match=r"not UTF-8 text .*b'\\xff' at offset \d+, line 2"):
+        load_records(path)
+    gz = tmp_path / "data.jsonl.gz"
+    gz.write_bytes(gzip.compress(b'{"id": "\xfe"}\n'))
+    with pytest.raises(RecordError, match="not UTF-8 text") as caught:
+        load_records(gz)
+    assert str(gz) in str(caught.value)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(good_row(id="a")).encode() + b"\n")
+    assert [r.id for r in load_records(bom)] == ["a"]
+
+
+@pytest.mark.parametrize("field", ["instruction", "output", "input", "judgment", "refinement"])
+def test_a_lone_surrogate_is_a_record_error_naming_file_record_and_field(tmp_path, field):
+    """``"\\ud800"`` is a valid JSON escape but no character: refused at load time (naming
+    where), not left for the tokenizer to fail on with a TypeError naming nothing."""
+    bad = json.dumps(good_row(id="b", **{field: "@@"})).replace('"@@"', '"bad \\ud800 text"')
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(good_row(id="a")) + "\n" + bad + "\n")
+    with pytest.raises(RecordError) as caught:
+        load_records(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}, record 1 (line 2), field {field!r}: holds a lone surrogate")
+    assert "'\\ud800' at character 4" in message
+    rows = [good_row(id="a"), good_row(id="b", **{field: "x\udfff"})]
+    with pytest.raises(RecordError, match=rf"<list>, record 1, field '{field}': .*surrogate"):
+        load_records(rows)
+    pair = json.dumps(good_row(id="c", output="@@")).replace('"@@"', '"smile \\ud83d\\ude00"')
+    path.write_text(pair + "\n")
+    assert load_records(path)[0].response == "smile \U0001f600"  # an escaped pair is fine
+
+
 def test_duplicate_ids(tmp_path):
     path = write_json(tmp_path / "dup.json", [good_row(id="a"), good_row(id="b"), good_row(id="a")])
     with pytest.raises(

@@ -88,7 +88,11 @@ def test_to_dict_uses_official_field_names():
     [
         ("$ERROR$", True),
         (" $ERROR$\n", True),
-        ("$ERROR$ and more", False),
+        ("$ERROR$ and more", True),
+        ("$error$", True),
+        ("$ERROR$: timeout", True),
+        ("Error: 2+2 is 4, not 5.", False),
+        ("The $ERROR$ placeholder is mentioned mid-text.", False),
         ("", False),
         (None, False),
     ],
@@ -187,3 +191,25 @@ def test_refuse_missing_refinements_checks_negatives_only():
 
 def test_module_docstring_example_runs():
     assert doctest.testmod(cutkit.data.records).failed == 0
+
+
+@pytest.mark.parametrize("score", [float("inf"), float("-inf"), float("nan"), "8", True])
+def test_a_score_that_is_not_a_finite_number_is_refused_not_routed(score):
+    with pytest.raises(RecordError) as caught:
+        make("The year is wrong.", score=score)
+    message = str(caught.value)
+    assert message.startswith("<records>, record 'r', field 'score': score must be a finite number")
+    assert "routes the record" in message
+    with pytest.raises(ValueError, match="score must be a finite number"):
+        is_positive_judgment("Fine.", score)
+
+
+def test_a_finite_score_is_kept_as_a_float():
+    assert make("Fine.", score=8).score == 8.0 and make("Fine.", score=8).is_positive
+
+
+@pytest.mark.parametrize("judgment", ["$error$", "$ERROR$: timeout", " $Error$ (429)\n"])
+def test_judge_error_variants_are_junk_with_the_judge_error_reason(judgment):
+    assert junk_reason(make(judgment, score=9)) == "judge_error"
+    with pytest.raises(RecordError, match="judge_error"):
+        refuse_junk([make(judgment)])

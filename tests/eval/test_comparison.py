@@ -50,7 +50,7 @@ def settings(tiny_checkpoint, tmp_path) -> CompareSettings:
         template="alpaca",
         steps=2,
         batch_size=2,
-        max_length=64,
+        max_length=128,  # the judged prompt must fit whole beside the response
         max_new_tokens=4,
         align_p_ratio=None,
         output=str(tmp_path / "compare"),
@@ -107,6 +107,34 @@ def test_dpo_runs_through_trl_with_the_same_budget(settings):
 def test_unknown_objectives_are_refused_before_any_work(settings):
     with pytest.raises(ValueError, match=r"unknown objective 'ppo'.*'dpo'"):
         compare(["cut", "ppo"], TRAIN, TEST, settings=settings)
+
+
+def test_records_no_arm_can_use_are_refused_before_any_work(tmp_path, monkeypatch):
+    """An empty test or training set, and training records an arm cannot train on, fail before
+    the model loads and before the output folder is made (not after every run has trained)."""
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the records were checked")
+
+    monkeypatch.setattr(compare_module, "load_model", no_model)
+    settings = CompareSettings(model="unused", steps=1, output=str(tmp_path / "out"))
+    positives = [r for r in TRAIN if r.is_positive]
+    unrefined = [JudgmentRecord("n", "Q?", "A.", "Wrong.")]
+    cases = [
+        (["cut"], TRAIN, [], r"test \(held-out\) records are empty"),
+        (["cut"], [], TEST, r"arm 'cut'.*holds no trainable records"),
+        (["sft", "cut"], positives, TEST, r"arm 'cut'.*none of the 2 records is negative"),
+        (["sft"], [r for r in TRAIN if r.is_negative], TEST, r"'sft'.*none of the 4.*positive"),
+        (["ilf"], unrefined, TEST, r"arm 'ilf'.*record 0.*'refinement'"),
+        (["dpo"], unrefined, TEST, r"arm 'dpo'.*record 0.*'refinement'"),
+        (["forward:align_p_ratio=0.25"], positives, TEST, r"align_p_ratio=0.25.*negative"),
+    ]
+    for objectives, train, test, message in cases:
+        with pytest.raises(ValueError, match=message):
+            compare(objectives, train, test, settings=settings)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        CompareSettings(steps=0)
 
 
 def test_arms_carry_cut_settings_and_typos_fail_before_training():

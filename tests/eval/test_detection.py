@@ -20,6 +20,7 @@ from cutkit.eval.detection import (
     record_groups,
 )
 from cutkit.eval.tokens import TOKEN_COLUMNS, score_tokens
+from cutkit.train.losses import LOG1MEXP_EPS
 from cutkit.viz.plots import plot_detection_report, plot_token_log_ratios
 from cutkit.viz.report import write_report
 
@@ -341,6 +342,9 @@ def test_push_balance_without_spans_and_near_certain_tokens():
     no_spans = push_balance(push_scores().assign(in_error_span=None))
     assert "push_down_error" not in no_spans and "push_up_error" not in no_spans
     sure = push_scores().iloc[:1].assign(logp_plain=-1e-12)
-    assert push_balance(sure)["push_down"] == pytest.approx(1e12, rel=1e-3)  # p / (1 - p)
+    # p / (1 - p), with p bounded like the loss bounds it (log1mexp clamps log p at -eps)
+    assert push_balance(sure)["push_down"] == pytest.approx(
+        1 / -math.expm1(-LOG1MEXP_EPS), rel=1e-3
+    )
     certain = push_scores().iloc[:1].assign(logp_plain=0.0)
     assert math.isfinite(push_balance(certain)["push_down"])  # p = 1: clamped, not inf

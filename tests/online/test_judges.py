@@ -1,14 +1,18 @@
 """Judges: RuleJudge's wording, quotes and spans; ModelJudge's prompt and plumbing on the tiny
 model; OpenAICompatibleJudge against a stub chat-completions server on 127.0.0.1 (success, retry
-after 500, 429 + Retry-After, timeout, malformed replies, permanent failure, concurrency)."""
+after 500, 429 + Retry-After, timeout, one deadline per request against a silent or trickling
+server, the reply size cap, malformed replies, permanent failure, concurrency); the judge
+options of ``cutkit online`` and resuming a run stored without them."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,12 +20,14 @@ import pytest
 from cutkit.data.loading import load_records
 from cutkit.data.records import JudgmentRecord, junk_reason
 from cutkit.online.checkers import check
+from cutkit.online.config import PROGRESS_FILE, OnlineConfig
 from cutkit.online.generator import generate_tasks
 from cutkit.online.judges.base import JUDGE_PROMPT, JudgeFailure, Judgment, judgment_from_text
 from cutkit.online.judges.factory import judge_options, make_judge
-from cutkit.online.judges.http import OpenAICompatibleJudge, parse_retry_after
+from cutkit.online.judges.http import JudgeCallError, OpenAICompatibleJudge, parse_retry_after
 from cutkit.online.judges.model import ModelJudge
 from cutkit.online.judges.rule import RuleJudge
+from cutkit.online.resume import check_resumable
 from cutkit.online.rounds import judged_records
 from cutkit.online.rundir import write_jsonl
 from cutkit.online.tasks import Constraint, Task
@@ -232,7 +238,42 @@ SCENARIOS = {
     "down": lambda n: (500, {}, b"internal error", 0),
     "forbidden": lambda n: (401, {}, b'{"error": "bad key"}', 0),
     "busy": lambda n: (200, {}, completion("Perfect."), 0.15),
+    "huge": lambda n: (200, {}, completion("x" * 2_000_000), 0),
+    "odd_retry_after": lambda n: (
+        (429, {"Retry-After": "nan"}, b"slow down", 0)
+        if n == 1
+        else (200, {}, completion("Perfect."), 0)
+    ),
 }
+
+
+def never_answer(handler):
+    handler.server.stop.wait(10)
+
+
+def trickle(handler):
+    """A whole reply, one byte every 0.2 s."""
+    payload = completion("Perfect.")
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    for byte in payload:
+        if handler.server.stop.wait(0.2):
+            return
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+
+
+def huge_unannounced(handler):
+    """2 MB with no Content-Length (the end is the closed connection)."""
+    handler.send_response(200)
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(completion("x" * 2_000_000))
+
+
+BEHAVIOURS = {"silent": never_answer, "trickle": trickle, "huge_unannounced": huge_unannounced}
+"""Scenarios that write their own reply."""
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -247,8 +288,11 @@ class StubHandler(BaseHTTPRequestHandler):
             server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
-        status, headers, payload, delay = SCENARIOS[scenario](n)
         try:
+            if scenario in BEHAVIOURS:
+                BEHAVIOURS[scenario](self)
+                return
+            status, headers, payload, delay = SCENARIOS[scenario](n)
             time.sleep(delay)
             self.send_response(status)
             for key, value in headers.items():
@@ -279,10 +323,12 @@ def stub():
     server.lock = threading.Lock()
     server.counts, server.requests = Counter(), []
     server.in_flight = server.max_in_flight = 0
+    server.stop = threading.Event()
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     server.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     yield server
+    server.stop.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
@@ -350,6 +396,71 @@ def test_api_times_out_a_slow_reply_then_retries(api_judge, stub):
     assert failure.attempts == 2
 
 
+def judge_within(judge, seconds: float, *scenarios: str) -> tuple[list, float]:
+    """``ask(judge, *scenarios)`` and the time it took, failing the test (not hanging it) when
+    that is more than ``seconds``."""
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(results=ask(judge, *scenarios)))
+    thread.daemon = True
+    start = time.monotonic()
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the judge still runs after {seconds} s"
+    return outcome["results"], time.monotonic() - start
+
+
+@pytest.mark.parametrize("scenario", ["silent", "trickle"])
+def test_api_one_deadline_per_request_covers_the_whole_reply(api_judge, stub, scenario):
+    """A server that never answers, or trickles its reply a byte every 0.2 s (each read is quick,
+    the whole reply would take seconds): each request gives up at the 0.5 s deadline, so the
+    pair fails after about timeout x attempts (+ backoff, recorded here, not slept)."""
+    judge = api_judge(timeout=0.5, max_attempts=2)
+    (failure,), took = judge_within(judge, 3.0, scenario)
+    assert isinstance(failure, JudgeFailure) and failure.attempts == 2
+    assert "timed out after 0.5 s" in failure.reason and "deadline" in failure.reason
+    assert failure.reason.endswith("(gave up after 2 attempts)")
+    assert 0.9 <= took <= 2 * 0.5 + 0.8
+    assert stub.counts[scenario] == 2 and len(api_judge.slept) == 1
+
+
+def test_api_deadline_bounds_a_batch(api_judge, stub):
+    judge = api_judge(timeout=0.3, max_attempts=2, concurrency=4)
+    results, took = judge_within(judge, 3.0, *["silent"] * 4)
+    assert all(isinstance(r, JudgeFailure) and "timed out" in r.reason for r in results)
+    assert took <= 2 * 0.3 + 0.8
+
+
+@pytest.mark.parametrize("scenario", ["huge", "huge_unannounced"])
+def test_api_reply_size_cap(api_judge, stub, scenario):
+    (failure,), _ = judge_within(api_judge(), 5.0, scenario)
+    assert isinstance(failure, JudgeFailure) and failure.attempts == 1  # not retried
+    assert "reply too large" in failure.reason and "1,000,000 bytes" in failure.reason
+    if scenario == "huge":
+        assert f"{len(completion('x' * 2_000_000)):,} bytes" in failure.reason
+    (result,) = ask(api_judge(max_reply_bytes=3_000_000), "huge")
+    assert isinstance(result, Judgment) and len(result.text) == 2_000_000
+    with pytest.raises(ValueError, match="max_reply_bytes"):
+        api_judge(max_reply_bytes=0)
+    with pytest.raises(ValueError, match="timeout"):
+        api_judge(timeout=math.inf)
+
+
+def test_api_unreadable_retry_after_falls_back_to_backoff(api_judge, stub):
+    (result,) = ask(api_judge(), "odd_retry_after")
+    assert isinstance(result, Judgment) and result.attempts == 2
+    assert len(api_judge.slept) == 1 and 0.01 <= api_judge.slept[0] <= 0.0125  # the backoff
+
+
+def test_api_error_placeholders_are_failures():
+    for text in ("$ERROR$", "$error$", " $Error$: timeout ", '"$ERROR$"', "`$error$`."):
+        result = judgment_from_text(text)
+        assert isinstance(result, JudgeFailure) and "placeholder" in result.reason, text
+    for text in ("Error: 2 + 2 is 4, not 5.", "The $ERROR$ marker should not be in the answer."):
+        assert isinstance(judgment_from_text(text), Judgment), text
+    with pytest.raises(JudgeCallError, match='replied with an error: "model overloaded"'):
+        OpenAICompatibleJudge.parse_reply(b'{"error": {"message": "model overloaded"}}')
+
+
 def test_api_malformed_replies(api_judge, stub):
     garbage, shapeless, recovered = ask(api_judge(), "garbage", "shapeless", "half_garbage")
     assert isinstance(garbage, JudgeFailure) and garbage.attempts == 3
@@ -400,9 +511,46 @@ def test_unreachable_endpoint_is_a_failure_not_a_crash():
 
 
 def test_retry_after_parsing():
-    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("2") == 2.0 and parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") > 1e9  # capped by the judge
+    for odd in ("nan", "NaN", "inf", "-inf", "Infinity", "-5", "-0.5", "1e3", "9" * 400, "", " "):
+        assert parse_retry_after(odd) is None, odd  # the judge's backoff applies
+
+
+def test_api_judge_caps_and_ignores_odd_retry_after(monkeypatch):
+    """Whatever JudgeCallError.retry_after holds, the wait is finite, >= 0, at most
+    max_retry_after; a non-finite one gives the exponential backoff."""
+    waits = {}
+    for after in (math.nan, math.inf, -math.inf, -5.0, 1e12, 2.0):
+        slept: list[float] = []
+        judge = OpenAICompatibleJudge(
+            "http://127.0.0.1:9/v1",
+            "m",
+            api_key_env=None,
+            max_attempts=2,
+            backoff=0.5,
+            max_retry_after=10.0,
+            sleep=slept.append,
+        )
+
+        def call(prompt, after=after):
+            if call.n == 0:
+                call.n += 1
+                raise JudgeCallError("HTTP 429", retryable=True, retry_after=after)
+            return "Perfect."
+
+        call.n = 0
+        monkeypatch.setattr(judge, "call", call)
+        assert isinstance(judge.judge_prompt("p"), Judgment)
+        waits[after] = slept
+    for after, slept in waits.items():
+        assert all(math.isfinite(s) and 0 <= s <= 10.0 for s in slept), (after, slept)
+    for after in (math.nan, math.inf, -math.inf):
+        assert len(waits[after]) == 1 and 0.5 <= waits[after][0] <= 0.625  # the backoff
+    assert waits[-5.0] == [] and waits[1e12] == [pytest.approx(10.0, abs=0.1)]
+    assert waits[2.0] == [pytest.approx(2.0, abs=0.1)]
 
 
 # ----------------------------------------------------------------------------- specs
@@ -417,6 +565,55 @@ def test_judge_options_give_each_judge_the_settings_it_takes():
     )
     with pytest.raises(ValueError, match="unknown judge spec"):
         judge_options("gpt-4", **settings)
+    calls = dict(timeout=2.5, attempts=3, concurrency=7, max_reply_bytes=1000)
+    assert judge_options("openai:http://h/v1,m", **settings, **calls) == dict(
+        max_tokens=99,
+        show_progress=False,
+        timeout=2.5,
+        max_attempts=3,
+        concurrency=7,
+        max_reply_bytes=1000,
+    )
+    assert judge_options("rule", **settings, **calls) == {}
+    judge = make_judge(
+        "openai:http://h/v1,m", **judge_options("openai:http://h/v1,m", **settings, **calls)
+    )
+    assert (judge.timeout, judge.max_attempts, judge.concurrency) == (2.5, 3, 7)
+    assert judge.max_reply_bytes == 1000
+    default = make_judge("openai:http://h/v1,m")
+    assert (default.timeout, default.max_attempts, default.concurrency) == (60.0, 5, 4)
+    assert default.max_reply_bytes == 1_000_000
+
+
+def test_online_config_judge_options_are_checked_and_may_change_on_resume(tmp_path):
+    config = OnlineConfig(output_dir=str(tmp_path))
+    assert (config.judge_timeout, config.judge_attempts, config.judge_concurrency) == (60.0, 5, 4)
+    assert config.judge_max_reply_bytes == 1_000_000
+    for bad in (
+        dict(judge_timeout=0),
+        dict(judge_timeout=-1.0),
+        dict(judge_timeout=math.nan),
+        dict(judge_timeout=math.inf),
+        dict(judge_attempts=0),
+        dict(judge_concurrency=0),
+        dict(judge_max_reply_bytes=0),
+    ):
+        (name,) = bad
+        with pytest.raises(ValueError, match=name):
+            OnlineConfig(**bad)
+    # a run stored by a version without the judge options resumes, with any values of them
+    stored = json.loads(json.dumps(asdict(config), default=str))
+    for name in ("judge_timeout", "judge_attempts", "judge_concurrency", "judge_max_reply_bytes"):
+        del stored[name]
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"config": stored}))
+    check_resumable(tmp_path, config)
+    check_resumable(tmp_path, OnlineConfig(output_dir=str(tmp_path), judge_timeout=5.0))
+    # a run stored with them may change them, not the rest
+    stored = json.loads(json.dumps(asdict(config), default=str))
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"config": stored}))
+    check_resumable(tmp_path, OnlineConfig(output_dir=str(tmp_path), judge_attempts=2))
+    with pytest.raises(ValueError, match="judge_max_new_tokens"):
+        check_resumable(tmp_path, OnlineConfig(output_dir=str(tmp_path), judge_max_new_tokens=9))
 
 
 def test_make_judge_specs(monkeypatch, tiny_checkpoint):
@@ -432,3 +629,27 @@ def test_make_judge_specs(monkeypatch, tiny_checkpoint):
     for bad in ("gpt4", "rule:x", "model:", "openai:http://h/v1", "openai:,m"):
         with pytest.raises(ValueError, match=r"unknown judge spec.*rule, model:PATH"):
             make_judge(bad)
+
+
+def test_cutkit_online_help_lists_the_judge_options(capsys):
+    from cutkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["online", "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    for option in ("timeout", "attempts", "concurrency", "max-reply-bytes"):
+        assert f"--judge-{option}" in printed, option
+    assert "one deadline for" in printed
+
+
+def test_cutkit_online_refuses_bad_judge_options(capsys):
+    from cutkit.cli import main
+
+    for option, value in (("timeout", "nan"), ("timeout", "0"), ("attempts", "0")):
+        try:
+            code = main(["online", f"--judge-{option}", value, "--rounds", "0"])
+        except SystemExit as exit_info:  # argparse's way out
+            code = exit_info.code
+        assert code not in (0, None)
+        assert f"judge_{option} must be" in capsys.readouterr().err

@@ -247,7 +247,40 @@ def test_a_missing_api_key_fails_before_any_work(checkpoint, tmp_path, monkeypat
     config = small_config(checkpoint, tmp_path / "run", judge="openai:http://h/v1,m,NO_SUCH_KEY")
     with pytest.raises(ValueError, match="NO_SUCH_KEY is not set"):
         run_online(config)
-    assert not (tmp_path / "run" / "round-00").exists()
+    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run directory
+
+
+def test_a_run_resumes_however_its_output_is_written(checkpoint, tmp_path, monkeypatch, capsys):
+    """`--output run`, then the same run as an absolute path, with a trailing slash, and from
+    another working directory: each resumes it (nothing redone) instead of refusing it."""
+    monkeypatch.chdir(tmp_path)
+    first = run_online(small_config(checkpoint, "run", rounds=0))
+    assert [m["round"] for m in first.metrics] == [0]
+    stamps = file_stamps(round_dir(tmp_path / "run", 0))
+    for output in (str(tmp_path / "run"), "run/", str(tmp_path / "run") + "/"):
+        judge = CountingJudge()
+        again = run_online(small_config(checkpoint, output, rounds=0), judge=judge)
+        assert [m["round"] for m in again.metrics] == [0] and judge.calls == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    online_main(["--output", "../run/", "--model", str(checkpoint), "--rounds", "0",
+                 "--instructions_per_round", "9", "--heldout", "4", "--max_new_tokens", "6",
+                 "--generation_batch_size", "8", "--batch_size", "8", "--learning_rate", "1e-2",
+                 "--lora_r", "4", "--device", "cpu", "--show_progress", "false",
+                 "--truncated", "keep"])  # fmt: skip
+    assert file_stamps(round_dir(tmp_path / "run", 0)) == stamps  # round 0 was not redone
+
+
+def test_a_failed_start_leaves_no_run_directory(checkpoint, tmp_path):
+    from cutkit.models.registry import ModelNotFoundError
+
+    config = small_config(tmp_path / "no-such-model", tmp_path / "run")
+    with pytest.raises(ModelNotFoundError):
+        run_online(config)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "a_file").write_text("not a run")
+    with pytest.raises(ValueError, match="a_file is a file, not a run directory"):
+        run_online(small_config(checkpoint, tmp_path / "a_file"))
 
 
 def test_judged_records_exclude_empty_failed_and_junk():

@@ -99,9 +99,46 @@ def test_long_prompts_are_cut_from_the_left_and_the_response_survives(tokenizer)
     )
 
 
+def test_a_long_judgment_is_refused_rather_than_cutting_the_instruction_out(tokenizer):
+    """The plain prompt fits, the judged one does not: cutting it from the left would drop the
+    start of the instruction from the judged context only (the budget rule of build_examples)."""
+    rec = JudgmentRecord("long-judgment", "What is 2+2?", "It is 5.", "Wrong, " * 400 + "4.")
+    fine = JudgmentRecord("fine", "What is 2+2?", "It is 5.", "Wrong: 4.")
+    with pytest.raises(RecordError) as caught:
+        build_examples([fine, rec], tokenizer, max_length=256)
+    message = str(caught.value)
+    assert message.startswith("<records>, record 1, field 'judgment': record 'long-judgment': ")
+    assert "the judged prompt needs" in message and "only" in message
+    assert "Raise max_length (now 256)" in message and "shorten the judgment" in message
+
+
+def test_a_judgment_that_fills_the_budget_beside_a_long_instruction_is_refused(tokenizer):
+    rec = JudgmentRecord("j", "word " * 300 + "Capital?", "Sydney.", "Wrong, " * 60 + "Canberra.")
+    with pytest.raises(RecordError, match=r"record 'j': the judged prompt needs .* instruction"):
+        build_examples([rec], tokenizer, max_length=64)
+
+
+@pytest.mark.parametrize("template", ["alpaca", "chat"])
+def test_contexts_cut_to_the_same_tokens_are_refused(tokenizer, template):
+    """max_length so small that only the response header is left: the judged and plain contexts
+    would be identical, and CUT needs the judgment in the judged context."""
+    rec = JudgmentRecord("tiny", "What is 2+2?", "It is 5.", "Wrong: 4.")
+    with pytest.raises(RecordError) as caught:
+        build_examples([rec], tokenizer, template, max_length=8)
+    assert "record 'tiny': the judged and plain contexts would be identical" in str(caught.value)
+    assert "CUT needs the judgment in the judged context" in str(caught.value)
+
+
+def test_a_positive_record_is_still_cut_from_the_left_and_counted(tokenizer):
+    pos = JudgmentRecord("p", "word " * 300 + "Capital?", "Canberra.", None)
+    (example,), report = build_examples([pos], tokenizer, max_length=64)
+    assert report.n_prompt_truncated == 1
+    assert len(example["plain_prompt_ids"]) + len(example["response_ids"]) <= 64
+
+
 def test_over_long_responses_are_cut_from_the_right_identically_and_counted(tokenizer):
     long = JudgmentRecord("l", "Count.", " ".join(str(i) for i in range(200)), "Too long.")
-    (example,), report = build_examples([long], tokenizer, max_length=64, max_response_length=20)
+    (example,), report = build_examples([long], tokenizer, max_length=96, max_response_length=20)
     assert report.n_response_truncated == 1 and len(example["response_ids"]) == 20
     assert tokenizer.decode(example["response_ids"]).startswith("0 1 2")
 

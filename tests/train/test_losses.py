@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cutkit.train.losses import count_items, cut_loss, detect_flagged, log1mexp
+from cutkit.train.losses import LOG1MEXP_EPS, count_items, cut_loss, detect_flagged, log1mexp
 
 # ---------------------------------------------------------------------------------------------
 # references
@@ -203,20 +203,32 @@ def test_detection_rejects_nonpositive_threshold():
 # numerics and edge cases
 
 
-def test_log1mexp_values_and_finite_gradients():
+def test_log1mexp_values_away_from_zero_are_exact():
     x = torch.tensor(
-        [0.0, -1e-300, -1e-30, -1e-7, -0.5, -math.log(2), -1.0, -50.0, -math.inf],
+        [-2e-6, -1e-5, -0.5, -math.log(2), -1.0, -50.0, -math.inf],
         dtype=torch.float64,
         requires_grad=True,
     )
     y = log1mexp(x)
-    exact = [math.log(-math.expm1(v)) if v < -1e-290 else None for v in x.tolist()]
+    exact = [math.log(-math.expm1(v)) for v in x.tolist()]
     for got, want in zip(y.tolist(), exact, strict=True):
-        if want is not None:
-            assert got == pytest.approx(want, rel=1e-12)
-    assert y[0].item() == pytest.approx(math.log(torch.finfo(torch.float64).tiny))
+        assert got == pytest.approx(want, rel=1e-12)
     (g,) = torch.autograd.grad(y.sum(), [x])
     assert torch.isfinite(y).all() and torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log1mexp_gradient_is_bounded_near_p_one(dtype):
+    """Before the clamp at -LOG1MEXP_EPS the gradient 1 / (1 - p) reached 1e30 at log p = -1e-30."""
+    x = torch.tensor([0.0, -1e-300, -1e-30, -1e-12, -1e-7, -LOG1MEXP_EPS, -2e-6], dtype=dtype)
+    x.requires_grad_()
+    y = log1mexp(x)
+    (g,) = torch.autograd.grad(y.sum(), [x])
+    assert torch.isfinite(y).all() and torch.isfinite(g).all()
+    assert g.abs().max() <= 1.01 / LOG1MEXP_EPS
+    floor = math.log(-math.expm1(-LOG1MEXP_EPS))  # about -13.8: the largest unlikelihood
+    assert y[:6].tolist() == pytest.approx([floor] * 6, rel=1e-5)
+    assert (g[:5] == 0).all()  # past the clamp: no gradient at all
 
 
 @pytest.mark.parametrize("p_plain_logp", [0.0, -1e-30, -1e-7])
@@ -276,6 +288,30 @@ def test_invalid_arguments_raise():
         cut_loss(lj, lp[:, :-1], mask, neg)
     with pytest.raises(ValueError, match="negative"):
         cut_loss(lj, lp, mask, neg[:-1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ul_weight": math.nan}, "ul_weight must be a finite number >= 0, got nan: alpha"),
+        ({"ul_weight": -5.0}, "ul_weight must be a finite number >= 0, got -5.0"),
+        ({"ul_weight": math.inf}, "ul_weight must be a finite number >= 0, got inf"),
+        ({"gamma": math.nan}, "gamma must be a finite number >= 0, got nan: the dynamic weight"),
+        ({"gamma": -1.0}, "gamma must be a finite number >= 0, got -1.0"),
+        ({"threshold": math.inf}, "threshold (lambda) must be a finite number >= 1"),
+    ],
+)
+def test_non_finite_or_negative_loss_weights_raise_with_the_reason(kwargs, message):
+    lj, lp, mask, neg = random_batch()
+    with pytest.raises(ValueError) as caught:
+        cut_loss(lj, lp, mask, neg, **kwargs)
+    assert message in str(caught.value)
+
+
+def test_zero_ul_weight_is_accepted_and_switches_unlikelihood_off():
+    lj, lp, mask, neg = random_batch(negative=[True] * 5)
+    out = cut_loss(lj, lp, mask, neg, ul_weight=0.0, detect=False)
+    assert torch.isfinite(out.loss) and out.ul.item() == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,6 +165,87 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(tokenizer, tmp_path):
     assert (tmp_path / "resumed" / "checkpoint-2" / "adapter_model.safetensors").exists()
 
 
+def test_resume_passes_over_checkpoints_whose_save_did_not_finish(tokenizer, tmp_path):
+    """Every checkpoint ends with its manifest; resume_from_checkpoint=True takes the newest
+    complete one (here 2: 4 has no manifest, 3 a truncated optimizer) and reproduces the
+    uninterrupted run, and resuming a finished run takes no further step."""
+    from cutkit.train.rundir import CHECKPOINT_MANIFEST
+
+    data = arithmetic_records(4)
+    budget = dict(max_steps=4, per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    straight = make_trainer(data, tokenizer, tmp_path / "straight", **budget)
+    straight.train()
+    run = tmp_path / "run"
+    make_trainer(data, tokenizer, run, save_strategy="steps", save_steps=1, **budget).train()
+    assert all((run / f"checkpoint-{s}" / CHECKPOINT_MANIFEST).exists() for s in (1, 2, 3, 4))
+    (run / "checkpoint-4" / CHECKPOINT_MANIFEST).unlink()
+    optimizer = run / "checkpoint-3" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    resumed = make_trainer(data, tokenizer, run, **budget)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 4
+    assert_same_weights(lora_weights(straight), lora_weights(resumed))
+    finished = make_trainer(data, tokenizer, tmp_path / "straight", **budget)
+    straight._save_checkpoint(straight.model, None)
+    finished.train(resume_from_checkpoint=True)
+    assert finished.state.global_step == 4
+    assert_same_weights(lora_weights(straight), lora_weights(finished))
+
+
+def test_damaged_checkpoint_file_is_named(tokenizer, tmp_path):
+    from cutkit.train.rundir import CheckpointError
+
+    budget = dict(max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1)
+    make_trainer(
+        two_records(), tokenizer, tmp_path, save_strategy="steps", save_steps=1, **budget
+    ).train()
+    optimizer = tmp_path / "checkpoint-2" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:-300])
+    resumed = make_trainer(two_records(), tokenizer, tmp_path, **budget)
+    with pytest.raises(CheckpointError, match=r"checkpoint-2.*optimizer\.pt"):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+
+
+def test_a_non_finite_loss_term_stops_training_before_the_step(tokenizer, tmp_path, monkeypatch):
+    import math
+
+    import cutkit.train.trainer as trainer_module
+    from cutkit.train.trainer import NonFiniteError
+
+    real, calls = trainer_module.cut_loss, []
+
+    def misalign_nan_from_step_2(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) >= 2:
+            out.ul = out.ul + math.nan
+            out.loss = out.mle + out.ul
+        return out
+
+    monkeypatch.setattr(trainer_module, "cut_loss", misalign_nan_from_step_2)
+    trainer = make_trainer(
+        arithmetic_records(2),
+        tokenizer,
+        tmp_path,
+        max_steps=3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+    )
+    with pytest.raises(NonFiniteError, match=r"step 2: non-finite loss term misalign=nan") as e:
+        trainer.train()
+    assert (e.value.step, e.value.term) == (2, "misalign")
+    assert trainer.state.global_step == 1  # step 2 was not taken
+    assert all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
+    assert (tmp_path / "checkpoint-1").exists() and not (tmp_path / "checkpoint-2").exists()
+    with torch.no_grad():
+        next(p for p in trainer.model.parameters() if p.requires_grad).fill_(math.inf)
+    with pytest.raises(NonFiniteError, match="NaN or inf"):
+        trainer.save_run()
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path):
     """torchrun with 2 CPU processes (gloo), one record each, equals one process with both."""

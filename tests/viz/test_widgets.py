@@ -172,3 +172,20 @@ def test_panel_summary_shows_base_rate_and_auc_where_gold_spans_exist(inspector)
     assert f">AUC {auc}</span>" in inspector._panels["model"].value
     inspector.select("xss")  # negative, no gold spans: no AUC
     assert "AUC" not in inspector._panels["model"].value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": 1.5}, "batch_size must be an integer >= 1, got 1.5"),
+        ({"max_length": 8}, "max_length must be an integer >= 64, got 8"),
+        ({"clip": 0.0}, "clip must be a finite number > 0, got 0.0"),
+        ({"clip": math.nan}, "clip must be a finite number > 0, got nan"),
+        ({"threshold": math.inf}, "threshold (lambda) must be a finite number >= 1"),
+    ],
+)
+def test_numeric_inputs_are_checked_before_anything_is_scored(tiny, tokenizer, kwargs, message):
+    with pytest.raises(ValueError) as caught:
+        TokenInspector(tiny, tokenizer, RECORDS, **kwargs)
+    assert message in str(caught.value)

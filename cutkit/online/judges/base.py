@@ -14,12 +14,14 @@ Every judge has one method, ``judge(instructions, responses) -> list[Judgment | 
   comparison find them: the judgment makes exactly those tokens likely.
 - :class:`ModelJudge`: a local Hugging Face model prompted with :data:`JUDGE_PROMPT` (greedy,
   batched).
-- :class:`OpenAICompatibleJudge`: a chat-completions endpoint, with timeouts, retries with
-  exponential backoff, a thread-pool concurrency limit and 429 / Retry-After handling.
+- :class:`OpenAICompatibleJudge`: a chat-completions endpoint, with one deadline per request
+  (connect and the whole reply), a reply size cap, retries with exponential backoff, a
+  thread-pool concurrency limit and 429 / Retry-After handling.
 
 A failed judge call is a :class:`JudgeFailure` with its reason; the online loop records it and
 never trains on that response (there is no placeholder judgment like the released data's
-``"$ERROR$"``). :func:`make_judge` builds a judge from a CLI spec: ``rule``, ``model:PATH`` or
+``"$ERROR$"``; a judge that replies with one, in any case, quoted or padded, has failed:
+:func:`is_error_reply`). :func:`make_judge` builds a judge from a CLI spec: ``rule``, ``model:PATH`` or
 ``openai:URL,MODEL[,ENV_VAR]``.
 
 >>> from cutkit.online.judges.rule import RuleJudge
@@ -32,6 +34,7 @@ never trains on that response (there is no placeholder judgment like the release
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -109,12 +112,27 @@ def _check_lengths(instructions: Sequence, responses: Sequence) -> None:
         )
 
 
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+_PLACEHOLDER = re.compile(r"\$\s*error\s*\$", re.IGNORECASE)
+
+
+def is_error_reply(text: str) -> bool:
+    """True for a reply that is a failed-call placeholder, never a judgment: what
+    :func:`~cutkit.data.records.is_junk_judgment` calls junk (so the loaders would refuse it as
+    a record), also when quoted or padded (``'"$ERROR$"'``, ``"`$error$`."``, ``"$ Error $"``)."""
+    stripped = text.strip().strip(_QUOTES + " \t\r\n.!").strip()
+    return (
+        is_junk_judgment(text) or is_junk_judgment(stripped) or bool(_PLACEHOLDER.match(stripped))
+    )
+
+
 def judgment_from_text(text: str, attempts: int = 1) -> JudgeResult:
     """A model's reply as a :class:`Judgment` (positive iff it starts with "Perfect"), or a
-    :class:`JudgeFailure` for an empty reply or a failed-call placeholder like ``"$ERROR$"``."""
+    :class:`JudgeFailure` for an empty reply or a failed-call placeholder like ``"$ERROR$"``
+    (:func:`is_error_reply`)."""
     text = text.strip()
     if not text:
         return JudgeFailure("the judge replied with an empty judgment", attempts)
-    if is_junk_judgment(text):
+    if is_error_reply(text):
         return JudgeFailure(f"the judge replied with the placeholder {text!r}", attempts)
     return Judgment(text, is_positive_judgment(text), attempts=attempts)

@@ -44,16 +44,33 @@ def make_judge(spec: str, *, seed: int = 0, device: str | None = None, **options
 
 
 def judge_options(
-    spec: str, *, batch_size: int, max_new_tokens: int, show_progress: bool
+    spec: str,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    show_progress: bool,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    concurrency: int | None = None,
+    max_reply_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The constructor options of :func:`make_judge` that the judge of ``spec`` takes, from a
     run's settings: none for ``rule``; a model judge's batch size, judgment length (tokens) and
-    progress bar; an API judge's judgment length (``max_tokens``) and progress bar."""
+    progress bar; an API judge's judgment length (``max_tokens``), progress bar and, those not
+    None, its request deadline (``timeout``, seconds), attempts (``max_attempts``),
+    ``concurrency`` and reply cap (``max_reply_bytes``)."""
     kind, _ = parse_judge_spec(spec)
     if kind == "model":
         return dict(
             batch_size=batch_size, max_new_tokens=max_new_tokens, show_progress=show_progress
         )
     if kind == "openai":
-        return dict(max_tokens=max_new_tokens, show_progress=show_progress)
+        calls = dict(
+            timeout=timeout,
+            max_attempts=attempts,
+            concurrency=concurrency,
+            max_reply_bytes=max_reply_bytes,
+        )
+        options = dict(max_tokens=max_new_tokens, show_progress=show_progress)
+        return options | {name: value for name, value in calls.items() if value is not None}
     return {}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import math
 import os
 import random
+import re
+import socket
 import threading
 import time
 import urllib.error
@@ -28,24 +33,114 @@ from cutkit.online.text import clip, plural
 
 class JudgeCallError(Exception):
     """One failed endpoint call: ``reason``, whether a retry may help, and the server's
-    Retry-After in seconds (429 replies)."""
+    Retry-After in seconds (429 and 503 replies; None when absent or unreadable)."""
 
     def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None):
         super().__init__(reason)
         self.reason, self.retryable, self.retry_after = reason, retryable, retry_after
 
 
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d*)?")
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent
-    or unreadable."""
-    if not value:
+    """Seconds to wait from a Retry-After header: delta-seconds (digits, a decimal fraction
+    allowed) or an HTTP date (one in the past: 0). None, so that the caller falls back to its
+    exponential backoff, for an absent or unreadable value: words, a sign (``-5``), ``nan``,
+    ``inf``, an exponent, or a number too large to be finite. Capping a huge but valid wait is the
+    caller's business (``max_retry_after``)."""
+    if not value or not value.strip():
         return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+        seconds = parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+class _Deadline:
+    """One request's deadline, covering connect, headers and the whole body: a watchdog timer
+    shuts the request's sockets down when it passes, so no read (however slowly the server
+    trickles bytes) outlives it."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.end = seconds, time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return max(self.end - time.monotonic(), 0.001)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(connection_class: type, deadline: _Deadline) -> type:
+    """``connection_class`` whose sockets ``deadline`` watches, with the time left as timeout."""
+
+    class Watched(connection_class):
+        def __init__(self, *args, **kwargs):
+            kwargs["timeout"] = deadline.remaining()
+            super().__init__(*args, **kwargs)
+
+            def create_connection(*args, **kwargs):
+                sock = socket.create_connection(*args, **kwargs)
+                deadline.watch(sock)
+                return sock
+
+            self._create_connection = create_connection
+
+    return Watched
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+
+def _content_length(headers) -> int | None:
     try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+        return int(headers.get("Content-Length", ""))
     except (TypeError, ValueError):
         return None
 
@@ -59,23 +154,30 @@ class OpenAICompatibleJudge:
     """A chat-completions endpoint (OpenAI, vLLM, llama.cpp server, ...) as the judge.
 
     Each (instruction, response) is one POST to ``{base_url}/chat/completions`` with
-    :data:`JUDGE_PROMPT` as the user message, temperature 0. Failures are retried: timeouts,
-    connection errors, 5xx and malformed replies with exponential backoff
-    (``backoff * 2**k`` seconds, k = 0, 1, ..., capped at ``max_backoff``, plus up to 25 % jitter);
-    429 replies after the server's Retry-After (capped at ``max_retry_after``), during which no
-    thread of this judge sends a request. Other 4xx replies are not retried. After
-    ``max_attempts`` the pair gets a :class:`JudgeFailure` with the last reason.
+    :data:`JUDGE_PROMPT` as the user message, temperature 0. Each request has one deadline,
+    ``timeout`` seconds for everything (connect, headers and the whole body, however slowly the
+    server sends it), and a size cap, ``max_reply_bytes`` (a larger reply is a failure naming its
+    size and the cap, not retried). Failures are retried: timeouts, connection errors, 5xx and
+    malformed replies with exponential backoff (``backoff * 2**k`` seconds, k = 0, 1, ...,
+    capped at ``max_backoff``, plus up to 25 % jitter); 429 and 503 replies after the server's
+    Retry-After (capped at ``max_retry_after``; an unreadable, negative or non-finite one falls
+    back to the backoff), during which no thread of this judge sends a request. Other 4xx replies
+    are not retried. After ``max_attempts`` the pair gets a :class:`JudgeFailure` with the last
+    reason, so a pair takes at most about ``max_attempts * timeout`` plus the waits between.
+    A reply that is a failed-call placeholder (``$ERROR$`` in any case, quoted or padded) or empty
+    is a failure too, like any other unusable reply.
 
     Args:
         base_url: e.g. ``"https://api.openai.com/v1"`` or ``"http://127.0.0.1:8000/v1"``.
         model: the model name the endpoint expects.
         api_key_env: name of the environment variable holding the API key (sent as a Bearer
             token); None for an endpoint without authentication. The key is read once, here.
-        timeout: seconds per socket operation (connect, each read).
+        timeout: seconds per request: the deadline for connecting and reading the whole reply.
         max_attempts: calls per pair at most (1 = no retries).
         backoff, max_backoff: exponential backoff base and cap, seconds.
         max_retry_after: longest Retry-After honoured, seconds.
         concurrency: requests in flight at once (threads).
+        max_reply_bytes: largest reply body accepted, bytes.
         max_tokens: longest judgment in tokens.
         prompt: the template, with ``{instruction}`` and ``{response}`` fields.
         show_progress: a tqdm bar over the pairs.
@@ -94,6 +196,7 @@ class OpenAICompatibleJudge:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         concurrency: int = 4,
+        max_reply_bytes: int = 1_000_000,
         max_tokens: int = 512,
         prompt: str = JUDGE_PROMPT,
         show_progress: bool = False,
@@ -107,6 +210,10 @@ class OpenAICompatibleJudge:
             raise ValueError("OpenAICompatibleJudge needs a model name")
         if max_attempts < 1 or concurrency < 1:
             raise ValueError("max_attempts and concurrency must be >= 1")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
+        if max_reply_bytes < 1:
+            raise ValueError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
         self._api_key = None
         if api_key_env:
             self._api_key = os.environ.get(api_key_env)
@@ -122,6 +229,7 @@ class OpenAICompatibleJudge:
         self.timeout, self.max_attempts = timeout, max_attempts
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.concurrency, self.max_tokens, self.prompt = concurrency, max_tokens, prompt
+        self.max_reply_bytes = max_reply_bytes
         self.show_progress = show_progress
         self._sleep, self._clock = sleep, clock
         self._lock = threading.Lock()
@@ -156,8 +264,8 @@ class OpenAICompatibleJudge:
                 error = caught
             if not error.retryable or attempt == self.max_attempts:
                 break
-            if error.retry_after is not None:
-                self._pause(min(error.retry_after, self.max_retry_after))
+            if error.retry_after is not None and math.isfinite(error.retry_after):
+                self._pause(min(max(error.retry_after, 0.0), self.max_retry_after))
             else:
                 delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
                 with self._lock:
@@ -190,31 +298,80 @@ class OpenAICompatibleJudge:
         request = urllib.request.Request(
             self.url, data=json.dumps(body).encode(), headers=headers, method="POST"
         )
+        deadline = _Deadline(self.timeout)
+        timed_out = JudgeCallError(
+            f"timed out after {self.timeout} s (no complete reply within the request's deadline)",
+            retryable=True,
+        )
+        opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                raw = reply.read()
+            with opener.open(request, timeout=self.timeout) as reply:
+                raw = self._read_body(reply, deadline)
+        except JudgeCallError:
+            raise
         except urllib.error.HTTPError as error:
-            detail = _snippet(error.read() or b"")
-            if error.code == 429:
+            try:
+                detail = _snippet(error.read(4096) or b"")
+            except Exception:  # the status says enough
+                detail = "(no readable body)"
+            retryable = error.code >= 500 or error.code in (408, 409, 429)
+            after = None
+            if error.code in (429, 503):
                 after = parse_retry_after(error.headers.get("Retry-After"))
+            label = " rate limited" if error.code == 429 else ""
+            raise JudgeCallError(
+                f"HTTP {error.code}{label}: {detail}", retryable=retryable, retry_after=after
+            ) from None
+        except Exception as error:  # any failure is a failed call
+            if deadline.expired or isinstance(error, TimeoutError):
+                raise timed_out from None
+            if isinstance(error, urllib.error.URLError):
+                if isinstance(error.reason, TimeoutError):
+                    raise timed_out from None
                 raise JudgeCallError(
-                    f"HTTP 429 rate limited: {detail}", retryable=True, retry_after=after
+                    f"cannot reach {self.url}: {error.reason}", retryable=True
                 ) from None
-            retryable = error.code >= 500 or error.code in (408, 409)
-            raise JudgeCallError(f"HTTP {error.code}: {detail}", retryable=retryable) from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                raise JudgeCallError(f"timed out after {self.timeout} s", retryable=True) from None
-            raise JudgeCallError(
-                f"cannot reach {self.url}: {error.reason}", retryable=True
-            ) from None
-        except TimeoutError:
-            raise JudgeCallError(f"timed out after {self.timeout} s", retryable=True) from None
-        except (ConnectionError, HTTPException) as error:
-            raise JudgeCallError(
-                f"connection failed: {type(error).__name__}: {error}", retryable=True
-            ) from None
+            if isinstance(error, ConnectionError | HTTPException | OSError):
+                raise JudgeCallError(
+                    f"connection failed: {type(error).__name__}: {error}", retryable=True
+                ) from None
+            raise
+        finally:
+            deadline.cancel()
         return self.parse_reply(raw)
+
+    def _read_body(self, reply: http.client.HTTPResponse, deadline: _Deadline) -> bytes:
+        """The reply body, read in chunks against the deadline and the size cap."""
+        cap = self.max_reply_bytes
+        declared = _content_length(reply.headers)
+        if declared is not None and declared > cap:
+            raise JudgeCallError(
+                f"reply too large: {declared:,} bytes (Content-Length), over the cap of "
+                f"{cap:,} bytes (max_reply_bytes)",
+                retryable=False,
+            )
+        chunks, size = [], 0
+        while True:
+            if deadline.expired:
+                raise TimeoutError
+            chunk = reply.read1(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                raise JudgeCallError(
+                    f"reply too large: over the cap of {cap:,} bytes (max_reply_bytes); gave up "
+                    f"after reading {size:,} bytes",
+                    retryable=False,
+                )
+            chunks.append(chunk)
+        if deadline.expired and (declared is None or size < declared):
+            raise TimeoutError
+        if declared is not None and size < declared:
+            raise JudgeCallError(
+                f"reply cut short: {size:,} of {declared:,} bytes (Content-Length)", retryable=True
+            )
+        return b"".join(chunks)
 
     @staticmethod
     def parse_reply(raw: bytes) -> str:
@@ -225,6 +382,12 @@ class OpenAICompatibleJudge:
             raise JudgeCallError(
                 f"malformed reply (not JSON): {_snippet(raw)}", retryable=True
             ) from None
+        if isinstance(data, dict) and "error" in data and not data.get("choices"):
+            error = data["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise JudgeCallError(
+                f"the endpoint replied with an error: {_snippet(str(message))}", retryable=True
+            )
         try:
             content = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
