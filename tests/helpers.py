@@ -143,3 +143,15 @@ def load_benchmark(name: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def read_jsonl_rows(path: Path) -> list[dict]:
+    """The JSON objects of a JSONL data file, one per non-empty line."""
+    import json
+
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def is_positive_row(row: dict) -> bool:
+    """The bundled data's positive rule: no judgment, or one starting with "Perfect"."""
+    return row["judgment"] is None or row["judgment"].startswith("Perfect")

@@ -59,7 +59,9 @@ def test_notebooks_and_readme_use_only_public_names():
 
     used, deep = set(), []
     for where, code in _user_code().items():
-        used |= {(where, n) for n in re.findall(r"(?<![\"'])\bcutkit\.(\w+)", code)}  # not logger names
+        used |= {
+            (where, n) for n in re.findall(r"(?<![\"'])\bcutkit\.(\w+)", code)
+        }  # not logger names
         for names in re.findall(r"^\s*from cutkit import ([\w, ]+)", code, re.MULTILINE):
             used |= {(where, n.strip()) for n in names.split(",")}
         deep += [(where, m) for m in re.findall(r"(?:from|import) (cutkit\.[\w.]+)", code)]

@@ -10,7 +10,7 @@ import pytest
 
 from cutkit.data.loading import load_records_with_report
 from cutkit.eval.metrics import answer_correct
-from tests.helpers import REPO
+from tests.helpers import REPO, is_positive_row, read_jsonl_rows
 
 BUNDLED = REPO / "data" / "judgments"
 SCRIPT = REPO / "scripts" / "make_judgments.py"
@@ -30,12 +30,10 @@ FIELDS = [
 
 
 def read_rows(split: str) -> list[dict]:
-    path = BUNDLED / f"{split}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return read_jsonl_rows(BUNDLED / f"{split}.jsonl")
 
 
-def is_positive(row: dict) -> bool:
-    return row["judgment"] is None or row["judgment"].startswith("Perfect")
+is_positive = is_positive_row
 
 
 @pytest.fixture(scope="module")

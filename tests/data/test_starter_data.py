@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from cutkit.data.loading import load_records_with_report
-from tests.helpers import REPO
+from tests.helpers import REPO, is_positive_row, read_jsonl_rows
 
 STARTER = REPO / "data" / "starter"
 SPLITS = ("train", "test")
@@ -25,12 +23,10 @@ FIELDS = {"id", "kind", "instruction", "input", "output", "judgment", "refinemen
 
 
 def read_rows(split: str) -> list[dict]:
-    path = STARTER / f"{split}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return read_jsonl_rows(STARTER / f"{split}.jsonl")
 
 
-def is_positive(row: dict) -> bool:
-    return row["judgment"] is None or row["judgment"].startswith("Perfect")
+is_positive = is_positive_row
 
 
 @pytest.fixture(scope="module")
