@@ -36,12 +36,22 @@ def official_sample() -> Path:
     return OFFICIAL_SAMPLE
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path, tokenizer) -> Path:
-    """A tiny random model saved as a Hugging Face checkpoint folder with the real tokenizer."""
+def save_tiny_checkpoint(folder: Path, tokenizer) -> Path:
+    """Save a tiny random model and the real tokenizer as a Hugging Face checkpoint ``folder``."""
     from cutkit.models.tiny import tiny_model
 
-    folder = tmp_path / "tiny-ckpt"
     tiny_model().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tokenizer) -> Path:
+    """A tiny random model checkpoint folder of this test's own (it may change it)."""
+    return save_tiny_checkpoint(tmp_path / "tiny-ckpt", tokenizer)
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_checkpoint(tmp_path_factory, tokenizer) -> Path:
+    """One tiny random model checkpoint folder for the whole session: read it, never change it."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("shared") / "tiny-ckpt", tokenizer)

@@ -17,14 +17,10 @@ BAD = {"instruction": "What is 2 + 3?", "output": "It is 6.", "judgment": "Wrong
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, tokenizer):
+def files(tmp_path_factory, shared_tiny_checkpoint):
     """Placeholder -> path: the tiny model and the data files the cases name."""
-    from cutkit.models.tiny import tiny_model
-
     root = tmp_path_factory.mktemp("badinput")
-    model = root / "tiny-ckpt"
-    tiny_model().save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = shared_tiny_checkpoint
 
     def write(name: str, rows: list[dict]) -> str:
         (root / name).write_text("".join(json.dumps(row) + "\n" for row in rows))

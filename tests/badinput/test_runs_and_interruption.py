@@ -28,15 +28,12 @@ STEPS = 3
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer):
+def world(tmp_path_factory, shared_tiny_checkpoint):
     """The tiny model, two data files and a finished 3-step run (checkpoints 1, 2 and 3)."""
     from cutkit.cli.train import train_main
-    from cutkit.models.tiny import tiny_model
 
     root = tmp_path_factory.mktemp("runs")
-    model = root / "tiny-ckpt"
-    tiny_model().save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = shared_tiny_checkpoint
     data_a = Path(bundled_data_path("starter/train.jsonl"))
     data_b = root / "other.jsonl"
     data_b.write_text("".join(data_a.read_text().splitlines(keepends=True)[:24]))

@@ -24,14 +24,9 @@ from cutkit.online.tasks import Constraint, Task
 from cutkit.train.batching import build_examples
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tokenizer) -> Path:
-    from cutkit.models.tiny import tiny_model
-
-    folder = tmp_path_factory.mktemp("online") / "tiny-ckpt"
-    tiny_model().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+@pytest.fixture(scope="session")
+def checkpoint(shared_tiny_checkpoint) -> Path:
+    return shared_tiny_checkpoint
 
 
 def small_config(checkpoint: Path, output: Path, **overrides) -> OnlineConfig:
