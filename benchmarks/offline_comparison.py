@@ -28,10 +28,14 @@ ARMS = [
     "sft",
     "cut:detector=spans",
     "ul_all",
+    "self_distill",
+    "kto",
 ]
 """Interleaved so that two workers (arms 0, 2, 4 and 1, 3, 5) get equal work: each has two
 two-context objectives and one cheaper one. The issue's required set (CUT, its two levers, SFT,
-Hindsight, unlikelihood on all tokens); the on-policy experiment covers the lever combinations."""
+Hindsight, unlikelihood on all tokens); the on-policy experiment covers the lever combinations.
+``self_distill`` and ``kto`` (the last two) were added later and run in their own worker folders
+(``--arms self_distill --tag x``), with the same settings and seeds."""
 SEEDS = [0, 1, 2]
 FIGURES = [
     "pref_accuracy",
@@ -52,7 +56,7 @@ def settings(output: Path):
                            generate=False, packing=True, output=str(output))  # fmt: skip
 
 
-def worker(index: int, count: int, work: Path) -> None:
+def worker(index: int, count: int, work: Path, arms: list[str] | None = None, tag: str = ""):
     import torch
 
     import cutkit
@@ -61,8 +65,9 @@ def worker(index: int, count: int, work: Path) -> None:
     torch.set_num_threads(1)
     train = load_bundled_or_path("judgments/train.jsonl")
     test = load_bundled_or_path("judgments/test.jsonl")
-    arms = ARMS[index::count]
-    cutkit.compare(arms, train, test, seeds=SEEDS, settings=settings(work / f"worker{index}"))
+    arms = arms or ARMS[:6][index::count]
+    folder = work / f"worker{tag}{index}"
+    cutkit.compare(arms, train, test, seeds=SEEDS, settings=settings(folder))
 
 
 def report(work: Path, results: Path) -> str:
@@ -89,9 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("count", nargs="?", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("runs/compare-offline"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/compare-offline"))
+    parser.add_argument("--arms", nargs="+", choices=ARMS, help="these arms (default: a share)")
+    parser.add_argument("--tag", default="", help="worker folder worker<TAG><INDEX>")
     args = parser.parse_args(argv)
     if args.stage == "worker":
-        worker(args.index, args.count, args.work)
+        worker(args.index, args.count, args.work, args.arms, args.tag)
     else:
         print(report(args.work, args.results))
 

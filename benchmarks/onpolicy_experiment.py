@@ -58,10 +58,14 @@ ARMS: dict[str, tuple[str, dict]] = {
     "dpo": ("dpo", {}),
     "cut-spans": ("cut", {"detector": "spans"}),
     "cut-spans-ignore": ("cut", {"detector": "spans", "unflagged": "ignore"}),
+    "self_distill": ("self_distill", {}),
+    "kto": ("kto", {}),
 }
 """Arm name -> (objective, CUTConfig levers). ``-ignore``: unflagged="ignore"; ``-noN``:
-align_n=False; ``-spans``: detector="spans" (oracle detection from the judge's spans). In order of
-priority: workers take arms ``index::count`` of this order, so a stopped run has the key arms."""
+align_n=False; ``-spans``: detector="spans" (oracle detection from the judge's spans);
+``self_distill`` and ``kto``: the two neighbours of CUT (docs/method.md §8), added after the first
+run (``restore`` + ``worker --arms self_distill,kto``). In order of priority: workers take arms
+``index::count`` of this order, so a stopped run has the key arms."""
 
 REFERENCES = ("base", "cut", "sft", "hindsight")
 """Arms every other arm is compared with (paired intervals)."""
@@ -297,7 +301,7 @@ def _train(prepared: dict, preset: Preset, arm: str, seed: int, lr: float, folde
     steps = settings.budget(len(train)) if preset.epochs is None else math.ceil(
         preset.epochs * len(train) / preset.batch_size)  # fmt: skip
     config = dict(levers)
-    if objective != "dpo":
+    if objective not in ("dpo", "kto"):  # trained through TRL, without CUT settings
         config |= {"ul_weight": preset.ul_weight, "packing": preset.packing}
     start = time.perf_counter()
     model = train_objective(objective, model, tokenizer, train, settings, seed=seed, steps=steps,
@@ -384,6 +388,55 @@ def base_heldout(out: Path, prepared: dict, preset: Preset) -> None:
     model, tokenizer = _load(preset)
     _json(path, {"arm": "base", "seed": 0, "lr": 0.0, "train_seconds": 0.0, "steps": 0,
                  **_heldout_figures(model, tokenizer, prepared, preset)})  # fmt: skip
+
+
+def restore(out: Path, results_dir: Path, preset: Preset) -> list[str]:
+    """Rebuild the per-run files of the arms in committed results (``answers.csv``,
+    ``summary.csv``, ``table.md``) under ``out/arms``, so that workers can add arms to a finished
+    experiment and ``report`` covers them all. The answers (and so every satisfaction figure and
+    paired interval) are restored exactly; each run's log-prob figures and training time are set
+    to its arm's mean, which is what the committed summary holds and what ``report`` prints. The
+    base model's held-out answers of a fresh ``prepare`` must equal the committed ones (else the
+    restored runs would not pair with new ones): ValueError otherwise. Returns the arms restored."""
+    import pandas as pd
+
+    prepared = prepare(out, preset)
+    answers = pd.read_csv(results_dir / "answers.csv", keep_default_na=False)
+    summary = pd.read_csv(results_dir / "summary.csv").set_index("arm")
+    base = answers[answers["arm"] == "base"]
+    if base["response"].tolist() != [r["response"] for r in prepared["base"]["heldout"]]:
+        raise ValueError(
+            f"the base model's held-out answers of {out}/prepared.json differ from "
+            f"{results_dir}/answers.csv: the committed runs cannot be paired with new ones"
+        )
+    chosen = {}
+    for line in (results_dir / "table.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rates = preset.learning_rates
+        if len(cells) == len(rates) + 2 and cells[0] in ARMS:
+            validation = {f"{lr:g}": float(v) for lr, v in zip(rates, cells[1:-1], strict=True)}
+            chosen[cells[0]] = {"lr": float(cells[-1]), "validation": validation}
+    restored = []
+    for (arm, seed), runs in answers.groupby(["arm", "seed"], sort=False):
+        path = out / "arms" / arm / f"heldout-seed{seed}.json"
+        if path.exists():
+            continue
+        figures = summary.loc[arm]
+        rows = [
+            {**r, "degenerate": r["degenerate"] or None, "response": str(r["response"])}
+            for r in runs.drop(columns=["arm", "seed"]).to_dict("records")
+        ]
+        run = {"arm": arm, "seed": int(seed), "lr": chosen.get(arm, {}).get("lr", 0.0),
+               "train_seconds": float(figures["train_seconds"]), "steps": None, "rows": rows,
+               "restored_from": str(results_dir)}  # fmt: skip
+        for name in ("logp_offending", "logp_other", "logp_accepted"):
+            run[name] = float(figures[name])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _json(path, run)
+        if arm in chosen and not (path.parent / "chosen.json").exists():
+            _json(path.parent / "chosen.json", chosen[arm])
+        restored.append(arm)
+    return sorted(set(restored))
 
 
 def worker(out: Path, preset: Preset, index: int, count: int, arms: list[str] | None = None):
@@ -569,7 +622,7 @@ def _plot(table, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["prepare", "worker", "report", "all"])
+    parser.add_argument("stage", choices=["prepare", "restore", "worker", "report", "all"])
     parser.add_argument("index", nargs="?", type=int, default=0)
     parser.add_argument("count", nargs="?", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/onpolicy"))
@@ -581,6 +634,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "prepare":
         gate = prepare(args.out, preset)["gate"]
         print(json.dumps(gate, indent=1))
+    elif args.stage == "restore":
+        print("restored:", ", ".join(restore(args.out, args.results, preset)))
     elif args.stage == "worker":
         worker(args.out, preset, args.index, args.count, args.arms and args.arms.split(","))
     elif args.stage == "report":

@@ -45,6 +45,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.train.config": ("CUTConfig",),
     "cutkit.train.trainer": ("CUTTrainer",),
     "cutkit.train.dpo": ("train_dpo",),
+    "cutkit.train.kto": ("train_kto",),
     # evaluation
     "cutkit.eval.tokens": ("score_tokens",),
     "cutkit.eval.detection": (

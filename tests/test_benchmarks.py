@@ -116,6 +116,13 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
     stamps = {p: p.stat().st_mtime for p in out.glob("arms/*/*.json")}
     exp.main(["worker", "0", "1", "--preset", "tiny", "--out", str(out)])  # nothing left to do
     assert {p: p.stat().st_mtime for p in out.glob("arms/*/*.json")} == stamps
+    # the committed results alone rebuild the runs: a later report pairs them the same way
+    fresh, again = tmp_path / "fresh", tmp_path / "again"
+    assert exp.restore(fresh, results, exp.PRESETS["tiny"]) == sorted(["base", *exp.ARMS])
+    exp.main(["report", "--preset", "tiny", "--out", str(fresh), "--results", str(again)])
+    restored = __import__("pandas").read_csv(again / "summary.csv")
+    columns = ["arm", "seeds", "n", "satisfaction", "vs_base", "vs_cut", "lr", "logp_accepted"]
+    __import__("pandas").testing.assert_frame_equal(restored[columns], summary[columns])
 
 
 def test_paired_bootstrap_and_wilson_intervals():

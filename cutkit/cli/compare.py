@@ -13,7 +13,10 @@ class CompareScriptArguments:
 
     objectives: list[str] = field(
         default_factory=lambda: ["sft", "hindsight", "ul_all", "cut"],
-        metadata={"help": "Objectives: cut, sft, hindsight, forward, ilf, ul_all, dpo."},
+        metadata={
+            "help": "Objectives: cut, sft, hindsight, forward, ilf, ul_all, self_distill, dpo, kto; "
+            "an arm may set CUTConfig fields, e.g. cut:unflagged=ignore."
+        },
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "Seeds."})
     train: str = field(

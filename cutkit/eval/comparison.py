@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refinements
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
@@ -47,8 +48,13 @@ from cutkit.train.settings import TrainSettings, scoring_kwargs
 
 logger = logging.getLogger(__name__)
 
-COMPARABLE = (*OBJECTIVES, "dpo")
-"""Objectives :func:`compare` trains: CUTConfig's objectives and DPO (through TRL)."""
+TRL_OBJECTIVES = ("dpo", "kto")
+"""Objectives trained through TRL (:mod:`cutkit.train.dpo`, :mod:`cutkit.train.kto`): an arm of
+theirs takes only ``learning_rate``."""
+COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
+"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL)."""
+LEARNS_FROM_NEGATIVES = ("cut", "ul_all", "hindsight", "ilf", "dpo", "kto", "self_distill")
+"""Objectives that need negative (judged) records."""
 
 HEADLINE = [
     "pref_accuracy",
@@ -97,9 +103,9 @@ def parse_arm(spec: str) -> tuple[str, dict]:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"arm {spec!r}: {unknown} are not CUTConfig fields")
-    if objective == "dpo" and set(overrides) - {"learning_rate"}:
-        raise ValueError(f"arm {spec!r}: DPO takes only learning_rate")
-    if objective != "dpo":  # validate the values the way CUTConfig will
+    if objective in TRL_OBJECTIVES and set(overrides) - {"learning_rate"}:
+        raise ValueError(f"arm {spec!r}: {objective.upper()} takes only learning_rate")
+    if objective not in TRL_OBJECTIVES:  # validate the values the way CUTConfig will
         CUTConfig(output_dir="unused", objective=objective, **overrides)
     return objective, overrides
 
@@ -114,7 +120,7 @@ def check_training_records(
     """Refuse records ``objective`` cannot train on, before the model loads: none at all (an empty
     file, or only junk skipped by ``--lenient``), no negatives for the objectives that learn from
     judged mistakes (or whose Align-P downsampling keeps positives in proportion to negatives), no
-    positives for ``sft``, negatives without refinements for ``ilf`` and ``dpo``."""
+    positives for ``sft`` and ``kto``, negatives without refinements for ``ilf`` and ``dpo``."""
     if not records:
         raise ValueError(
             f"{source} holds no trainable records (an empty file, or every record skipped as "
@@ -128,13 +134,19 @@ def check_training_records(
             f"{len(records)} records is positive; use 'ilf' to train on refinements, or another "
             "objective"
         )
-    needs_negatives = objective in ("cut", "ul_all", "hindsight", "ilf", "dpo") or (
+    if objective == "kto" and not n_positive:
+        raise ValueError(
+            f"{source}: objective 'kto' weighs desirable (positive) against undesirable "
+            f"(negative) responses, and none of the {len(records)} records is positive; add "
+            "positive records, or choose another objective"
+        )
+    needs_negatives = objective in LEARNS_FROM_NEGATIVES or (
         objective != "sft" and align_p_ratio is not None
     )
     if needs_negatives and not n_negative:
         why = (
             "learns from judged mistakes"
-            if objective in ("cut", "ul_all", "hindsight", "ilf", "dpo")
+            if objective in LEARNS_FROM_NEGATIVES
             else f"keeps align_p_ratio={align_p_ratio:g} positives per negative"
         )
         raise ValueError(
@@ -166,6 +178,7 @@ class CompareSettings(TrainSettings):
         },
     )
     dpo_beta: float = field(default=0.1, metadata={"help": "DPO temperature."})
+    kto_beta: float = field(default=0.1, metadata={"help": "KTO temperature."})
     max_new_tokens: int = field(
         default=64, metadata={"help": "Longest greedy answer for gen_accuracy."}
     )
@@ -182,6 +195,14 @@ class CompareSettings(TrainSettings):
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:
             parent()  # the shared settings' checks
+        for name in ("dpo_beta", "kto_beta"):
+            check_number(
+                name,
+                getattr(self, name),
+                minimum=0,
+                min_open=True,
+                why="the temperature of the implied reward; 0, nan or inf make the loss meaningless",
+            )
         if self.steps is not None and self.steps < 1:
             raise ValueError(
                 f"steps must be >= 1 (optimizer steps per run) or None, got {self.steps}"
@@ -316,7 +337,8 @@ def train_objective(
     ``run_dir`` is the trainer's output folder (default ``<settings.output>/<objective>-seed<seed>``);
     further keyword arguments are :class:`~cutkit.train.config.CUTConfig` fields that override the
     shared settings for this run (an arm's levers, e.g. ``unflagged="ignore"``, ``detector="spans"``,
-    ``learning_rate=3e-4``); DPO takes ``learning_rate`` only."""
+    ``learning_rate=3e-4``); DPO and KTO take ``learning_rate`` only (KTO sees the records after
+    the same Align-P downsampling, and its micro-batch is the shared batch size)."""
     import torch
     from transformers import set_seed
 
@@ -353,6 +375,22 @@ def train_objective(
             template=settings.template,
             max_length=settings.max_length,
             beta=settings.dpo_beta,
+            **shared,
+        )
+        return model
+    if objective == "kto":
+        if config:
+            raise ValueError(f"KTO takes no CUT settings, got {sorted(config)}")
+        from cutkit.train.kto import train_kto
+
+        train_kto(
+            model,
+            tokenizer,
+            train,
+            template=settings.template,
+            max_length=settings.max_length,
+            beta=settings.kto_beta,
+            align_p_ratio=settings.align_p_ratio,
             **shared,
         )
         return model

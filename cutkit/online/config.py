@@ -12,8 +12,9 @@ from cutkit.online.judges.factory import parse_judge_spec
 from cutkit.online.tasks import HELDOUT_SEED
 from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
 
-ONLINE_OBJECTIVES = ("cut", "sft", "hindsight")
-"""Objectives the loop trains with (``sft``: on the responses the judge accepted)."""
+ONLINE_OBJECTIVES = ("cut", "sft", "hindsight", "self_distill", "kto")
+"""Objectives the loop trains with (``sft``: on the responses the judge accepted; ``kto``:
+accepted responses desirable, rejected ones undesirable, through TRL)."""
 
 TRUNCATED_CHOICES = ("drop", "keep")
 """What the loop does with an answer cut off at ``max_new_tokens`` (``OnlineConfig.truncated``)."""
@@ -77,7 +78,8 @@ class OnlineConfig(CUTLevers, TrainSettings):
         default="cut",
         metadata={
             "help": f"Training objective, one of {ONLINE_OBJECTIVES} (sft: rejection-sampling "
-            "fine-tuning on the accepted responses).",
+            "fine-tuning on the accepted responses; kto: accepted responses desirable, rejected "
+            "ones undesirable).",
             "choices": ONLINE_OBJECTIVES,
         },
     )
@@ -164,6 +166,11 @@ class OnlineConfig(CUTLevers, TrainSettings):
         for name in ("rounds", "heldout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.objective == "kto" and self.batch_size < 2:
+            raise ValueError(
+                "objective 'kto' estimates its KL term within a micro-batch: batch_size must be "
+                f">= 2, got {self.batch_size}"
+            )
         if self.instructions_per_round < 1:
             raise ValueError("instructions_per_round must be >= 1")
         if self.truncated not in TRUNCATED_CHOICES:

@@ -33,14 +33,16 @@ class RoundTraining:
 
 
 def training_args(config: OnlineConfig, output_dir: Path, seed: int, *, use_cpu: bool):
-    """The :class:`~cutkit.train.config.CUTConfig` of one round (``config.training`` overrides)."""
+    """The :class:`~cutkit.train.config.CUTConfig` of one round (``config.training`` overrides).
+    For ``kto`` (trained through TRL) it carries the shared training fields only, with objective
+    ``"cut"``; :func:`train_round` records the round's objective as ``"kto"``."""
     from cutkit.train.config import CUTConfig
 
     c = config
     return CUTConfig(
         **{
             "output_dir": str(output_dir),
-            "objective": c.objective,
+            "objective": "cut" if c.objective == "kto" else c.objective,
             **c.cut_config_kwargs(),
             **c.lever_kwargs(),
             "logging_steps": 1,
@@ -77,7 +79,13 @@ def train_round(
     summary: dict[str, Any] = {}
     examples, report = [], None
     try:
-        if records:
+        if records and c.objective == "kto":
+            from cutkit.train.kto import kto_examples
+
+            examples = kto_examples(
+                records, tokenizer, c.template, align_p_ratio=args.align_p_ratio, seed=seed
+            )
+        elif records:
             examples, report = objectives.build_objective_examples(
                 records,
                 tokenizer,
@@ -88,7 +96,7 @@ def train_round(
                 align_p_ratio=args.align_p_ratio,
                 seed=seed,
             )
-    except ValueError as error:  # e.g. sft without any accepted response
+    except ValueError as error:  # e.g. sft (or kto) without any accepted response
         summary["skip_reason"] = str(error)
     if report is not None:
         summary["build_report"] = asdict(report)
@@ -99,12 +107,15 @@ def train_round(
     set_seed(seed)  # the LoRA initialisation draws from the global generator
     lora = c.lora_config()
     peft_model = apply_lora(model, lora)
-    trainer = CUTTrainer(peft_model, args, train_dataset=examples, processing_class=tokenizer)
-    if not c.show_progress:
-        from transformers import PrinterCallback
+    if c.objective == "kto":
+        trainer = _train_kto(peft_model, tokenizer, records, args, c)
+    else:
+        trainer = CUTTrainer(peft_model, args, train_dataset=examples, processing_class=tokenizer)
+        if not c.show_progress:
+            from transformers import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
-    output = trainer.train()
+            trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
+        trainer.train()
     trainer.save_state()
     peft_model.save_pretrained(stage / "adapter")
     merged = peft_model.merge_and_unload()
@@ -112,9 +123,35 @@ def train_round(
     summary |= {
         "trained": True,
         "n_examples": len(examples),
-        "steps": output.global_step,
-        "train_loss": output.training_loss,
+        "steps": trainer.state.global_step,
+        "train_loss": _training_loss(trainer.state.log_history),
         "log_history": trainer.state.log_history,
     }
     seconds = round(time.perf_counter() - start, 2)
-    return RoundTraining(merged, summary, args.to_dict(), seconds)
+    return RoundTraining(merged, summary, args.to_dict() | {"objective": c.objective}, seconds)
+
+
+def _train_kto(peft_model, tokenizer, records, args, config: OnlineConfig):
+    """One round of KTO through TRL with the round's CUTConfig ``args`` (its training fields)."""
+    from cutkit.train.kto import train_kto
+
+    fields = (
+        "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+        "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "logging_steps",
+        "save_strategy", "report_to", "disable_tqdm", "seed", "data_seed", "use_cpu",
+        "max_length", "optim", "weight_decay", "max_grad_norm",
+    )  # fmt: skip
+    return train_kto(
+        peft_model,
+        tokenizer,
+        records,
+        output_dir=args.output_dir,
+        template=config.template,
+        align_p_ratio=args.align_p_ratio,
+        **{name: getattr(args, name) for name in fields},
+    )
+
+
+def _training_loss(log_history: list[dict]) -> float | None:
+    """The run's mean training loss, as transformers logs it at the end of training."""
+    return next((h["train_loss"] for h in reversed(log_history) if "train_loss" in h), None)

@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 
 from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold
+from cutkit.train.distill import check_distill_settings
 from cutkit.train.losses import (
     NORMALIZATIONS,
     UNFLAGGED,
@@ -32,6 +33,7 @@ from cutkit.train.objectives import (
 )
 from cutkit.train.settings import (
     COUNT_WHY,
+    DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
     LR_WHY,
     RATIO_WHY,
@@ -152,6 +154,27 @@ class CUTConfig(TrainingArguments):
             "response back; see docs/method.md."
         },
     )
+    distill_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "self_distill only: weight (finite >= 0) of the per-token divergence "
+            "T^2 KL(judged || plain) against the Align-P likelihood."
+        },
+    )
+    distill_temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "self_distill only: softmax temperature T > 0 of both contexts (the "
+            "divergence is scaled by T^2)."
+        },
+    )
+    distill_top_k: int | None = field(
+        default=None,
+        metadata={
+            "help": "self_distill only: keep the teacher's k most probable tokens, renormalised; "
+            "None distils the full vocabulary."
+        },
+    )
     detection_dropout: bool = field(
         default=True,
         metadata={
@@ -222,6 +245,8 @@ class CUTConfig(TrainingArguments):
         range and why), before transformers or a model sees it."""
         check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
         check_number("gamma", self.gamma, minimum=0, why=GAMMA_WHY)
+        check_number("distill_weight", self.distill_weight, minimum=0, why=DISTILL_WEIGHT_WHY)
+        check_distill_settings(self.distill_temperature, self.distill_top_k)
         check_max_length(self.max_length)
         check_number(
             "max_response_length",
@@ -266,6 +291,8 @@ class CUTConfig(TrainingArguments):
             detect=self.detect,
             unflagged=self.unflagged,
         )
+        if self.objective == "self_distill":
+            settings["distill_weight"] = self.distill_weight
         return objective_switches(self.objective, settings)
 
     def uses_span_detector(self) -> bool:

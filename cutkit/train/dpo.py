@@ -27,27 +27,7 @@ from typing import Any
 
 from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
-
-
-def _require_trl():
-    try:
-        import trl
-    except ImportError as err:
-        raise ImportError(
-            "the DPO baseline runs through TRL, which is not installed: pip install cutkit[dpo] "
-            "(or pip install trl==1.16.0)"
-        ) from err
-    return trl
-
-
-def _strip_duplicate_bos(prompt: str, tokenizer, template: PromptTemplate) -> str:
-    """TRL tokenizes text prompts with the tokenizer's special tokens; a chat template that writes
-    BOS itself would then start with two."""
-    bos = tokenizer.bos_token
-    if template.add_special_tokens or not bos or not prompt.startswith(bos):
-        return prompt
-    adds_bos = tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
-    return prompt[len(bos) :] if adds_bos else prompt
+from cutkit.train.trl_bridge import default_precision, require_trl, trl_prompt
 
 
 def dpo_pairs(
@@ -71,9 +51,8 @@ def dpo_pairs(
     for record in records:
         if record.is_positive:
             continue
-        prompt = template.plain(record.prompt_instruction)
         rows["id"].append(record.id)
-        rows["prompt"].append(_strip_duplicate_bos(prompt, tokenizer, template))
+        rows["prompt"].append(trl_prompt(record.prompt_instruction, tokenizer, template))
         rows["chosen"].append(record.refinement)
         rows["rejected"].append(record.response)
     if not rows["id"]:
@@ -112,12 +91,9 @@ def train_dpo(
             ``per_device_train_batch_size``, ...). bf16 defaults to True only on a GPU that
             supports it (TRL's own default is True everywhere).
     """
-    trl = _require_trl()
-    import torch
-
+    trl = require_trl("DPO")
     template = get_template(template, tokenizer)
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    training_kwargs.setdefault("bf16", bf16 and not training_kwargs.get("use_cpu", False))
+    training_kwargs = default_precision(training_kwargs)
     config = trl.DPOConfig(output_dir=str(output_dir), beta=beta, **training_kwargs)
     trainer = trl.DPOTrainer(
         model=model,

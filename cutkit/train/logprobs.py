@@ -177,15 +177,22 @@ def _scored(labels: Tensor) -> Tensor:
     return labels[:, 1:] != IGNORE_INDEX
 
 
-def _flat_label_logprobs(
+def scored_rows(
     model: nn.Module,
     input_ids: Tensor,
     attention_mask: Tensor | None,
     labels: Tensor,
     chunk_size: int | None,
     position_ids: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
+) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
+    """Run the model once up to what the output layer needs at the scored positions.
+
+    Returns ``(rows, targets, scored, project)``: rows (N, H) the hidden states that predict the
+    N scored tokens (row-major), targets (N,) those tokens, scored the (B, T - 1) mask, and
+    ``project`` mapping rows to logits (the output layer). When the head cannot be split off
+    (``chunk_size=None``, or :func:`split_model` gives a reason, with a warning) the model runs
+    whole: rows are then the (N, V) logits themselves and ``project`` is the identity.
+    """
     scored = _scored(labels)  # (B, T-1)
     targets = labels[:, 1:][scored]  # (N,)
     inputs = dict(
@@ -204,16 +211,34 @@ def _flat_label_logprobs(
             warnings.warn(
                 f"label_logprobs: {reason}; falling back to full logits, which materialises "
                 "batch x length x vocabulary (more memory)",
-                stacklevel=3,
+                stacklevel=4,
             )
         logits = model(**inputs).logits
-        logits = _upcast(logits[:, :-1][scored])  # (N, V)
-        flat = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
-        return flat, scored
+        return logits[:, :-1][scored], targets, scored, _identity  # (N, V)
     out = body(**inputs)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, T, H)
-    rows = hidden[:, :-1][scored]  # (N, H): only scored positions go through the head
-    return _chunked(head, rows, targets, chunk_size), scored
+    return hidden[:, :-1][scored], targets, scored, head  # only scored rows reach the head
+
+
+def _identity(rows: Tensor) -> Tensor:
+    return rows
+
+
+def _flat_label_logprobs(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    labels: Tensor,
+    chunk_size: int | None,
+    position_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
+    rows, targets, scored, project = scored_rows(
+        model, input_ids, attention_mask, labels, chunk_size, position_ids
+    )
+    if project is _identity:  # full logits already: one piece
+        return _chunk_logprobs(project, rows, targets), scored
+    return _chunked(project, rows, targets, chunk_size), scored
 
 
 def label_logprobs(

@@ -51,7 +51,7 @@ from torch import Tensor
 
 from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold, is_flagged
-from cutkit.train.settings import GAMMA_WHY, UL_WEIGHT_WHY
+from cutkit.train.settings import DISTILL_WEIGHT_WHY, GAMMA_WHY, UL_WEIGHT_WHY
 
 NORMALIZATIONS = ("official", "paper", "token")
 UNFLAGGED = ("mle", "ignore")
@@ -118,7 +118,8 @@ class CUTLossOutput:
         Keys: loss/mle, loss/ul, num_tokens (response tokens), and when the batch has negative
         tokens ul/flagged_frac, ul/logratio_mean, logps/judged, logps/plain (means over negative
         response tokens), ul/push_down and ul/push_up (push masses per negative token, module
-        doc) and ul/push_ratio (push_down / push_up, when push_up > 0), and with positive tokens
+        doc) and ul/push_ratio (push_down / push_up, when push_up > 0) or, for self-distillation,
+        distill/kl (mean divergence per negative token), and with positive tokens
         logps/positive. "loss" itself is left to the
         trainer, which logs it already.
         """
@@ -133,6 +134,8 @@ class CUTLossOutput:
             out["ul/logratio_mean"] = (s["judged_sum"] - s["plain_sum"]) / s["neg_tokens"]
             out["logps/judged"] = s["judged_sum"] / s["neg_tokens"]
             out["logps/plain"] = s["plain_sum"] / s["neg_tokens"]
+            if "distill_sum" in s:
+                out["distill/kl"] = s["distill_sum"] / s["neg_tokens"]
             if "push_down" in s:
                 out["ul/push_down"] = s["push_down"] / s["neg_tokens"]
                 out["ul/push_up"] = s["push_up"] / s["neg_tokens"]
@@ -197,6 +200,8 @@ def cut_loss(
     unflagged: str = "mle",
     num_items: Tensor | float | None = None,
     flagged: Tensor | None = None,
+    distill: Tensor | None = None,
+    distill_weight: float = 1.0,
 ) -> CUTLossOutput:
     """Contrastive Unlikelihood Training loss on aligned per-token log-probs.
 
@@ -217,6 +222,12 @@ def cut_loss(
         flagged: (B, L) bool detection computed elsewhere (e.g. by a dropout-free forward pass);
             None detects from ``logp_judged`` and ``logp_plain``. Only negative response tokens
             can be flagged; ignored when ``detect=False``.
+        distill: (B, L) per-token self-distillation divergence of the negative rows
+            (:func:`cutkit.train.distill.logprobs_and_divergence`); when given, the Misalign term
+            of every bad-response token is ``distill_weight * distill`` instead of unlikelihood /
+            likelihood (the ``self_distill`` objective). Detection is still computed, for the
+            statistics only.
+        distill_weight: finite >= 0, the weight of ``distill`` against the likelihood terms.
 
     Returns:
         :class:`CUTLossOutput` with loss = mle + ul.
@@ -228,6 +239,12 @@ def cut_loss(
     check_threshold(threshold)
     check_number("ul_weight", ul_weight, minimum=0, why=UL_WEIGHT_WHY)
     check_number("gamma", gamma, minimum=0, why=GAMMA_WHY)
+    check_number("distill_weight", distill_weight, minimum=0, why=DISTILL_WEIGHT_WHY)
+    if distill is not None and distill.shape != logp_judged.shape:
+        raise ValueError(
+            f"distill {tuple(distill.shape)} must have the (B, L) shape of logp_judged "
+            f"{tuple(logp_judged.shape)}"
+        )
     if num_items is not None and normalization == "official":
         raise ValueError("num_items is not used by normalization='official' (per micro-batch)")
     if logp_judged.shape != logp_plain.shape or logp_judged.shape != mask.shape:
@@ -256,6 +273,8 @@ def cut_loss(
     log1m_p = log1mexp(lp)  # (B, L) log(1 - p_plain)
     kept = -lp if unflagged == "mle" else torch.zeros_like(lp)  # unflagged tokens
     mis_tok = torch.where(flagged, -weight * log1m_p, kept)  # (B, L) Misalign per token
+    if distill is not None:  # self-distillation replaces the hard decision
+        mis_tok = distill_weight * torch.where(neg, distill.to(dtype), 0.0)
     nll = torch.where(like, -lj, 0.0)  # (B, L) first-context likelihood terms
     mis = torch.where(ul_tok, mis_tok, 0.0)  # (B, L)
 
@@ -284,7 +303,9 @@ def cut_loss(
         "plain_sum": lp.sum().detach(),
         "pos_sum": torch.where(pos, lj, 0.0).sum().detach(),
     }
-    if misalign:
+    if distill is not None:
+        stats["distill_sum"] = torch.where(neg, distill.to(dtype), 0.0).sum().detach()
+    elif misalign:
         down = ul_tok & flagged  # (B, L) tokens pushed down
         odds = torch.exp(lp.detach() - log1m_p.detach())  # p / (1 - p)
         stats["push_down"] = torch.where(down, weight * odds, 0.0).sum().detach()

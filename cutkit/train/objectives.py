@@ -30,14 +30,21 @@ positive / negative records, x the plain prompt, (x, j) the judged prompt, y the
   naming the record and the field ``refinement``.
 - ``ul_all`` (the paper's "no detection" ablation): ``cut`` with ``detect=False``: every token of
   a bad response gets -w log(1 - p(y_t | x)) in the Misalign term (never converges in the paper).
+- ``self_distill`` (self-distillation from the judged context, :mod:`cutkit.train.distill`): the
+  examples of ``cut``; on N, every response token gets w T^2 KL(q_t || p_t) in the Misalign term,
+  q_t the detached softmax of the judged context (x, j) and p_t the plain context's (x), over the
+  full vocabulary; -log p(y | x) on P (Align-P); no Align-N (the judged context is the teacher,
+  not trained). ``distill_weight`` w, ``distill_temperature`` T, ``distill_top_k``.
 
 Align-P downsampling (``align_p_ratio``) is applied to the records before the objective transforms
 them, so ``cut``, ``hindsight``, ``ul_all``, ``forward`` and ``ilf`` see the same records (the
 positives kept in proportion to the negatives); ``sft`` keeps all positives (see above). Junk
 judgments are refused by every objective, as by CUT. The objective fixes the switches that define
-it (``hindsight``: misalign=False; ``ul_all``: detect=False, misalign=True; ``sft``, ``forward``,
+it (``hindsight``: misalign=False; ``ul_all``: detect=False, misalign=True; ``self_distill``:
+align_n=False, misalign=True; ``sft``, ``forward``,
 ``ilf``: align_p=True, all their rows being likelihood rows); the other switches apply as configured.
-DPO (refinement preferred over response) goes through TRL: see :mod:`cutkit.train.dpo`.
+DPO (refinement preferred over response) and KTO (good / bad labels) go through TRL: see
+:mod:`cutkit.train.dpo` and :mod:`cutkit.train.kto`.
 
 >>> objective_switches("hindsight", {"misalign": True, "detect": True})
 {'misalign': False, 'detect': True}
@@ -53,7 +60,7 @@ from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refi
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.batching import IGNORE_INDEX, BuildReport, build_examples, downsample_positives
 
-OBJECTIVES = ("cut", "sft", "hindsight", "forward", "ilf", "ul_all")
+OBJECTIVES = ("cut", "sft", "hindsight", "forward", "ilf", "ul_all", "self_distill")
 
 _SWITCHES: dict[str, dict[str, bool]] = {
     "cut": {},
@@ -62,6 +69,7 @@ _SWITCHES: dict[str, dict[str, bool]] = {
     "forward": {"align_p": True},
     "ilf": {"align_p": True},
     "ul_all": {"detect": False, "misalign": True},
+    "self_distill": {"align_n": False, "misalign": True},
 }
 """The cut_loss switches each objective fixes (the others apply as configured)."""
 
@@ -82,8 +90,11 @@ def check_objective(objective: str) -> str:
     if objective in OBJECTIVES:
         return objective
     hint = ""
-    if objective == "dpo":
-        hint = "; DPO runs through TRL: use cutkit.train.dpo.train_dpo (pip install cutkit[dpo])"
+    if objective in ("dpo", "kto"):
+        hint = (
+            f"; {objective.upper()} runs through TRL: use cutkit.train.{objective}.train_"
+            f"{objective} (pip install cutkit[dpo])"
+        )
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}{hint}")
 
 
@@ -216,7 +227,7 @@ def build_objective_examples(
     check_objective(objective)
     records = list(records)
     refuse_junk(records)
-    if objective in ("cut", "ul_all", "hindsight"):
+    if objective in ("cut", "ul_all", "hindsight", "self_distill"):
         examples, report = build_examples(
             records,
             tokenizer,

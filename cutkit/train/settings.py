@@ -36,6 +36,10 @@ GAMMA_WHY = (
     "the dynamic weight is alpha * p_judged^gamma with p_judged <= 1; a negative gamma weighs "
     "improbable tokens up without bound and nan or inf poisons the loss (0 = constant alpha)"
 )
+DISTILL_WEIGHT_WHY = (
+    "the weight of the self-distillation divergence against the likelihood terms: a negative "
+    "weight would push the plain prompt away from the judged one, nan or inf wrecks the weights"
+)
 LR_WHY = "0 trains nothing and a negative, nan or inf step wrecks the weights (paper: 4e-4)"
 RATIO_WHY = "positives kept per negative (paper: 0.25); None keeps them all"
 COUNT_WHY = "a count of records, micro-batches or rows"

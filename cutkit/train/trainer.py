@@ -22,6 +22,7 @@ from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.train.attention import use_varlen_attention
 from cutkit.train.batching import BuildReport, CUTCollator, context_length
 from cutkit.train.config import RUN_FILE, CUTConfig
+from cutkit.train.distill import logprobs_and_divergence
 from cutkit.train.logprobs import label_logprobs_packed, response_token_mask
 from cutkit.train.losses import (
     CUTLossOutput,
@@ -265,8 +266,12 @@ class CUTTrainer(Trainer):
 
     def cut_loss_output(self, model, inputs) -> CUTLossOutput:
         """Score the micro-batch and return the full :class:`CUTLossOutput`."""
-        logp, mask = self._response_logprobs(model, inputs)  # (R, Lr) each
         n = inputs["negative"].shape[0]
+        distill = None
+        if self.args.objective == "self_distill":
+            logp, mask, distill = self._logprobs_and_divergence(model, inputs)
+        else:
+            logp, mask = self._response_logprobs(model, inputs)  # (R, Lr) each
         num_items = None
         if self.args.normalization != "official" and model.training:
             num_items = self._step_items
@@ -277,6 +282,7 @@ class CUTTrainer(Trainer):
             flagged = _align(inputs["error_token_flags"], mask[:n])
         elif (
             detects
+            and distill is None
             and model.training
             and not self.args.detection_dropout
             and inputs["negative"].any()
@@ -289,8 +295,30 @@ class CUTTrainer(Trainer):
             inputs["negative"],
             num_items=num_items,
             flagged=flagged,
+            distill=distill,
             **settings,
         )
+
+    def _logprobs_and_divergence(self, model, inputs):
+        """Response log-probs (R, Lr), their mask, and the (B, Lr) self-distillation divergence
+        of each negative row's judged context (teacher) into its plain context (student)."""
+        negative = inputs["negative"]
+        rows = negative.nonzero(as_tuple=True)[0]  # (P,) negative first-context rows
+        logp, mask, pairs = logprobs_and_divergence(
+            model,
+            inputs["input_ids"],
+            inputs.get("attention_mask"),
+            inputs["labels"],
+            teacher_rows=rows,
+            student_rows=inputs["plain_row"][rows],
+            position_ids=inputs.get("position_ids"),
+            chunk_size=self.args.chunk_size,
+            temperature=self.args.distill_temperature,
+            top_k=self.args.distill_top_k,
+        )
+        divergence = pairs.new_zeros(negative.shape[0], pairs.shape[1])
+        divergence[rows] = pairs
+        return logp, mask, divergence
 
     def _response_logprobs(self, model, inputs):
         """Every context row's response log-probs, left-aligned: values and mask, (R, Lr)."""

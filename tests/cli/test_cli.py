@@ -58,6 +58,20 @@ def test_train_writes_adapter_config_history_and_figures(tiny_checkpoint, tmp_pa
     assert any("ul/flagged_frac" in h for h in history)
 
 
+def test_train_with_self_distillation(tiny_checkpoint, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(bundled_data_path("starter/train.jsonl")), "--model",
+            str(tiny_checkpoint), "--output", str(out), "--max_steps", "1", "--lora_r", "4",
+            "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+            "--logging_steps", "1", "--use_cpu", "true", "--objective", "self_distill",
+            "--distill_top_k", "16", "--distill_temperature", "2"]  # fmt: skip
+    assert main(argv) == 0
+    run = json.loads((out / "cutkit_run.json").read_text())
+    assert run["config"]["objective"] == "self_distill" and run["config"]["distill_top_k"] == 16
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any(h.get("distill/kl", -1) >= 0 for h in history)
+
+
 def test_bad_data_stops_with_the_file_and_record(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
     bad = tmp_path / "bad.json"
@@ -254,15 +268,15 @@ def test_compare_writes_runs_and_summary(tiny_checkpoint, tmp_path, capsys):
         "--test",
         "starter/test.jsonl",
     ]
-    assert main(["compare", "--objectives", "sft", "cut", "--seeds", "5", *args]) == 0
+    objectives = ["sft", "cut", "kto", "self_distill"]
+    assert main(["compare", "--objectives", *objectives, "--seeds", "5", *args]) == 0
     printed = capsys.readouterr().out
     assert "48 training records, 16 held-out, 1 steps of 2 records each" in printed
-    assert "| cut | 1 |" in printed and "| sft | 1 |" in printed
+    assert all(f"| {o} | 1 |" in printed for o in objectives)
     runs = (out / "runs.csv").read_text().splitlines()
     assert [line.split(",")[:2] for line in runs[1:]] == [
         ["base", "-1"],
-        ["sft", "5"],
-        ["cut", "5"],
+        *[[o, "5"] for o in objectives],
     ]
     assert (out / "summary.md").read_text().startswith("| objective | seeds | train s |")
 

@@ -104,6 +104,15 @@ def test_dpo_runs_through_trl_with_the_same_budget(settings):
     assert frame.loc[1, "pref_margin"] != frame.loc[0, "pref_margin"]
 
 
+def test_kto_and_self_distill_train_with_the_same_budget(settings):
+    frame = compare(["kto", "self_distill"], TRAIN, TEST, seeds=[0], settings=settings)
+    assert frame["objective"].tolist() == ["base", "kto", "self_distill"]
+    assert frame["steps"].tolist() == [0, 2, 2]
+    base = frame.iloc[0]
+    for row in (1, 2):
+        assert frame.loc[row, "pref_margin"] != base["pref_margin"], "the run moved the model"
+
+
 def test_unknown_objectives_are_refused_before_any_work(settings):
     with pytest.raises(ValueError, match=r"unknown objective 'ppo'.*'dpo'"):
         compare(["cut", "ppo"], TRAIN, TEST, settings=settings)
@@ -127,6 +136,8 @@ def test_records_no_arm_can_use_are_refused_before_any_work(tmp_path, monkeypatc
         (["sft"], [r for r in TRAIN if r.is_negative], TEST, r"'sft'.*none of the 4.*positive"),
         (["ilf"], unrefined, TEST, r"arm 'ilf'.*record 0.*'refinement'"),
         (["dpo"], unrefined, TEST, r"arm 'dpo'.*record 0.*'refinement'"),
+        (["kto"], [r for r in TRAIN if r.is_negative], TEST, r"'kto'.*none of the 4.*positive"),
+        (["self_distill"], positives, TEST, r"'self_distill'.*none of the 2.*negative"),
         (["forward:align_p_ratio=0.25"], positives, TEST, r"align_p_ratio=0.25.*negative"),
     ]
     for objectives, train, test, message in cases:
@@ -135,6 +146,8 @@ def test_records_no_arm_can_use_are_refused_before_any_work(tmp_path, monkeypatc
         assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="steps must be >= 1"):
         CompareSettings(steps=0)
+    with pytest.raises(ValueError, match="kto_beta"):
+        CompareSettings(kto_beta=0)
 
 
 def test_arms_carry_cut_settings_and_typos_fail_before_training():
@@ -151,6 +164,8 @@ def test_arms_carry_cut_settings_and_typos_fail_before_training():
         ("cut:unflagged=drop", "unflagged"),
         ("cut:align_n", "key=value"),
         ("dpo:threshold=2", "DPO"),
+        ("kto:threshold=2", "KTO"),
+        ("self_distill:distill_temperature=0", "distill_temperature"),
     ]:
         with pytest.raises(ValueError, match=message):
             parse_arm(bad)

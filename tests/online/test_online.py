@@ -171,6 +171,23 @@ def test_baseline_objectives(checkpoint, tmp_path, objective):
         assert train["n_examples"] == train["build_report"]["n_examples"] >= train["n_negative"]
 
 
+def test_self_distill_and_kto_train_a_round(checkpoint, tmp_path):
+    distilled = run_online(
+        small_config(checkpoint, tmp_path / "sd", rounds=1, objective="self_distill")
+    )
+    train = distilled.metrics[1]["train"]
+    assert train["trained"] and train["build_report"]["objective"] == "self_distill"
+    assert all(h["distill/kl"] >= 0 for h in train["log_history"] if "loss" in h)
+    kto = run_online(small_config(checkpoint, tmp_path / "kto", rounds=1, objective="kto"))
+    train = kto.metrics[1]["train"]
+    assert train["n_positive"] > 0 and train["n_negative"] > 0
+    assert train["trained"] and train["steps"] >= 1 and train["train_loss"] is not None
+    assert train["n_examples"] <= train["n_positive"] + train["n_negative"]
+    assert (round_dir(kto.run_dir, 1) / "adapter" / "adapter_model.safetensors").exists()
+    with pytest.raises(ValueError, match="batch_size must be >= 2"):
+        small_config(checkpoint, tmp_path / "x", objective="kto", batch_size=1)
+
+
 def test_levers_and_families_reach_the_rounds(checkpoint, tmp_path):
     config = small_config(checkpoint, tmp_path / "run", rounds=1, detector="spans",
                           unflagged="ignore", align_n=False, families="max_words,lowercase")  # fmt: skip

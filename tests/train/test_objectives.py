@@ -59,18 +59,24 @@ def arithmetic(n: int = 4) -> list[JudgmentRecord]:
 
 def test_unknown_objective_raises_listing_the_choices():
     with pytest.raises(
-        ValueError, match=r"'cut', 'sft', 'hindsight', 'forward', 'ilf', 'ul_all'.*'rlhf'"
+        ValueError,
+        match=r"'cut', 'sft', 'hindsight', 'forward', 'ilf', 'ul_all', 'self_distill'.*'rlhf'",
     ):
         CUTConfig(output_dir="x", objective="rlhf")
     with pytest.raises(ValueError, match="train_dpo"):
         CUTConfig(output_dir="x", objective="dpo")
-    assert OBJECTIVES == ("cut", "sft", "hindsight", "forward", "ilf", "ul_all")
+    with pytest.raises(ValueError, match="train_kto"):
+        CUTConfig(output_dir="x", objective="kto")
+    assert OBJECTIVES == ("cut", "sft", "hindsight", "forward", "ilf", "ul_all", "self_distill")
 
 
 def test_objectives_fix_their_defining_switches_only():
     settings = {o: CUTConfig(output_dir="x", objective=o).loss_settings() for o in OBJECTIVES}
     assert settings["hindsight"]["misalign"] is False
     assert settings["ul_all"]["detect"] is False and settings["ul_all"]["misalign"] is True
+    assert settings["self_distill"]["align_n"] is False and settings["self_distill"]["misalign"]
+    assert settings["self_distill"]["distill_weight"] == 1.0
+    assert "distill_weight" not in settings["cut"]
     assert all(settings[o]["align_p"] for o in ("sft", "forward", "ilf"))
     ablated = CUTConfig(output_dir="x", objective="ul_all", align_n=False, misalign=False)
     assert ablated.loss_settings()["align_n"] is False and ablated.loss_settings()["misalign"]
@@ -186,7 +192,8 @@ def test_downsampling_selects_the_same_records_for_every_objective_but_sft(token
         ids[objective] = [e["id"] for e in examples]
         assert report.n_records == 8 + 4
     assert len(ids["cut"]) == 4 + 1
-    assert all(ids[o] == ids["cut"] for o in ("hindsight", "ul_all", "forward", "ilf"))
+    same = ("hindsight", "ul_all", "forward", "ilf", "self_distill")
+    assert all(ids[o] == ids["cut"] for o in same)
     assert len(ids["sft"]) == 8
 
 
@@ -200,14 +207,20 @@ def test_every_objective_refuses_junk(tokenizer):
 # ----------------------------------------------------------------------------- losses
 
 
-def _direct_logps(model, prompt: list[int], continuation: list[int]) -> torch.Tensor:
-    """Full-softmax log p of every continuation token after prompt, float64."""
+def _direct_distributions(model, prompt: list[int], continuation: list[int]) -> torch.Tensor:
+    """Full-softmax log p (len(continuation), V) of the next token at every continuation
+    position after prompt, float64."""
     ids = torch.tensor([prompt + continuation])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].double()  # (T, V)
-    logp = torch.log_softmax(logits, dim=-1)
     positions = torch.arange(len(prompt) - 1, len(prompt) + len(continuation) - 1)
-    return logp[positions, torch.tensor(continuation)]
+    return torch.log_softmax(logits, dim=-1)[positions]
+
+
+def _direct_logps(model, prompt: list[int], continuation: list[int]) -> torch.Tensor:
+    """Full-softmax log p of every continuation token after prompt, float64."""
+    logp = _direct_distributions(model, prompt, continuation)
+    return logp[torch.arange(len(continuation)), torch.tensor(continuation)]
 
 
 def _direct_loss(model, tokenizer, objective: str, threshold: float = 1.1) -> float:
@@ -234,6 +247,11 @@ def _direct_loss(model, tokenizer, objective: str, threshold: float = 1.1) -> fl
         elif r.is_positive:
             likelihood.append(_direct_logps(model, plain(r), ids(r.response)))
         else:
+            if objective == "self_distill":  # KL(judged || plain) over the vocabulary
+                q = _direct_distributions(model, judged(r), ids(r.response))
+                p = _direct_distributions(model, plain(r), ids(r.response))
+                misalign.append((q.exp() * (q - p)).sum(-1))
+                continue
             lj = _direct_logps(model, judged(r), ids(r.response))
             lp = _direct_logps(model, plain(r), ids(r.response))
             likelihood.append(lj)
@@ -265,8 +283,10 @@ def test_loss_equals_a_direct_float64_computation(tokenizer, tmp_path, objective
     assert float(out.loss) == pytest.approx(expected, rel=1e-10)
     if objective == "cut":  # the detection is non-trivial on these records
         assert out.flagged.any() and not out.flagged[batch["negative"]].all()
-    if objective not in ("cut", "ul_all"):
+    if objective not in ("cut", "ul_all", "self_distill"):
         assert float(out.ul) == 0
+    if objective == "self_distill":
+        assert float(out.ul) > 0 and "distill/kl" in out.metrics()
 
 
 def test_ul_all_flags_every_negative_token(tokenizer, tmp_path):
@@ -302,6 +322,8 @@ def test_a_short_run_lowers_the_loss(tokenizer, tmp_path, objective):
         """The objective on the whole data set; CUT's with the given flags (its detection is a
         moving target: each step descends the loss with the flags of that step)."""
         with torch.no_grad():
+            if objective == "self_distill":  # no flags: the loss is a fixed function
+                return trainer.cut_loss_output(trainer.model, batch)
             logp, mask = trainer._response_logprobs(trainer.model, batch)
             return cut_loss(
                 logp[:n],

@@ -193,7 +193,7 @@ def test_models_already_on_flash_attention_keep_it():
 # ------------------------------------------------------------------------------- the trainer
 
 
-@pytest.mark.parametrize("objective", ["cut", "hindsight", "forward"])
+@pytest.mark.parametrize("objective", ["cut", "hindsight", "forward", "self_distill"])
 def test_trainer_with_packing_takes_the_padded_steps(tokenizer, tmp_path, objective):
     """Two optimizer steps of 2 micro-batches x 3 records: same losses, same weights after."""
     data = arithmetic_records(6)
