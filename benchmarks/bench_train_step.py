@@ -4,7 +4,9 @@ Both steps get the same collated micro-batch (the judged and plain context rows 
 built from bundled records): the SFT step is ``model(input_ids, attention_mask, labels).loss``
 (transformers' own cross-entropy over full logits), the CUT step is cutkit's
 ``label_logprobs_packed`` + ``cut_loss``. Forward + backward through a LoRA-wrapped model, median
-wall time of several repetitions after a warm-up. Target (issue 3): CUT <= 1.15 x SFT.
+wall time of several repetitions after a warm-up. Target (issue 3): CUT <= 1.15 x SFT. The
+``self_distill`` step (the same batch, plus the chunked divergence of every negative's judged
+context into its plain one) is timed beside them: its cost relative to CUT.
 
     python benchmarks/bench_train_step.py                      # default model, CPU
     python benchmarks/bench_train_step.py --model tiny --reps 20
@@ -27,6 +29,7 @@ from cutkit.models.loading import load_model, load_tokenizer
 from cutkit.models.lora import apply_lora
 from cutkit.models.tiny import tiny_model
 from cutkit.train.batching import CUTCollator, build_examples
+from cutkit.train.distill import logprobs_and_divergence
 from cutkit.train.logprobs import label_logprobs_packed
 from cutkit.train.losses import cut_loss
 
@@ -47,6 +50,22 @@ def cut_step(model, batch) -> None:
     )  # (R, Lr)
     n = batch["negative"].shape[0]
     cut_loss(logp[:n], logp[batch["plain_row"]], mask[:n], batch["negative"]).loss.backward()
+
+
+def self_distill_step(model, batch) -> None:
+    """The self_distill objective's step: both contexts' log-probs and the chunked divergence of
+    each negative's judged context into its plain one, then cut_loss with ``distill``."""
+    negative = batch["negative"]
+    rows = negative.nonzero(as_tuple=True)[0]
+    logp, mask, pairs = logprobs_and_divergence(
+        model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+        teacher_rows=rows, student_rows=batch["plain_row"][rows],
+    )  # fmt: skip
+    n = negative.shape[0]
+    distill = pairs.new_zeros(n, pairs.shape[1]).index_copy(0, rows, pairs)
+    loss = cut_loss(logp[:n], logp[batch["plain_row"]], mask[:n], negative, align_n=False,
+                    distill=distill).loss  # fmt: skip
+    loss.backward()
 
 
 def timed(steps: dict, model, batch, reps: int) -> dict[str, float]:
@@ -82,8 +101,9 @@ def main() -> None:
     examples, _ = build_examples(records[: args.batch_size], tokenizer, "chat")
     batch = CUTCollator(tokenizer.pad_token_id)(examples)
     scored = int((batch["labels"] != -100).sum())
-    medians = timed({"sft": sft_step, "cut": cut_step}, model, batch, args.reps)
-    sft, cut = medians["sft"], medians["cut"]
+    steps = {"sft": sft_step, "cut": cut_step, "self_distill": self_distill_step}
+    medians = timed(steps, model, batch, args.reps)
+    sft, cut, distill = medians["sft"], medians["cut"], medians["self_distill"]
     result = {
         "model": args.model,
         "rows": batch["input_ids"].shape[0],
@@ -92,6 +112,8 @@ def main() -> None:
         "sft_step_s": round(sft, 4),
         "cut_step_s": round(cut, 4),
         "cut_over_sft": round(cut / sft, 3),
+        "self_distill_step_s": round(distill, 4),
+        "self_distill_over_cut": round(distill / cut, 3),
         "target": "<= 1.15",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -99,17 +121,21 @@ def main() -> None:
     }
     table = "\n".join(
         [
-            "| model | rows x len | scored tokens | SFT step (s) | CUT step (s) | CUT / SFT |",
-            "|---|---|---|---|---|---|",
+            "| model | rows x len | scored tokens | SFT step (s) | CUT step (s) | CUT / SFT | "
+            "self_distill step (s) | self_distill / CUT |",
+            "|---|---|---|---|---|---|---|---|",
             f"| {args.model} | {result['rows']} x {result['seq_len']} | {scored} | {sft:.3f} | {cut:.3f} "
-            f"| {cut / sft:.2f} |",
+            f"| {cut / sft:.2f} | {distill:.3f} | {distill / cut:.2f} |",
         ]
     )
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    command = f"python benchmarks/bench_train_step.py --model {args.model} --reps {args.reps}"
+    command = (
+        f"python benchmarks/bench_train_step.py --model {args.model} --reps {args.reps} "
+        f"--out {args.out}"
+    )
     out.with_suffix(".md").write_text(
         f"# CUT step vs SFT step\n\n`{command}`\n\n{table}\n\n"
         f"{result['machine']}, torch {torch.__version__}\n"
