@@ -182,7 +182,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     model = apply_lora(model, settings.lora_config())
     config = CUTConfig(
         output_dir=str(out), logging_steps=2, save_strategy="no", seed=settings.seed,
-        use_cpu=True, packing=True, report_to="none", **settings.cut_config_kwargs(), **levers,
+        use_cpu=True, packing=True, **settings.cut_config_kwargs(), **levers,
     )  # fmt: skip
     trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
     print(f"      {trainer.build_reports['train']}")

@@ -45,6 +45,7 @@ from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
 from cutkit.train.objectives import OBJECTIVES
 from cutkit.train.settings import TrainSettings, scoring_kwargs
+from cutkit.train.tracking import log_figures
 
 logger = logging.getLogger(__name__)
 
@@ -289,9 +290,11 @@ def compare(
                 run_dir=run_dir, **overrides,
             )  # fmt: skip
             seconds = time.perf_counter() - start
+            figures = _evaluate(model, tokenizer, test, settings)
+            log_figures(figures, run_dir / "runs" / "heldout", settings.report_to, step=steps)
             record(
                 {"objective": objective, "seed": seed, "steps": steps, "train_seconds": seconds}
-                | _evaluate(model, tokenizer, test, settings)
+                | figures
             )
     return pd.DataFrame(runs)
 
@@ -355,7 +358,6 @@ def train_objective(
         warmup_steps=warmup_steps,
         seed=seed,
         save_strategy="no",
-        report_to="none",
         logging_steps=max(1, steps // 10),
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),

@@ -37,6 +37,7 @@ HELDOUT_FILE = "heldout_tasks.jsonl"
 RESUME_MAY_CHANGE = (
     "rounds",
     "show_progress",
+    "report_to",
     "device",
     "judge_timeout",
     "judge_attempts",

@@ -67,6 +67,7 @@ from cutkit.online.rounds import exclude_unspanned, heldout_metrics, judged_reco
 from cutkit.online.rundir import read_jsonl, round_dir, weights_fingerprint, write_json, write_jsonl
 from cutkit.online.tasks import Task
 from cutkit.online.training import train_round
+from cutkit.train.tracking import log_figures
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class OnlineLoop:
         start = time.perf_counter()
         answers = self._answer(heldout, sample=False)
         metrics["heldout"], rows = heldout_metrics(heldout, answers)
+        log_figures(metrics["heldout"], self.run_dir / "tensorboard", c.report_to, step=r)
         write_jsonl(stage / "heldout.jsonl", rows)
         metrics["seconds"]["evaluate"] = round(time.perf_counter() - start, 2)
         metrics["fingerprint"] = weights_fingerprint(self.model)

@@ -11,6 +11,7 @@ from typing import Any
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.online.config import OnlineConfig
+from cutkit.train.tracking import trackers
 
 
 @dataclass
@@ -47,7 +48,7 @@ def training_args(config: OnlineConfig, output_dir: Path, seed: int, *, use_cpu:
             **c.lever_kwargs(),
             "logging_steps": 1,
             "save_strategy": "no",
-            "report_to": "none",
+            "report_to": trackers(c.report_to) or "none",
             "disable_tqdm": not c.show_progress,
             "seed": seed,
             "data_seed": seed,

@@ -22,6 +22,7 @@ from typing import Any
 from cutkit._checks import MIN_CONTEXT, check_number
 from cutkit.data.templates import TEMPLATES
 from cutkit.models.lora import ModelSettings
+from cutkit.train.tracking import check_report_to, trackers
 
 SCORING_FIELDS = ("template", "threshold", "max_length")
 """The settings that decide how a response's tokens are scored and flagged; training and every
@@ -132,6 +133,14 @@ class TrainSettings(ModelSettings):
         default=0.1,
         metadata={"help": "Linear warm-up: a fraction of the steps (< 1) or a step count."},
     )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "Where the training logs go, as transformers' report_to: 'none' (its "
+            "default), 'tensorboard', 'trackio', 'wandb', ..., a comma-separated list, or "
+            "'all'. compare and online also write their held-out summaries to TensorBoard."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the model and LoRA
@@ -155,6 +164,7 @@ class TrainSettings(ModelSettings):
         check_number(
             "warmup", self.warmup, minimum=0, why="a fraction of the steps (< 1) or a step count"
         )
+        check_report_to(self.report_to)
 
     @property
     def records_per_step(self) -> int:
@@ -169,6 +179,7 @@ class TrainSettings(ModelSettings):
             per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_steps=self.warmup,
+            report_to=trackers(self.report_to) or "none",
         )
 
     def cut_config_kwargs(self) -> dict[str, Any]:
