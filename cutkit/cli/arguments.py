@@ -7,15 +7,26 @@ option in every command because the commands share the dataclasses that declare 
 (:mod:`cutkit.train.settings`). On top of HfArgumentParser: ``none`` gives None for an optional
 field (``--align_p_ratio none``), a ``dict`` field takes a JSON object, and help texts may contain
 ``%``.
+
+Every command also takes ``--config FILE.yaml``: a mapping of the same option names (without the
+dashes) to values, read before the flags, so flags given on the command line override the file.
+A run saves its effective settings with :func:`write_config` as ``cutkit_config.yaml``; passed
+back with ``--config``, that file reproduces the run.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import enum
 import json
 import re
 import typing
+from pathlib import Path
 from typing import Any
+
+CONFIG_FILE = "cutkit_config.yaml"
+"""The name of the effective-settings file a run saves (:func:`write_config`)."""
 
 
 def command_parser(prog: str, description: str, *settings_classes: type):
@@ -40,6 +51,13 @@ def command_parser(prog: str, description: str, *settings_classes: type):
     for action in parser._actions:
         if action.help:  # a lone % would break argparse's help formatting
             action.help = re.sub(r"(?<!%)%(?![(%])", "%%", action.help)
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="Read settings from a YAML file of option: value lines (the names of these options, "
+        f"without dashes); flags on the command line override it. A run saves {CONFIG_FILE}, "
+        "which reproduces it.",
+    )
     return parser
 
 
@@ -54,6 +72,14 @@ def parse_with(parser, argv: list[str] | None):
     refuse (their ``__post_init__`` checks), so that ``cutkit`` prints it as one line."""
     from cutkit.cli.checks import CommandError
 
+    argv = list(argv) if argv is not None else None
+    config = _config_path(argv)
+    if config is not None:
+        values = read_config(config, parser)
+        parser.set_defaults(**values)
+        for action in parser._actions:  # a required option the file gives is given
+            if action.dest in values:
+                action.required = False
     try:
         *parsed, remaining = parser.parse_args_into_dataclasses(
             argv, look_for_args_file=False, return_remaining_strings=True
@@ -62,7 +88,114 @@ def parse_with(parser, argv: list[str] | None):
         raise CommandError(str(error)) from error
     if remaining:
         parser.error(f"unrecognized arguments: {' '.join(remaining)}")
-    return tuple(parsed)
+    # HfArgumentParser returns the options of no dataclass (--config) as a last Namespace
+    return tuple(p for p in parsed if not isinstance(p, argparse.Namespace))
+
+
+def _config_path(argv: list[str] | None) -> str | None:
+    """The value of ``--config`` in ``argv`` (the last one given), if any."""
+    import sys
+
+    found = None
+    args = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--config="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def read_config(path: str | Path, parser) -> dict[str, Any]:
+    """The settings of a YAML config file as ``{dest: value}`` for ``parser.set_defaults``;
+    :class:`~cutkit.cli.checks.CommandError` naming the file (and the key) when it is missing,
+    not YAML, not a mapping, or names an option the command does not have."""
+    import difflib
+
+    import yaml
+
+    from cutkit.cli.checks import CommandError
+
+    path = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CommandError(f"--config {path}: not a readable YAML file ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CommandError(
+            f"--config {path}: expected a mapping of option: value lines, got a "
+            f"{type(data).__name__}"
+        )
+    dests = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and action.dest not in ("help", "config"):
+                dests.setdefault(option[2:].replace("-", "_"), action.dest)
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in dests:
+            close = difflib.get_close_matches(name, list(dests), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise CommandError(f"--config {path}: unknown setting {key!r}{hint}")
+        values[dests[name]] = value
+    return values
+
+
+def effective_config(*settings: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings of dataclass instances that differ from their defaults (less the ``exclude``
+    names), as YAML-ready values: what a config file needs to reproduce them
+    (:func:`write_config`). Each instance is compared with a default one built the same way (its
+    required fields copied), so values that ``__post_init__`` derives (e.g.
+    ``TrainingArguments``' accelerator config) are left out. Call it right after parsing: building
+    a ``TrainingArguments`` resets accelerate's state, which a live trainer relies on."""
+    out: dict[str, Any] = {}
+    for instance in settings:
+        fields = [f for f in dataclasses.fields(instance) if f.init and not f.name.startswith("_")]
+        required = {
+            f.name: getattr(instance, f.name)
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        default = type(instance)(**required)
+        for f in fields:
+            value = getattr(instance, f.name)
+            if f.name in exclude:
+                continue
+            if f.name in required or value != getattr(default, f.name):
+                out[f.name] = _plain(value)
+    return out
+
+
+def write_config(path: str | Path, values: dict[str, Any]) -> Path:
+    """Write ``values`` (an :func:`effective_config`) as YAML to ``path`` (a folder gets
+    :data:`CONFIG_FILE`); passed back with ``--config``, it reproduces the same settings."""
+    import yaml
+
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(values, sort_keys=True, allow_unicode=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """Enums to their values, tuples to lists, recursively: what yaml.safe_dump writes."""
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _is_optional(hint) -> bool:

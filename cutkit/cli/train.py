@@ -45,7 +45,7 @@ class TrainScriptArguments(ModelSettings):
 
 def train_main(argv: list[str]) -> dict:
     """``cutkit train``: load records and model, train with CUT, save the run directory."""
-    from cutkit.cli.arguments import parse_command
+    from cutkit.cli.arguments import effective_config, parse_command, write_config
     from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records_with_report
     from cutkit.eval.comparison import check_training_records
@@ -59,6 +59,7 @@ def train_main(argv: list[str]) -> dict:
     script, config = parse_command(
         argv, "cutkit train", train_main.__doc__, TrainScriptArguments, CUTConfig
     )
+    effective = effective_config(script, config, exclude=("resume", "overwrite"))
 
     def load(path: str, what: str) -> tuple[list, object]:
         records, report = load_records_with_report(
@@ -97,6 +98,7 @@ def train_main(argv: list[str]) -> dict:
     trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
     print(f"[cutkit] {trainer.build_reports['train']}")
     run_dir.claim()
+    write_config(run_dir.path, effective)
     trainer.train(resume_from_checkpoint=checkpoint)
     evaluate_held_out("after")
     out = trainer.save_run(script=asdict(script), load_report=str(report), **figures)
