@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from cutkit.models.lora import ModelSettings
@@ -97,8 +98,9 @@ def train_main(argv: list[str]) -> dict:
     evaluate_held_out("before")
     trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
     print(f"[cutkit] {trainer.build_reports['train']}")
-    run_dir.claim()
-    write_config(run_dir.path, effective)
+    if run_dir.main:  # under DDP (torchrun / accelerate launch) rank 0 owns the folder
+        run_dir.claim()
+        write_config(run_dir.path, effective)
     trainer.train(resume_from_checkpoint=checkpoint)
     evaluate_held_out("after")
     out = trainer.save_run(script=asdict(script), load_report=str(report), **figures)
@@ -110,8 +112,9 @@ class _RunDirectory:
     """The checked run directory of ``cutkit train``; :meth:`claim` clears it (``--overwrite``)
     and records this run as its owner, just before training."""
 
-    def __init__(self, path, identity: dict, resume: bool, overwrite: bool):
+    def __init__(self, path, identity: dict, resume: bool, overwrite: bool, main: bool = True):
         self.path, self.identity, self.resume, self.overwrite = path, identity, resume, overwrite
+        self.main = main  # the process that checks and claims the folder (rank 0)
 
     def claim(self) -> None:
         from cutkit.train.rundir import claim_run_directory
@@ -137,30 +140,33 @@ def _check_run_directory(script, config, records) -> tuple[_RunDirectory, str | 
     settings = {**asdict(script), **config.to_dict()}
     identity = run_identity(settings, records_fingerprint(records), __version__)
     out = Path(config.output_dir).expanduser().resolve()
+    # under torchrun / accelerate launch only rank 0 (RANK=0) checks and claims the folder
+    main = int(os.environ.get("RANK", "0")) == 0
+    check = check_run_directory if main else (lambda *args, **kwargs: None)
     if not script.resume:
-        check_run_directory(out, identity, resume=False, overwrite=script.overwrite)
-        return _RunDirectory(out, identity, False, script.overwrite), None
+        check(out, identity, resume=False, overwrite=script.overwrite)
+        return _RunDirectory(out, identity, False, script.overwrite, main), None
     if script.resume == "last":
-        check_run_directory(out, identity, resume=True, overwrite=script.overwrite)
+        check(out, identity, resume=True, overwrite=script.overwrite)
         checkpoint, skipped = latest_complete_checkpoint(out)
         if skipped:
             print(f"[cutkit] {describe_skipped(skipped)}")
         print(f"[cutkit] resuming from {checkpoint}")
-        return _RunDirectory(out, identity, True, False), str(checkpoint)
+        return _RunDirectory(out, identity, True, False, main), str(checkpoint)
     checkpoint = Path(script.resume).expanduser().resolve()
     if not checkpoint.is_dir():
         from cutkit.train.rundir import CheckpointError
 
         raise CheckpointError(f"--resume {script.resume}: no checkpoint folder there")
     source = checkpoint.parent
-    check_run_directory(source, identity, resume=True, overwrite=False)
+    check(source, identity, resume=True, overwrite=False)
     same = source == out
     if not same:  # a new run in --output, started from another run's checkpoint
-        check_run_directory(out, identity, resume=False, overwrite=script.overwrite)
+        check(out, identity, resume=False, overwrite=script.overwrite)
     elif script.overwrite:
-        check_run_directory(out, identity, resume=True, overwrite=True)  # refuses the pair
+        check(out, identity, resume=True, overwrite=True)  # refuses the pair
     print(f"[cutkit] resuming from {checkpoint}")
-    return _RunDirectory(out, identity, same, script.overwrite and not same), str(checkpoint)
+    return _RunDirectory(out, identity, same, script.overwrite and not same, main), str(checkpoint)
 
 
 def _seed(config) -> None:

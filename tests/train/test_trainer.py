@@ -246,21 +246,22 @@ def test_a_non_finite_loss_term_stops_training_before_the_step(tokenizer, tmp_pa
     assert not (tmp_path / "adapter_model.safetensors").exists()
 
 
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--config_file",
+                   "configs/accelerate/ddp-cpu.yaml", "--main_process_port", "29534"],
+}  # fmt: skip
+
+
 @pytest.mark.slow
-def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path):
-    """torchrun with 2 CPU processes (gloo), one record each, equals one process with both."""
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path, launcher):
+    """2 CPU processes (gloo), one record each, equal one process with both: started by torchrun,
+    and by accelerate launch with the repository's configs/accelerate/ddp-cpu.yaml."""
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_port=29533",
-            "tests/scripts/ddp_train.py",
-            str(out),
-        ],
+        [sys.executable, *LAUNCHERS[launcher], "tests/scripts/ddp_train.py", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
