@@ -1,5 +1,17 @@
-"""The judgment formats cutkit reads (CUT, Shepherd, summarization critiques, UltraFeedback):
-raw rows -> :class:`~cutkit.data.records.JudgmentRecord`.
+"""The judgment formats cutkit reads (CUT, conversational ``messages``, Shepherd, summarization
+critiques, UltraFeedback): raw rows -> :class:`~cutkit.data.records.JudgmentRecord`.
+
+The ``messages`` format is the conversational one of TRL and OpenRLHF: a list of ``{"role",
+"content"}`` messages whose last one is the judged assistant response and whose one before is the
+user turn it answers; earlier messages become the record's ``history``. The judgment sits beside
+the list (``"judgment"``) or on the last message (``messages[-1].judgment``); ``score``,
+``is_positive``, ``refinement``, ``error_spans``, ``id`` and ``meta`` as in the CUT format::
+
+    {"messages": [{"role": "user", "content": "Name a prime."},
+                  {"role": "assistant", "content": "7."},
+                  {"role": "user", "content": "And an even one?"},
+                  {"role": "assistant", "content": "9."}],
+     "judgment": "9 is odd; the only even prime is 2."}
 """
 
 from __future__ import annotations
@@ -11,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cutkit.data.fields import _Fields, _record_id, _shorten
-from cutkit.data.records import JudgmentRecord
+from cutkit.data.records import ROLES, JudgmentRecord, RecordError, check_history
 from cutkit.data.sources import _Context, _read_file
 
 FORMAT_FIELDS: dict[str, str] = {
     "cut": "instruction, output, judgment",
+    "messages": "messages (the last is the judged assistant turn), judgment",
     "shepherd": "question, answer, feedback",
     "summarization": "data.passage.text, data.questions",
     "ultrafeedback": "instruction, completions",
@@ -25,7 +38,7 @@ FORMAT_FIELDS: dict[str, str] = {
 
 _CUT_FIELDS = frozenset(
     {"id", "instruction", "input", "output", "judgment", "score", "i_ans", "refinement"}
-    | {"error_spans", "is_positive", "meta"}
+    | {"error_spans", "is_positive", "meta", "history"}
 )
 
 
@@ -41,6 +54,8 @@ def detect_format(row: Any) -> str | None:
         return "shepherd"
     if {"instruction", "output"} <= row.keys():
         return "cut"
+    if "messages" in row:
+        return "messages"
     return None
 
 
@@ -106,8 +121,76 @@ def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
             refinement=fields.optional_text(refinement_field),
             error_spans=_error_spans(fields, response),
             meta={**fields.extras(_CUT_FIELDS), **meta},
+            history=_history(fields),
         )
         out.add(fields, record, "judgment")
+
+
+_MESSAGES_FIELDS = _CUT_FIELDS - {"instruction", "input", "output", "history"} | {"messages"}
+
+
+def _messages_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+    for index, row in enumerate(rows):
+        fields = _Fields.of(row, context, index)
+        messages = fields.sequence("messages")
+        turns = [fields.item("messages", k) for k in range(len(messages))]
+        for k, turn in enumerate(turns):
+            role = turn.text("role")
+            if role not in ROLES or (role == "system" and k > 0):
+                raise turn.error(
+                    f"role {role!r} is not one of {ROLES} (system only first)",
+                    "role",
+                    fix="Use system, user or assistant",
+                )
+            if k >= len(turns) - 2:  # the instruction and the judged response: non-empty text
+                turn.text("content")
+            else:  # an earlier turn: any text
+                turn.optional("content", str, "a string", required=True)
+        if len(turns) < 2 or [t.row["role"] for t in turns[-2:]] != ["user", "assistant"]:
+            raise fields.error(
+                "expected the last two messages to be a user turn and the assistant's response "
+                "to it (the judged response)",
+                "messages",
+                fix="End each record's messages with the user instruction and the judged answer",
+            )
+        last = turns[-1]
+        judgment_field = "judgment"
+        if "judgment" in last.row:
+            judgment_field = f"messages[{len(turns) - 1}].judgment"
+            judgment = last.optional_text("judgment")
+        elif {"judgment", "is_positive", "score"} & fields.row.keys():
+            judgment = fields.optional_text("judgment")
+        else:
+            raise fields.error(
+                "missing required field",
+                "judgment",
+                fix='Add "judgment" beside "messages" (null for a response judged good) or on the '
+                "last message",
+            )
+        response = last.row["content"]
+        meta = fields.optional("meta", Mapping, "an object or null") or {}
+        refinement_field = "refinement" if "refinement" in fields.row else "i_ans"
+        record = JudgmentRecord(
+            id=_record_id(fields, index),
+            instruction=turns[-2].row["content"],
+            response=response,
+            judgment=judgment,
+            is_positive=fields.optional("is_positive", bool, "true, false or null"),
+            score=fields.number("score", required=False),
+            refinement=fields.optional_text(refinement_field),
+            error_spans=_error_spans(fields, response),
+            meta={**fields.extras(_MESSAGES_FIELDS), **meta},
+            history=[{"role": t.row["role"], "content": t.row["content"]} for t in turns[:-2]],
+        )
+        out.add(fields, record, judgment_field)
+
+
+def _history(fields: _Fields) -> list[dict[str, str]]:
+    """A CUT-format record's optional ``history`` (earlier turns, as cutkit writes them)."""
+    try:
+        return check_history(fields.row.get("history") or [])
+    except RecordError as error:
+        raise fields.error(error.problem, error.field, fix=error.fix) from None
 
 
 def _error_spans(fields: _Fields, response: str) -> list[tuple[int, int]]:
@@ -263,6 +346,7 @@ def _ultrafeedback_records(rows: list[Any], context: _Context, out: _Converted) 
 
 _CONVERTERS: dict[str, Callable[[list[Any], _Context, _Converted], None]] = {
     "cut": _cut_records,
+    "messages": _messages_records,
     "summarization": _summarization_records,
     "ultrafeedback": _ultrafeedback_records,
 }

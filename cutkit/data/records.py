@@ -162,6 +162,48 @@ def is_positive_judgment(judgment: str | None, score: float | None = None) -> bo
     return bool(_PERFECT.match(judgment))
 
 
+ROLES = ("system", "user", "assistant")
+"""Message roles of a conversational record's history."""
+
+
+def check_history(history: Any, *, record_id: str = "?") -> list[dict[str, str]]:
+    """``history`` as a list of ``{"role", "content"}`` dicts, or :class:`RecordError` naming the
+    message: each a mapping with a role in :data:`ROLES` (``system`` only first) and string
+    content, ending with an assistant turn (the instruction that follows is a user turn)."""
+    if not isinstance(history, list | tuple):
+        raise RecordError(
+            f"expected a list of messages, got {type(history).__name__}",
+            index=repr(record_id),
+            field="history",
+        )
+    messages = []
+    for k, message in enumerate(history):
+        where = dict(index=repr(record_id), field=f"history[{k}]")
+        if not isinstance(message, dict) or not {"role", "content"} <= message.keys():
+            raise RecordError(
+                'expected a message {"role": ..., "content": ...}',
+                **where,
+                fix=f"give each earlier turn a role ({', '.join(ROLES)}) and its text",
+            )
+        role, content = message["role"], message["content"]
+        if role not in ROLES or (role == "system" and k > 0):
+            raise RecordError(
+                f"role {role!r} is not one of {ROLES} (system only as the first message)", **where
+            )
+        if not isinstance(content, str):
+            raise RecordError(f"content is a {type(content).__name__}, not text", **where)
+        messages.append({"role": role, "content": content})
+    turns = [m for m in messages if m["role"] != "system"]
+    if turns and turns[-1]["role"] != "assistant":
+        raise RecordError(
+            "the history must end with an assistant turn: the instruction that follows is the "
+            "next user turn",
+            index=repr(record_id),
+            field="history",
+        )
+    return messages
+
+
 def check_score(score) -> float:
     """A judge score as a finite float; ValueError otherwise (see :func:`is_positive_judgment`)."""
     try:
@@ -192,6 +234,10 @@ class JudgmentRecord:
         refinement: optional improved response (ILF / DPO baselines, evaluation).
         error_spans: character spans ``(start, end)`` of ``response`` that the judgment criticises.
         meta: anything else the source carried (kept, never trained on).
+        history: a conversational record's earlier turns, ``{"role", "content"}`` messages
+            (``system`` first if any, then ``user`` / ``assistant``) before the ``instruction``
+            (the last user turn); rendered by the chat template in both contexts. Empty for a
+            single-turn record.
     """
 
     id: str
@@ -204,9 +250,11 @@ class JudgmentRecord:
     refinement: str | None = None
     error_spans: list[tuple[int, int]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.id = str(self.id)
+        self.history = check_history(self.history, record_id=self.id)
         if self.score is not None:
             try:
                 self.score = check_score(self.score)
@@ -247,4 +295,5 @@ class JudgmentRecord:
             "refinement": self.refinement,
             "error_spans": [list(span) for span in self.error_spans],
             "meta": self.meta,
+            **({"history": [dict(m) for m in self.history]} if self.history else {}),
         }

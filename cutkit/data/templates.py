@@ -5,7 +5,9 @@ CUT scores the same response tokens under both prompts. Two variants exist:
 - ``"alpaca"``: the paper's exact strings (docs/method.md §2), for base models and to
   reproduce the paper;
 - ``"chat"``: the tokenizer's own chat template, the instruction (plain) or the instruction and the
-  judgment (judged) as the user turn, for chat models such as SmolLM2-Instruct.
+  judgment (judged) as the user turn, for chat models such as SmolLM2-Instruct. A conversational
+  record's earlier turns (``history``: system, user and assistant messages) come first, unchanged;
+  the judgment joins only the last user turn, so both contexts end with the same response.
 
 Training and inference must use the same variant. The response follows the prompt directly and
 ends with the tokenizer's EOS token.
@@ -23,6 +25,7 @@ Name a prime number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,22 +59,39 @@ class PromptTemplate:
     add_special_tokens: bool = True
     tokenizer: Any = None  # only the chat variant needs it
 
-    def plain(self, instruction: str) -> str:
-        """Prompt with the instruction only (Align-P and Misalign contexts, and inference)."""
+    def plain(self, instruction: str, history: Sequence[Mapping[str, str]] = ()) -> str:
+        """Prompt with the instruction only (Align-P and Misalign contexts, and inference), after
+        the conversation's earlier ``history`` messages (chat template only)."""
         if self.name == "alpaca":
+            self._single_turn(history)
             return ALPACA_PLAIN.format(instruction=instruction)
-        return self._chat(instruction)
+        return self._chat(instruction, history)
 
-    def judged(self, instruction: str, judgment: str) -> str:
+    def judged(
+        self, instruction: str, judgment: str, history: Sequence[Mapping[str, str]] = ()
+    ) -> str:
         """Prompt with the instruction and the judgment (the Align-N context)."""
         if self.name == "alpaca":
+            self._single_turn(history)
             return ALPACA_JUDGED.format(instruction=instruction, judgment=judgment)
-        return self._chat(CHAT_JUDGED_USER.format(instruction=instruction, judgment=judgment))
+        turn = CHAT_JUDGED_USER.format(instruction=instruction, judgment=judgment)
+        return self._chat(turn, history)
 
-    def _chat(self, user_turn: str) -> str:
+    def _chat(self, user_turn: str, history: Sequence[Mapping[str, str]] = ()) -> str:
+        messages = [*({"role": m["role"], "content": m["content"]} for m in history)]
         return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_turn}], add_generation_prompt=True, tokenize=False
+            [*messages, {"role": "user", "content": user_turn}],
+            add_generation_prompt=True,
+            tokenize=False,
         )
+
+    @staticmethod
+    def _single_turn(history: Sequence[Mapping[str, str]]) -> None:
+        if history:
+            raise ValueError(
+                "the 'alpaca' template is single-turn and this record has earlier turns "
+                "(history): use template='chat' for conversational records"
+            )
 
     def prompt_ids(self, tokenizer, prompt: str) -> list[int]:
         """Token ids of a rendered prompt (BOS added only where the template does not write it)."""

@@ -11,7 +11,7 @@ the prompt template appends would teach the model an ending it never wrote.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -166,6 +166,7 @@ def generate_answers(
     batch_size: int = 16,
     do_sample: bool = False,
     progress: bool = False,
+    histories: Sequence[Sequence[Mapping[str, str]]] | None = None,
     **generate_kwargs,
 ) -> list[Generation]:
     """One :class:`Generation` (text, finished, n_tokens) per instruction, rendered with
@@ -178,9 +179,15 @@ def generate_answers(
         template: "alpaca", "chat" or a PromptTemplate.
         max_new_tokens, batch_size, do_sample, **generate_kwargs: as for :func:`generate_from_ids`.
         progress: show a tqdm bar over batches.
+        histories: per instruction, the conversation's earlier messages (chat template), as a
+            conversational record's ``history``; None: single-turn.
     """
     template = get_template(template, tokenizer)
-    prompts = [template.prompt_ids(tokenizer, template.plain(text)) for text in instructions]
+    histories = histories if histories is not None else [()] * len(instructions)
+    prompts = [
+        template.prompt_ids(tokenizer, template.plain(text, history))
+        for text, history in zip(instructions, histories, strict=True)
+    ]
     return generate_from_ids(
         model,
         tokenizer,

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -52,11 +53,34 @@ def mean_response_logprobs(
     batch_size=8,
 ) -> np.ndarray:
     """Mean token log-prob (nats) of each ``(instruction, response)`` under the plain prompt."""
-    records = [
-        JudgmentRecord(str(i), instruction, response, is_positive=True)
-        for i, (instruction, response) in enumerate(pairs)
-    ]
-    examples, _ = build_examples(records, tokenizer, template, max_length=max_length)
+    records = [JudgmentRecord(str(i), instruction, "-") for i, (instruction, _) in enumerate(pairs)]
+    responses = [response for _, response in pairs]
+    return records_response_logprobs(
+        model, tokenizer, records, responses, template=template, max_length=max_length,
+        batch_size=batch_size,
+    )  # fmt: skip
+
+
+def records_response_logprobs(
+    model,
+    tokenizer,
+    records: Sequence[JudgmentRecord],
+    responses: Sequence[str],
+    *,
+    template="alpaca",
+    max_length=2048,
+    batch_size=8,
+) -> np.ndarray:
+    """Mean token log-prob (nats) of ``responses[i]`` under the plain prompt of ``records[i]``
+    (its instruction, and a conversational record's earlier turns), shape (n,)."""
+    as_positive = [
+        dataclasses.replace(
+            record, id=str(i), response=response, judgment=None, is_positive=True, score=None,
+            refinement=None, error_spans=[], meta={},
+        )
+        for i, (record, response) in enumerate(zip(records, responses, strict=True))
+    ]  # fmt: skip
+    examples, _ = build_examples(as_positive, tokenizer, template, max_length=max_length)
     scores = score_examples(model, examples, tokenizer.pad_token_id, batch_size=batch_size)
     return np.array([s.logp_plain.mean() for s in scores])
 
@@ -120,6 +144,7 @@ def generation_accuracy(
         model,
         tokenizer,
         [r.prompt_instruction for r in checkable],
+        histories=[r.history for r in checkable],
         template=template,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
@@ -156,11 +181,14 @@ def evaluate(
     negatives = [r for r in records if r.is_negative]
     with_fix = [r for r in negatives if r.refinement]
     result: dict[str, float] = {"n_records": len(records), "n_pairs": len(with_fix)}
+    scoring = dict(template=template, max_length=max_length, batch_size=batch_size)
     if with_fix:
-        pairs = [(r.prompt_instruction, r.response) for r in with_fix]
-        pairs += [(r.prompt_instruction, r.refinement) for r in with_fix]
-        logps = mean_response_logprobs(
-            model, tokenizer, pairs, template=template, max_length=max_length, batch_size=batch_size
+        logps = records_response_logprobs(
+            model,
+            tokenizer,
+            [*with_fix, *with_fix],
+            [*(r.response for r in with_fix), *(r.refinement for r in with_fix)],
+            **scoring,
         )
         bad, refined = logps[: len(with_fix)], logps[len(with_fix) :]
         result |= {
@@ -169,16 +197,11 @@ def evaluate(
             "logp_bad": float(bad.mean()),
             "logp_refined": float(refined.mean()),
         }
-    good = [(r.prompt_instruction, r.response) for r in records if r.is_positive]
+    good = [r for r in records if r.is_positive]
     if good:
         result["logp_good"] = float(
-            mean_response_logprobs(
-                model,
-                tokenizer,
-                good,
-                template=template,
-                max_length=max_length,
-                batch_size=batch_size,
+            records_response_logprobs(
+                model, tokenizer, good, [r.response for r in good], **scoring
             ).mean()
         )
     if negatives:

@@ -173,11 +173,20 @@ def build_examples(
             response_ids = response_ids[:response_budget]
             report.n_response_truncated += 1
         prompt_budget = max_length - len(response_ids)
-        plain = template.prompt_ids(tokenizer, template.plain(record.prompt_instruction))
+        history = record.history
+        if history and template.name != "chat":
+            raise RecordError(
+                "is a conversational record (earlier turns in history), and the "
+                f"{template.name!r} template is single-turn",
+                index=index,
+                field="history",
+                fix="use template='chat' (the tokenizer's chat template renders the turns)",
+            )
+        plain = template.prompt_ids(tokenizer, template.plain(record.prompt_instruction, history))
         judged = None
         if record.is_negative:
             judged = template.prompt_ids(
-                tokenizer, template.judged(record.prompt_instruction, record.judgment)
+                tokenizer, template.judged(record.prompt_instruction, record.judgment, history)
             )
         if max(len(plain), len(judged or ())) > prompt_budget:
             if judged is not None:

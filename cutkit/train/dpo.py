@@ -52,7 +52,9 @@ def dpo_pairs(
         if record.is_positive:
             continue
         rows["id"].append(record.id)
-        rows["prompt"].append(trl_prompt(record.prompt_instruction, tokenizer, template))
+        rows["prompt"].append(
+            trl_prompt(record.prompt_instruction, tokenizer, template, record.history)
+        )
         rows["chosen"].append(record.refinement)
         rows["rejected"].append(record.response)
     if not rows["id"]:

@@ -58,16 +58,17 @@ def kto_examples(
     kept, _ = downsample_positives(records, align_p_ratio, seed)
     rows: dict[str, list] = {"id": [], "prompt": [], "completion": [], "label": []}
 
-    def add(record_id: str, instruction: str, completion: str, label: bool) -> None:
+    def add(record_id: str, record: JudgmentRecord, completion: str, label: bool) -> None:
         rows["id"].append(record_id)
-        rows["prompt"].append(trl_prompt(instruction, tokenizer, template))
+        prompt = trl_prompt(record.prompt_instruction, tokenizer, template, record.history)
+        rows["prompt"].append(prompt)
         rows["completion"].append(completion)
         rows["label"].append(label)
 
     for record in kept:
-        add(record.id, record.prompt_instruction, record.response, record.is_positive)
+        add(record.id, record, record.response, record.is_positive)
         if refinements and record.is_negative and record.refinement is not None:
-            add(f"{record.id}/refinement", record.prompt_instruction, record.refinement, True)
+            add(f"{record.id}/refinement", record, record.refinement, True)
     n_desirable = sum(rows["label"])
     if not n_desirable or n_desirable == len(rows["label"]):
         missing = "desirable (positive)" if not n_desirable else "undesirable (negative)"

@@ -184,7 +184,9 @@ def build_forward_examples(
             judgment = judgment[: max(room, 0)]
         tail = [*marker, *judgment] if judgment else []
         report.n_response_truncated += truncated
-        plain = template.prompt_ids(tokenizer, template.plain(record.prompt_instruction))
+        plain = template.prompt_ids(
+            tokenizer, template.plain(record.prompt_instruction, record.history)
+        )
         prompt_budget = max_length - len(response) - len(tail)
         if len(plain) > prompt_budget:
             report.n_prompt_truncated += 1

@@ -20,12 +20,12 @@ def require_trl(baseline: str):
     return trl
 
 
-def trl_prompt(instruction: str, tokenizer, template: PromptTemplate) -> str:
-    """The template's plain prompt of ``instruction`` as text for TRL.
+def trl_prompt(instruction: str, tokenizer, template: PromptTemplate, history=()) -> str:
+    """The template's plain prompt of ``instruction`` (after ``history``) as text for TRL.
 
     TRL tokenizes text prompts with the tokenizer's special tokens; a chat template that writes
     BOS itself would then start with two, so that BOS is dropped from the text."""
-    prompt = template.plain(instruction)
+    prompt = template.plain(instruction, history)
     bos = tokenizer.bos_token
     if template.add_special_tokens or not bos or not prompt.startswith(bos):
         return prompt

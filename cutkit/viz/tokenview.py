@@ -174,8 +174,10 @@ def _gap(text: str) -> str:
 
 
 def record_header_html(record: JudgmentRecord) -> str:
-    """Instruction, input, judgment and refinement of a record (escaped), for above its tokens."""
-    fields = [("Instruction", record.instruction)]
+    """Earlier turns, instruction, input, judgment and refinement of a record (escaped), for
+    above its tokens."""
+    fields = [(f"Earlier turn ({m['role']})", m["content"]) for m in record.history]
+    fields.append(("Instruction", record.instruction))
     if record.input:
         fields.append(("Input", record.input))
     judgment = record.judgment if record.judgment else "(none: positive record)"

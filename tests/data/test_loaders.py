@@ -341,9 +341,9 @@ def test_unknown_format(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"{path}, record 0 (line 1): unknown record format")
     assert "['completion', 'prompt']" in message  # the fields found
-    for name in ("cut", "shepherd", "summarization", "ultrafeedback"):
+    for name in ("cut", "messages", "shepherd", "summarization", "ultrafeedback"):
         assert name in message  # the known formats
-    with pytest.raises(RecordError, match=r"unknown format 'alpaca'.*cut, shepherd"):
+    with pytest.raises(RecordError, match=r"unknown format 'alpaca'.*cut, messages, shepherd"):
         load_records(LOADERS / "cut_alpaca.json", format="alpaca")
 
 
