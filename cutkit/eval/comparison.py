@@ -365,36 +365,19 @@ def train_objective(
     )
     if "learning_rate" in config:
         shared["learning_rate"] = config.pop("learning_rate")
-    if objective == "dpo":
+    if objective in TRL_OBJECTIVES:
         if config:
-            raise ValueError(f"DPO takes no CUT settings, got {sorted(config)}")
-        from cutkit.train.dpo import train_dpo
+            raise ValueError(f"{objective.upper()} takes no CUT settings, got {sorted(config)}")
+        if objective == "dpo":
+            from cutkit.train.dpo import train_dpo as train_trl
 
-        train_dpo(
-            model,
-            tokenizer,
-            train,
-            template=settings.template,
-            max_length=settings.max_length,
-            beta=settings.dpo_beta,
-            **shared,
-        )
-        return model
-    if objective == "kto":
-        if config:
-            raise ValueError(f"KTO takes no CUT settings, got {sorted(config)}")
-        from cutkit.train.kto import train_kto
+            extra = dict(beta=settings.dpo_beta)
+        else:
+            from cutkit.train.kto import train_kto as train_trl
 
-        train_kto(
-            model,
-            tokenizer,
-            train,
-            template=settings.template,
-            max_length=settings.max_length,
-            beta=settings.kto_beta,
-            align_p_ratio=settings.align_p_ratio,
-            **shared,
-        )
+            extra = dict(beta=settings.kto_beta, align_p_ratio=settings.align_p_ratio)
+        train_trl(model, tokenizer, train, template=settings.template,
+                  max_length=settings.max_length, **extra, **shared)  # fmt: skip
         return model
     from cutkit.train.config import CUTConfig
     from cutkit.train.trainer import CUTTrainer

@@ -1,6 +1,7 @@
 """Self-distillation from the judged context: the chunked divergence against a brute-force
 full-softmax computation in float64 (value and gradient), the model-level path against two
-separate forward passes, and gradient-accumulation equivalence in the trainer."""
+separate forward passes, and the weight. (Gradient-accumulation equivalence: test_trainer.py;
+packing: test_packing.py; the loss against a direct computation: test_objectives.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from cutkit.models.tiny import tiny_model
 from cutkit.train.distill import chunked_divergence, logprobs_and_divergence
 from cutkit.train.logprobs import IGNORE_INDEX
-from tests.helpers import assert_same_weights, lora_weights, make_trainer, two_records
+from tests.helpers import make_trainer, two_records
 
 
 def brute_force(student, teacher, weight, temperature=1.0, top_k=None):
@@ -152,36 +153,6 @@ def test_pairs_that_score_different_tokens_are_refused():
             teacher_rows=torch.tensor([0]),
             student_rows=torch.tensor([2]),
         )
-
-
-@pytest.mark.parametrize("normalization", ["token", "paper"])
-def test_self_distill_gradient_accumulation_2x1_equals_1x2(tokenizer, tmp_path, normalization):
-    common = dict(max_steps=1, normalization=normalization, objective="self_distill")
-    accumulated = make_trainer(
-        two_records(),
-        tokenizer,
-        tmp_path / "a",
-        per_device_train_batch_size=1,
-        gradient_accumulation_steps=2,
-        **common,
-    )
-    batched = make_trainer(
-        two_records(),
-        tokenizer,
-        tmp_path / "b",
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=1,
-        **common,
-    )
-    before = lora_weights(batched)
-    accumulated.train()
-    batched.train()
-    after = lora_weights(batched)
-    assert any(not torch.equal(before[k], after[k]) for k in before), "the step changed weights"
-    assert_same_weights(lora_weights(accumulated), after)
-    logs = [next(h for h in t.state.log_history if "loss" in h) for t in (accumulated, batched)]
-    for key in ("loss", "loss/mle", "loss/ul", "distill/kl"):
-        assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-4), key
 
 
 def test_the_weight_scales_only_the_divergence(tokenizer, tmp_path):

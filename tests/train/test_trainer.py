@@ -75,26 +75,26 @@ def test_training_lowers_the_loss_and_logs_cut_metrics(tokenizer, tmp_path):
     assert "eval_ul/flagged_frac" in metrics and "eval_loss" in metrics
 
 
+@pytest.mark.parametrize("objective", ["cut", "self_distill"])
 @pytest.mark.parametrize("normalization", ["token", "paper"])
-def test_gradient_accumulation_2x1_equals_1x2(tokenizer, tmp_path, normalization):
+def test_gradient_accumulation_2x1_equals_1x2(tokenizer, tmp_path, normalization, objective):
     data = two_records()
+    common = dict(max_steps=1, normalization=normalization, objective=objective)
     accumulated = make_trainer(
         data,
         tokenizer,
         tmp_path / "a",
-        max_steps=1,
-        normalization=normalization,
         per_device_train_batch_size=1,
         gradient_accumulation_steps=2,
+        **common,
     )
     batched = make_trainer(
         data,
         tokenizer,
         tmp_path / "b",
-        max_steps=1,
-        normalization=normalization,
         per_device_train_batch_size=2,
         gradient_accumulation_steps=1,
+        **common,
     )
     before = lora_weights(batched)
     accumulated.train()
@@ -103,7 +103,13 @@ def test_gradient_accumulation_2x1_equals_1x2(tokenizer, tmp_path, normalization
     assert any(not torch.equal(before[k], after[k]) for k in before), "the step changed weights"
     assert_same_weights(lora_weights(accumulated), after)
     logs = [next(h for h in t.state.log_history if "loss" in h) for t in (accumulated, batched)]
-    for key in ("loss", "loss/mle", "loss/ul"):
+    keys = (
+        "loss",
+        "loss/mle",
+        "loss/ul",
+        *(("distill/kl",) if objective == "self_distill" else ()),
+    )
+    for key in keys:
         assert logs[0][key] == pytest.approx(logs[1][key], rel=1e-4), key
 
 
