@@ -10,8 +10,8 @@ field (``--align_p_ratio none``), a ``dict`` field takes a JSON object, and help
 
 Every command also takes ``--config FILE.yaml``: a mapping of the same option names (without the
 dashes) to values, read before the flags, so flags given on the command line override the file.
-A run saves its effective settings with :func:`write_config` as ``cutkit_config.yaml``; passed
-back with ``--config``, that file reproduces the run.
+A run saves the settings it was given (:func:`given_settings`) with :func:`write_config` as
+``cutkit_config.yaml``; passed back with ``--config``, that file reproduces the run.
 """
 
 from __future__ import annotations
@@ -146,33 +146,28 @@ def read_config(path: str | Path, parser) -> dict[str, Any]:
     return values
 
 
-def effective_config(*settings: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The settings of dataclass instances that differ from their defaults (less the ``exclude``
-    names), as YAML-ready values: what a config file needs to reproduce them
-    (:func:`write_config`). Each instance is compared with a default one built the same way (its
-    required fields copied), so values that ``__post_init__`` derives (e.g.
-    ``TrainingArguments``' accelerator config) are left out. Call it right after parsing: building
-    a ``TrainingArguments`` resets accelerate's state, which a live trainer relies on."""
-    out: dict[str, Any] = {}
-    for instance in settings:
-        fields = [f for f in dataclasses.fields(instance) if f.init and not f.name.startswith("_")]
-        required = {
-            f.name: getattr(instance, f.name)
-            for f in fields
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        }
-        default = type(instance)(**required)
-        for f in fields:
-            value = getattr(instance, f.name)
-            if f.name in exclude:
-                continue
-            if f.name in required or value != getattr(default, f.name):
-                out[f.name] = _plain(value)
-    return out
+def given_settings(
+    parser, argv: list[str] | None, *, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The settings this command line gives, from ``--config`` and its flags (flags win), as
+    YAML-ready ``{name: value}``, less the ``exclude`` names: what a config file needs to
+    reproduce the run (:func:`write_config`). ``parser`` must be a fresh :func:`command_parser`
+    (not the one that parsed ``argv``). Nothing is instantiated: building a second
+    ``TrainingArguments`` would reset the distributed state the first one set up."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = _config_path(argv)
+    values = read_config(config, parser) if config is not None else {}
+    for action in parser._actions:  # an option absent from argv stays out of the namespace
+        action.default, action.required = argparse.SUPPRESS, False
+    namespace, _ = parser.parse_known_args(argv)
+    values |= {k: v for k, v in vars(namespace).items() if k != "config"}
+    return {k: _plain(v) for k, v in sorted(values.items()) if k not in exclude}
 
 
 def write_config(path: str | Path, values: dict[str, Any]) -> Path:
-    """Write ``values`` (an :func:`effective_config`) as YAML to ``path`` (a folder gets
+    """Write ``values`` (:func:`given_settings`) as YAML to ``path`` (a folder gets
     :data:`CONFIG_FILE`); passed back with ``--config``, it reproduces the same settings."""
     import yaml
 

@@ -33,7 +33,7 @@ class CompareScriptArguments:
 
 def compare_main(argv: list[str]):
     """``cutkit compare``: :func:`cutkit.compare` from the command line."""
-    from cutkit.cli.arguments import effective_config, parse_command, write_config
+    from cutkit.cli.arguments import command_parser, given_settings, parse_command, write_config
     from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.bundled import load_bundled_or_path
     from cutkit.eval import comparison
@@ -49,7 +49,8 @@ def compare_main(argv: list[str]):
     script, settings = parse_command(
         argv, "cutkit compare", compare_main.__doc__, CompareScriptArguments, CompareSettings
     )
-    effective = effective_config(script, settings)
+    classes = (CompareScriptArguments, CompareSettings)
+    effective = given_settings(command_parser("cutkit compare", "", *classes), argv)
     # fail fast, before any model loads or folder is made (compare() checks the records again)
     check_template(settings.template)
     check_output_path(settings.output, folder=True)

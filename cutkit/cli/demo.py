@@ -216,13 +216,13 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
 
 def demo_main(argv: list[str]) -> dict:
     """``cutkit demo``: the main job (see :mod:`cutkit.cli.demo`)."""
-    from cutkit.cli.arguments import effective_config, parse_command, write_config
+    from cutkit.cli.arguments import command_parser, given_settings, parse_command, write_config
     from cutkit.cli.checks import check_output_path, check_template
 
     (settings,) = parse_command(argv, "cutkit demo", demo_main.__doc__, DemoSettings)
     check_template(settings.template)  # fail fast, before the model loads
     check_output_path(settings.output, folder=True)
-    effective = effective_config(settings)
+    effective = given_settings(command_parser("cutkit demo", "", DemoSettings), argv)
     figures = run_demo(settings)
     write_config(settings.output, effective)
     return figures

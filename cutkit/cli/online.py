@@ -23,13 +23,13 @@ def online_parser():
 
 def online_main(argv: list[str] | None = None) -> OnlineRun:
     """``cutkit online``: online alignment rounds with a judge (module docstring)."""
-    from cutkit.cli.arguments import effective_config, parse_with, write_config
+    from cutkit.cli.arguments import given_settings, parse_with, write_config
     from cutkit.cli.checks import check_output_path, check_template
 
     (config,) = parse_with(online_parser(), argv)
     check_template(config.template)
     check_output_path(config.output_dir, folder=True)
-    effective = effective_config(config)
+    effective = given_settings(online_parser(), argv)
     run = run_online(config)
     write_config(run.run_dir, effective)
     print(run.table().to_string(float_format=lambda x: f"{x:.3f}"))

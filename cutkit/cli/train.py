@@ -46,7 +46,7 @@ class TrainScriptArguments(ModelSettings):
 
 def train_main(argv: list[str]) -> dict:
     """``cutkit train``: load records and model, train with CUT, save the run directory."""
-    from cutkit.cli.arguments import effective_config, parse_command, write_config
+    from cutkit.cli.arguments import command_parser, given_settings, parse_command, write_config
     from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records_with_report
     from cutkit.eval.comparison import check_training_records
@@ -60,7 +60,11 @@ def train_main(argv: list[str]) -> dict:
     script, config = parse_command(
         argv, "cutkit train", train_main.__doc__, TrainScriptArguments, CUTConfig
     )
-    effective = effective_config(script, config, exclude=("resume", "overwrite"))
+    effective = given_settings(
+        command_parser("cutkit train", "", TrainScriptArguments, CUTConfig),
+        argv,
+        exclude=("resume", "overwrite"),
+    )
 
     def load(path: str, what: str) -> tuple[list, object]:
         records, report = load_records_with_report(

@@ -288,6 +288,31 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path, launcher):
     assert_same_weights(torch.load(out, weights_only=True), lora_weights(single))
 
 
+@pytest.mark.slow
+def test_cutkit_train_under_accelerate_launch_is_one_ddp_run(shared_tiny_checkpoint, tmp_path):
+    """``accelerate launch -m cutkit train`` with configs/accelerate/ddp-cpu.yaml: two ranks of
+    one run (each saves its own RNG state; with world size 1 there would be one file), rank 0
+    alone owns the folder and writes its config."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    argv = ["--data", "data/starter/train.jsonl", "--model", str(shared_tiny_checkpoint),
+            "--output", str(out), "--max_steps", "2", "--lora_r", "4", "--use_cpu", "true",
+            "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, *LAUNCHERS["accelerate"][:-1], "29535", "-m", "cutkit", "train", *argv],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = out / "checkpoint-2"
+    assert sorted(p.name for p in checkpoint.glob("rng_state*")) == [
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    ]
+    assert (checkpoint / "cutkit_checkpoint.json").exists()
+    assert (out / "cutkit_owner.json").exists() and (out / "adapter_model.safetensors").exists()
+    assert "lora_r: 4" in (out / "cutkit_config.yaml").read_text()
+
+
 def test_detection_without_dropout_uses_an_eval_mode_pass(tokenizer, tmp_path):
     from cutkit.train.losses import detect_flagged
 
