@@ -56,7 +56,14 @@ def settings(output: Path):
                            generate=False, packing=True, output=str(output))  # fmt: skip
 
 
-def worker(index: int, count: int, work: Path, arms: list[str] | None = None, tag: str = ""):
+def worker(
+    index: int,
+    count: int,
+    work: Path,
+    arms: list[str] | None = None,
+    tag: str = "",
+    seeds: list[int] | None = None,
+):
     import torch
 
     import cutkit
@@ -67,7 +74,7 @@ def worker(index: int, count: int, work: Path, arms: list[str] | None = None, ta
     test = load_bundled_or_path("judgments/test.jsonl")
     arms = arms or ARMS[:6][index::count]
     folder = work / f"worker{tag}{index}"
-    cutkit.compare(arms, train, test, seeds=SEEDS, settings=settings(folder))
+    cutkit.compare(arms, train, test, seeds=seeds or SEEDS, settings=settings(folder))
 
 
 def report(work: Path, results: Path) -> str:
@@ -96,9 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/compare-offline"))
     parser.add_argument("--arms", nargs="+", choices=ARMS, help="these arms (default: a share)")
     parser.add_argument("--tag", default="", help="worker folder worker<TAG><INDEX>")
+    parser.add_argument("--seeds", nargs="+", type=int, help="these seeds (default: 0 1 2)")
     args = parser.parse_args(argv)
     if args.stage == "worker":
-        worker(args.index, args.count, args.work, args.arms, args.tag)
+        worker(args.index, args.count, args.work, args.arms, args.tag, args.seeds)
     else:
         print(report(args.work, args.results))
 
