@@ -32,6 +32,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.data.templates": ("PromptTemplate", "get_template"),
     "cutkit.data.bundled": ("bundled_data_path", "load_bundled_or_path"),
     # models
+    "cutkit.models.registry": ("DEFAULT_MODEL",),
     "cutkit.models.loading": ("load_model", "load_tokenizer"),
     "cutkit.models.lora": ("ModelSettings", "default_lora_config", "apply_lora"),
     "cutkit.models.tiny": ("tiny_model",),

@@ -5,6 +5,7 @@ addopts) re-runs them and compares outputs."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -42,3 +43,20 @@ def test_states_its_purpose_and_checks_its_claims(path):
     assert not any("cutkit." in s and "def cut_loss" in s for s in sources), (
         "call cutkit, don't copy it"
     )
+
+
+FLOOD_LINES = 30  # more printed lines than this in one cell is a log, not a result
+STEP_LOG = re.compile(r"\{'(loss|learning_rate|grad_norm|epoch)'")  # a transformers log dict
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_log_floods_in_committed_outputs(path):
+    """Training progress is a bar or a live plot; per-step dicts stay in the run directory."""
+    notebook = json.loads(path.read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        printed = "".join(
+            "".join(o["text"]) for o in cell.get("outputs", []) if o["output_type"] == "stream"
+        )
+        lines = printed.splitlines()
+        assert len(lines) <= FLOOD_LINES, f"{path.name} cell {index} prints {len(lines)} lines"
+        assert not STEP_LOG.search(printed), f"{path.name} cell {index} prints per-step log dicts"
