@@ -39,7 +39,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOTEBOOK = REPO / "notebooks" / "04_token_inspection.ipynb"
 ARTEFACTS = Path(os.environ.get("CUTKIT_BROWSER_ARTEFACTS") or REPO / "runs" / "browser-test")
 REQUIRED = os.environ.get("CUTKIT_REQUIRE_BROWSER") == "1"
-INSTALL = "apt-get install chromium chromium-driver (Debian/Ubuntu) and pip install -e '.[dev]'"
+INSTALL = (
+    "apt-get install chromium chromium-driver (Debian/Ubuntu; or set CUTKIT_CHROMIUM and "
+    "CUTKIT_CHROMEDRIVER to their paths) and pip install -e '.[dev]' (selenium)"
+)
 
 # Headless, and quiet on a closed network (no sync, updates, QUIC or background fetches).
 CHROMIUM_ARGS = [
@@ -110,11 +113,17 @@ TOOLTIP_LOG_RATIO = re.compile(r"log ratio ([+-][\d.]+) nats")
 # ------------------------------------------------------------------------------------- helpers
 
 
+def find(variable: str, *names: str) -> str | None:
+    """$variable (when it names a file) or the first of ``names`` on PATH."""
+    if os.environ.get(variable):
+        return os.environ[variable] if Path(os.environ[variable]).is_file() else None
+    return next((path for name in names if (path := shutil.which(name))), None)
+
+
 def executables() -> tuple[str, str]:
     """Paths of chromium and chromedriver (skip, or fail under CUTKIT_REQUIRE_BROWSER=1)."""
-    chromium = os.environ.get("CUTKIT_CHROMIUM") or shutil.which("chromium")
-    chromium = chromium or shutil.which("chromium-browser")
-    driver = os.environ.get("CUTKIT_CHROMEDRIVER") or shutil.which("chromedriver")
+    chromium = find("CUTKIT_CHROMIUM", "chromium", "chromium-browser")
+    driver = find("CUTKIT_CHROMEDRIVER", "chromedriver")
     missing = [
         name for name, path in [("chromium", chromium), ("chromedriver", driver)] if not path
     ]
@@ -123,7 +132,7 @@ def executables() -> tuple[str, str]:
     except ImportError:
         missing.append("selenium")
     if missing:
-        reason = f"browser test needs {', '.join(missing)}: {INSTALL}"
+        reason = f"the browser test needs {', '.join(missing)}: {INSTALL}"
         if REQUIRED:
             pytest.fail(f"CUTKIT_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
