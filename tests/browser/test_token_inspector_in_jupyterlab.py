@@ -325,11 +325,35 @@ class Page:
                     return state
             if time.monotonic() > deadline:
                 shown = {k: v for k, v in state.items() if k not in ("titles", "context")}
+                shown["options"] = f"{len(state.get('options', []))} records"
                 raise AssertionError(
                     f"{what}: not seen within {timeout:.0f} s: {'; '.join(problems)}.\n"
                     f"The inspector shows: {shown}"
                 )
             time.sleep(0.5)
+
+    def wait_for_cell(self, index: int, timeout: float) -> str:
+        """Wait until cell ``index`` has run (its prompt shows an execution count); fail fast on a
+        traceback in the notebook. Returns the prompt."""
+        deadline = time.monotonic() + timeout
+        while True:
+            prompt = self.driver.execute_script(
+                "const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[arguments[0]];"
+                "const p = c && c.querySelector('.jp-InputPrompt');"
+                "return p ? p.innerText.trim() : null;",
+                index,
+            )
+            if prompt and re.fullmatch(r"\[\d+\]:", prompt):
+                return prompt
+            errors = self.snapshot().get("errors")
+            if errors:
+                raise AssertionError(f"running the notebook: it shows an error:\n{errors[0]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"cell {index} (the inspector) did not finish within {timeout:.0f} s "
+                    f"(its prompt: {prompt!r})"
+                )
+            time.sleep(1)
 
     def element(self, css: str):
         return self.driver.find_element("css selector", f".jp-Notebook .ck-inspector {css}")
@@ -429,9 +453,10 @@ def test_token_inspector_works_in_jupyterlab(tmp_path):
                     Keys.SHIFT
                 ).perform()
                 time.sleep(0.3)
+            page.wait_for_cell(inspector_cell, RUN_TO_INSPECTOR_S)
             first = page.wait(
-                "the inspector renders after running the notebook to its cell",
-                RUN_TO_INSPECTOR_S,
+                "the inspector cell ran: the inspector renders",
+                INTERACTION_S,
                 showing_tokens=lambda s: s["tokens"] > 0,
                 showing_record_1=lambda s: s["status"].startswith("record 1 of "),
             )
