@@ -16,6 +16,7 @@ selenium (in the ``dev`` extra). Without them the test skips, unless ``CUTKIT_RE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOTEBOOK = REPO / "notebooks" / "04_token_inspection.ipynb"
 ARTEFACTS = Path(os.environ.get("CUTKIT_BROWSER_ARTEFACTS") or REPO / "runs" / "browser-test")
 REQUIRED = os.environ.get("CUTKIT_REQUIRE_BROWSER") == "1"
+LOGS = ["jupyterlab.log", "chromedriver.log", "browser-console.log"]
 INSTALL = (
     "apt-get install chromium chromium-driver (Debian/Ubuntu; or set CUTKIT_CHROMIUM and "
     "CUTKIT_CHROMEDRIVER to their paths) and pip install -e '.[dev]' (selenium)"
@@ -199,14 +201,30 @@ class Lab:
     def __init__(self, root: Path, home: Path, log: Path):
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(home / "config"),  # no user config or settings leak in
-            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        }
+        # No user configuration, settings, kernels or IPython profile leak in; the notebook's
+        # kernel ("python3") is this interpreter (the environment under test), whatever else a
+        # user has installed under that name.
+        kernel = home / "data" / "kernels" / "python3"
+        kernel.mkdir(parents=True)
+        (kernel / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Python 3 (cutkit, browser test)",
+                    "language": "python",
+                }
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
+        env.update(
+            JUPYTER_CONFIG_DIR=str(home / "config"),
+            JUPYTER_DATA_DIR=str(home / "data"),
+            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+            JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+            IPYTHONDIR=str(home / "ipython"),
+            OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+        )
         command = [
             sys.executable,
             "-m",
@@ -417,8 +435,8 @@ def test_token_inspector_works_in_jupyterlab(tmp_path):
     from selenium.webdriver.support.ui import Select
 
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTEFACTS.glob("*"):
-        if old.is_file():
+    for name in ["*.png", *LOGS]:  # this test's artefacts of an earlier run
+        for old in ARTEFACTS.glob(name):
             old.unlink()
     print(f"browser test artefacts: {ARTEFACTS}")
     root = tmp_path / "lab"
@@ -538,15 +556,17 @@ def test_token_inspector_works_in_jupyterlab(tmp_path):
             assert summary(alpaca)[3] == 10
             assert len(lab.kernels()) == 1
         except BaseException:
-            page.shot("failure")
+            with contextlib.suppress(Exception):  # the browser may be what failed
+                page.shot("failure")
             raise
         finally:
-            logs = driver.get_log("browser")
-            console = ARTEFACTS / "browser-console.log"
-            console.write_text(
-                "".join(f"{e['level']} {e['message']}\n" for e in logs), encoding="utf-8"
-            )
-            print(f"browser console: {console}")
+            with contextlib.suppress(Exception):
+                logs = driver.get_log("browser")
+                console = ARTEFACTS / "browser-console.log"
+                console.write_text(
+                    "".join(f"{e['level']} {e['message']}\n" for e in logs), encoding="utf-8"
+                )
+                print(f"browser console: {console}")
     finally:
         if driver is not None:
             driver.quit()
