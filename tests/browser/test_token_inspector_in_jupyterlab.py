@@ -181,10 +181,10 @@ def expected_search_hit(word: str) -> str:
     """The id of the only held-out negative record that mentions ``word`` (as notebook 04)."""
     import cutkit
 
-    negatives = [r for r in cutkit.load_records(cutkit.bundled_data_path("starter/test.jsonl"))]
+    records = cutkit.load_records(cutkit.bundled_data_path("starter/test.jsonl"))
     hits = [
         r.id
-        for r in negatives
+        for r in records
         if r.is_negative
         and any(
             word in (field or "").lower()
