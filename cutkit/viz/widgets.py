@@ -161,6 +161,20 @@ class TokenInspector:
                 self._table,
             ]
         )
+        # Stable CSS classes for the parts (the browser test finds them by these; so can styles).
+        for part, name in [
+            (self._root, "ck-inspector"),
+            (self._search, "ck-inspector-search"),
+            (self._picker, "ck-inspector-picker"),
+            (self._slider, "ck-inspector-lambda"),
+            (self._toggle, "ck-inspector-template"),
+            (self._status, "ck-inspector-status"),
+            (self._context, "ck-inspector-context"),
+            *[(panel, "ck-inspector-panel") for panel in self._panels.values()],
+            (self._chart, "ck-inspector-chart"),
+            (self._table, "ck-inspector-table"),
+        ]:
+            part.add_class(name)
         self._search.observe(self._on_search, names="value")
         for control in (self._picker, self._slider, self._toggle):
             control.observe(self._on_change, names="value")
