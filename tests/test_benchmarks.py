@@ -190,6 +190,6 @@ def test_loss_head_benchmark_plans_its_cells_and_marks_what_it_does_not_run():
     timing = [{"vocab": 128256, "records": 2, "times_s": times, "loadavg": (2.0, 2.0, 2.0)}]
     meta = dict.fromkeys(["device_name", "command", "torch", "threads", "platform"], "x")
     table = bench.markdown({"memory": memory, "timing": timing}, meta | {"memory_method": ""}, args)
-    assert "| 128,256 | 249 | 8,176 | not run (would need ~17 GB) | (as above) | 400 |" in table
+    assert "| 128,256 | 249 | 8,176 | not run (would need ~17 GB) | (R = 2 only) | 400 |" in table
     assert "| 32,000 | 1000 | 2,044 | 400 | 400 | 400 |" in table
     assert "| 128,256 | 249 | 1.10 | 1.21 | 1.10 |" in table  # medians and their ratio
