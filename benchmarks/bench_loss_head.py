@@ -1,27 +1,34 @@
-"""Loss head benchmark: cutkit's chunked label log-probs + cut_loss vs the released code's head.
+"""Loss head benchmark: extra peak memory against tokens for several vocabularies, three heads.
 
-Both variants start from the same random hidden states (2R, T, H) of the doubled batch (rows 0..R-1
-the first context, R..2R-1 the plain context, as the released code concatenates them), a random
-output weight (V, H), random labels, half of the R records negative, and run forward + backward:
+Every variant starts from the same random hidden states (2R, T, H) of the doubled batch (rows
+0..R-1 the first context, R..2R-1 the plain context, as the released code concatenates them), a
+random output weight (V, H), random labels, half of the R records negative, and runs forward +
+backward of the CUT loss:
 
-- naive: what the released code does: logits of every position (2R, T, V) -> fp32 ->
+- released: what the released code does: logits of every position (2R, T, V) -> fp32 ->
   torch.softmax -> torch.log -> NLLLoss on the first half, probabilities gathered for the
-  unlikelihood term (ratio > threshold, log(1 - p) with +1e-5 where 1 - p == 0);
-- cutkit: ``cutkit.train.logprobs.chunked_label_logprobs`` on the scored rows (the code label_logprobs
-  runs after the decoder body), ``response_logprobs`` to align the contexts, ``cut_loss``.
+  unlikelihood term (``released_step.released_loss``);
+- fixed-1024: ``cutkit.train.logprobs.chunked_label_logprobs`` on the scored rows with 1,024 rows
+  per chunk (cutkit's default before the chunk size followed the vocabulary), then
+  ``response_logprobs`` and ``cut_loss``;
+- auto: the same with ``chunk_size="auto"``, today's default: ``chunk_rows(V)`` rows, as many as
+  fit ``CHUNK_MEMORY_MB`` = 128 MB of fp32 logits.
 
-Every token is scored in both (no prompt tokens, no dropped dummy rows), so the comparison is of
-the head alone; in real use cutkit also skips prompt positions and the plain context of positives.
+Every token is scored in both contexts (no prompt tokens, no dummy rows), so the comparison is of
+the head alone; scored tokens = 2R x (T - 1). The output weight is frozen by default (the paper's
+LoRA recipe: lm_head gets no gradient); ``--trainable-head`` adds its gradient, V x H x 4 bytes,
+the same in every variant.
 
 Memory: on CUDA, torch.cuda.max_memory_allocated() over one step minus the allocation before it.
 On CPU, the peak resident set size over one step minus the RSS before it (Linux VmHWM, reset via
-/proc/self/clear_refs), in a fresh process per variant, after one warm-up step, with glibc told to
-mmap (and so return to the OS at free) every block >= 1 MiB; this includes the gradients of the
-hidden states and weight that both variants produce. Time: median wall time of --reps steps, the
-two variants interleaved in one process with the default allocator (so load from other processes
-on the machine hits both alike).
+/proc/self/clear_refs), in a fresh process per (variant, vocabulary, tokens), after a warm-up step
+on a small batch, with glibc told to mmap (and so return to the OS at free) every block >= 1 MiB;
+it includes the gradient of the hidden states. Released-head runs that would need more than
+--max-naive-gb are not run (the estimate is 16 bytes per logit, from the measured runs). Time: the
+fixed-1024 and auto heads, interleaved in one process with the default allocator (order alternating
+each rep, so load from other processes hits both alike), median of --reps steps after a warm-up.
 
-    python benchmarks/bench_loss_head.py --seq-len 512 --out benchmarks/results/loss_head_cpu
+    python benchmarks/bench_loss_head.py --out benchmarks/results/loss_head_cpu
 """
 
 from __future__ import annotations
@@ -40,8 +47,17 @@ import torch
 import torch.nn.functional as F
 from released_step import released_loss
 
-from cutkit.train.logprobs import chunked_label_logprobs, response_logprobs
+from cutkit.train.logprobs import (
+    CHUNK_MEMORY_MB,
+    chunk_rows,
+    chunked_label_logprobs,
+    response_logprobs,
+)
 from cutkit.train.losses import cut_loss
+
+VARIANTS = ("released", "fixed-1024", "auto")
+CHUNK = {"fixed-1024": 1024, "auto": "auto"}
+NAIVE_BYTES_PER_LOGIT = 16  # measured: 2.99 GiB at 4,096 x 49,152, 7.53 GiB at 4,096 x 128,256
 
 
 def naive_step(hidden, weight, labels, negative, threshold=1.1, alpha=1.0):
@@ -62,66 +78,79 @@ def cutkit_step(hidden, weight, labels, negative, chunk_size):
     return cut_loss(judged, plain, mask, negative).loss
 
 
+def scored_tokens(records: int, seq_len: int) -> int:
+    return 2 * records * (seq_len - 1)
+
+
+def naive_gb(records: int, seq_len: int, vocab: int) -> float:
+    """Estimated extra peak of the released head, in GB: 16 bytes per (2R x T x V) logit."""
+    return NAIVE_BYTES_PER_LOGIT * 2 * records * seq_len * vocab / 1e9
+
+
 def _vm_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         status = f.read()
     return int(re.search(rf"{field}:\s+(\d+)", status).group(1))
 
 
-def _setup(vocab: int, args):
-    """Inputs shared by both variants: hidden (2R, T, H), weight (V, H), labels (2R, T), (R,)."""
+def _setup(vocab: int, records: int, seq_len: int, args):
+    """Inputs shared by every variant; returns run(variant): one forward + backward."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    R, T, H = args.rows, args.seq_len, args.hidden
+    R, T, H = records, seq_len, args.hidden
     hidden = torch.randn(2 * R, T, H, device=device, requires_grad=True)
-    weight = (torch.randn(vocab, H, device=device) * 0.02).requires_grad_(not args.frozen_head)
+    weight = (torch.randn(vocab, H, device=device) * 0.02).requires_grad_(args.trainable_head)
     labels = torch.randint(0, vocab, (R, T), device=device).repeat(2, 1)  # same response twice
     labels[:, 0] = -100
     negative = torch.arange(R, device=device) % 2 == 0
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    steps = {
-        "naive": lambda: naive_step(hidden, weight, labels, negative),
-        "cutkit": lambda: cutkit_step(hidden, weight, labels, negative, args.chunk_size),
-    }
 
-    def run(impl: str) -> None:  # one forward + backward, gradients freshly allocated
+    def run(variant: str) -> None:  # gradients freshly allocated each step
         hidden.grad = weight.grad = None
-        steps[impl]().backward()
+        if variant == "released":
+            loss = naive_step(hidden, weight, labels, negative)
+        else:
+            loss = cutkit_step(hidden, weight, labels, negative, CHUNK[variant])
+        loss.backward()
         sync()
 
     return run, device
 
 
-def memory_worker(impl: str, vocab: int, args) -> dict:
-    """Peak memory of one step of one variant, in this fresh process (after one warm-up step)."""
-    run, device = _setup(vocab, args)
-    run(impl)  # warm-up: lazy initialisation is not counted
+def memory_worker(variant: str, vocab: int, records: int, args) -> dict:
+    """Peak extra memory of one step of one variant, in this fresh process."""
+    warm, _ = _setup(vocab, 1, 64, args)
+    warm(variant)  # lazy initialisation (threads, kernels) is not counted
+    del warm
+    run, device = _setup(vocab, records, args.seq_len, args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        run(impl)
+        run(variant)
         peak = torch.cuda.max_memory_allocated() - base
     else:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current RSS
         base = _vm_kib("VmRSS") * 1024
-        run(impl)
+        run(variant)
         peak = _vm_kib("VmHWM") * 1024 - base
-    return {"impl": impl, "vocab": vocab, "peak_bytes": peak}
+    return {"variant": variant, "vocab": vocab, "records": records, "peak_bytes": peak}
 
 
-def time_worker(vocab: int, args) -> dict:
-    """Median step time of both variants, interleaved so load from other processes hits both."""
-    run, _ = _setup(vocab, args)
-    times: dict[str, list[float]] = {"naive": [], "cutkit": []}
-    for impl in times:
-        run(impl)  # warm-up
-    for _ in range(args.reps):
-        for impl, ts in times.items():
+def time_worker(vocab: int, records: int, args) -> dict:
+    """Median step time of fixed-1024 and auto, interleaved (order alternating each rep)."""
+    warm, _ = _setup(vocab, 1, 64, args)
+    for variant in CHUNK:
+        warm(variant)
+    del warm
+    run, _ = _setup(vocab, records, args.seq_len, args)
+    times: dict[str, list[float]] = {variant: [] for variant in CHUNK}
+    for rep in range(args.reps):
+        for variant in list(CHUNK)[:: 1 if rep % 2 == 0 else -1]:
             t0 = time.perf_counter()
-            run(impl)
-            ts.append(time.perf_counter() - t0)
-    return {"vocab": vocab, "times_s": times, "loadavg": os.getloadavg()}
+            run(variant)
+            times[variant].append(time.perf_counter() - t0)
+    return {"vocab": vocab, "records": records, "times_s": times, "loadavg": os.getloadavg()}
 
 
 def _subprocess(argv: list[str], env: dict | None = None) -> dict:
@@ -132,73 +161,141 @@ def _subprocess(argv: list[str], env: dict | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(vocab: int, argv: list[str]) -> list[dict]:
-    """Memory: one fresh process per variant (glibc mmaps blocks >= 1 MiB, so RSS follows the
-    live tensors); time: one process with the default allocator running both variants."""
+def plan(args) -> list[tuple[str, int, int]]:
+    """The memory runs: auto at every (vocabulary, records); fixed-1024 at --fixed-records only (its
+    peak does not depend on tokens beyond one chunk); released wherever it fits --max-naive-gb."""
+    runs = []
+    for vocab in args.vocab:
+        for records in args.records:
+            runs.append(("auto", vocab, records))
+            if records == args.fixed_records:
+                runs.append(("fixed-1024", vocab, records))
+            if naive_gb(records, args.seq_len, vocab) <= args.max_naive_gb:
+                runs.append(("released", vocab, records))
+    return runs
+
+
+def measure(args, argv: list[str]) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="0")
-    rows = []
-    for impl in ("naive", "cutkit"):
-        rows.append(_subprocess([*argv, "--_memory", impl, "--_vocab", str(vocab)], env))
-    timed = _subprocess([*argv, "--_time", "--_vocab", str(vocab)])
-    for row in rows:
-        row["times_s"] = timed["times_s"][row["impl"]]
-        row["time_s"] = statistics.median(row["times_s"])
-        row["loadavg_after"] = timed["loadavg"]
-    return rows
+    memory = []
+    for variant, vocab, records in plan(args):
+        flags = ["--_memory", variant, "--_vocab", str(vocab), "--_records", str(records)]
+        memory.append(_subprocess([*argv, *flags], env))
+        print(f"memory {variant} V={vocab} R={records}: {memory[-1]['peak_bytes'] / 1e6:.0f} MB")
+    timing = []
+    if args.reps > 0:
+        for vocab in args.vocab:
+            flags = ["--_time", "--_vocab", str(vocab), "--_records", str(args.time_records)]
+            timing.append(_subprocess([*argv, *flags]))
+            t = {k: statistics.median(v) for k, v in timing[-1]["times_s"].items()}
+            print(f"time V={vocab}: {t}")
+    return {"memory": memory, "timing": timing}
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    gib = 2**30
+def _cell(memory: list[dict], variant: str, vocab: int, records: int, args) -> str:
+    hit = [
+        m for m in memory if (m["variant"], m["vocab"], m["records"]) == (variant, vocab, records)
+    ]
+    if hit:
+        return f"{hit[0]['peak_bytes'] / 1e6:,.0f}"
+    if variant == "released":
+        return f"not run (would need ~{naive_gb(records, args.seq_len, vocab):.0f} GB)"
+    return "not run"
+
+
+def markdown(results: dict, meta: dict, args) -> str:
+    memory, timing = results["memory"], results["timing"]
+    head = "trainable (its gradient is counted)" if args.trainable_head else "frozen"
     lines = [
         f"# Loss head benchmark ({meta['device_name']})",
         "",
         f"Command: `{meta['command']}`  ",
         f"torch {meta['torch']}, {meta['threads']} threads, {meta['platform']}  ",
-        f"Shape: doubled batch 2 x {meta['rows']} rows x {meta['seq_len']} tokens, hidden "
-        f"{meta['hidden']}, fp32, chunk_size {meta['chunk_size']}, "
-        f"output weight {'frozen' if meta['frozen_head'] else 'trainable'}, "
-        f"median of {meta['reps']} interleaved steps (forward + backward); "
-        f"load average after timing: {meta['loadavg']}.  ",
+        f"Shape: doubled batch 2 x R records x {args.seq_len} tokens (scored tokens "
+        f"2R x {args.seq_len - 1}), hidden {args.hidden}, fp32, output weight {head}; "
+        f"auto = chunk_rows(V) rows at CHUNK_MEMORY_MB = {CHUNK_MEMORY_MB:g} MB per chunk.  ",
         f"Memory: {meta['memory_method']}",
         "",
-        "| vocab | naive peak GiB | cutkit peak GiB | memory ratio | naive s | cutkit s | time ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "## Extra peak memory (MB = 10^6 bytes) against scored tokens",
+        "",
+        "| vocab | auto rows | scored tokens | released | cutkit fixed 1,024 rows | cutkit auto |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for vocab in sorted({r["vocab"] for r in rows}):
-        n = next(r for r in rows if r["vocab"] == vocab and r["impl"] == "naive")
-        c = next(r for r in rows if r["vocab"] == vocab and r["impl"] == "cutkit")
-        lines.append(
-            f"| {vocab:,} | {n['peak_bytes'] / gib:.2f} | {c['peak_bytes'] / gib:.2f} | "
-            f"{c['peak_bytes'] / n['peak_bytes']:.3f} | {n['time_s']:.2f} | {c['time_s']:.2f} | "
-            f"{c['time_s'] / n['time_s']:.2f} |"
-        )
-    lines += ["", "Targets: memory ratio <= 0.25, time ratio <= 1.3.", ""]
+    for vocab in args.vocab:
+        for records in args.records:
+            cells = [_cell(memory, v, vocab, records, args) for v in VARIANTS]
+            if cells[1] == "not run":
+                cells[1] = f"(R = {args.fixed_records} only)"
+            lines.append(
+                f"| {vocab:,} | {chunk_rows(vocab)} | {scored_tokens(records, args.seq_len):,} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    auto = [m for m in memory if m["variant"] == "auto"]
+    if auto:
+        worst = max(auto, key=lambda m: m["peak_bytes"])
+        lines += [
+            "",
+            f"Largest auto peak: {worst['peak_bytes'] / 1e6:,.0f} MB (V = {worst['vocab']:,}, "
+            f"{scored_tokens(worst['records'], args.seq_len):,} tokens); target: at most about "
+            f"400 MB at V = 128,256 on any number of tokens.",
+        ]
+    if timing:
+        lines += [
+            "",
+            f"## Time: auto against fixed 1,024 rows ({scored_tokens(args.time_records, args.seq_len):,}"
+            f" scored tokens, median of {args.reps} interleaved steps, forward + backward)",
+            "",
+            "| vocab | auto rows | fixed 1,024 s | auto s | time ratio auto / fixed | load average after |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for t in timing:
+            fixed, auto_s = (statistics.median(t["times_s"][k]) for k in CHUNK)
+            load = ", ".join(f"{x:.1f}" for x in t["loadavg"])
+            lines.append(
+                f"| {t['vocab']:,} | {chunk_rows(t['vocab'])} | {fixed:.2f} | {auto_s:.2f} | "
+                f"{auto_s / fixed:.2f} | {load} |"
+            )
+        lines += ["", "Target: time ratio <= 1.1."]
+    lines.append("")
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--vocab", type=int, nargs="+", default=[49_152, 128_256])
+    p.add_argument("--vocab", type=int, nargs="+", default=[32_000, 49_152, 128_256, 256_000])
+    p.add_argument(
+        "--records", type=int, nargs="+", default=[1, 2, 8], help="R per micro-batch (doubled)"
+    )
+    p.add_argument("--fixed-records", type=int, default=2, help="R of the fixed-1024 memory run")
+    p.add_argument("--seq-len", type=int, default=512, help="tokens per context")
     p.add_argument("--hidden", type=int, default=576, help="hidden size (SmolLM2-135M: 576)")
-    p.add_argument("--rows", type=int, default=4, help="records per micro-batch (doubled inside)")
-    p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--chunk-size", type=int, default=1024)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--frozen-head", action="store_true", help="no gradient for the output weight")
+    p.add_argument("--reps", type=int, default=3, help="timed steps per head (0: no timing)")
+    p.add_argument("--time-records", type=int, default=1, help="R of the timed batch")
+    p.add_argument("--max-naive-gb", type=float, default=10.0)
+    p.add_argument(
+        "--trainable-head", action="store_true", help="the output weight gets a gradient"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", help="write OUT.md and OUT.json")
     p.add_argument("--_memory", help=argparse.SUPPRESS)
     p.add_argument("--_time", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--_vocab", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    p.add_argument("--_records", type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     if args._memory:
-        print(json.dumps(memory_worker(args._memory, args._vocab, args)))
-        return
+        print(json.dumps(memory_worker(args._memory, args._vocab, args._records, args)))
+        return {}
     if args._time:
-        print(json.dumps(time_worker(args._vocab, args)))
-        return
-    argv = sys.argv[1:]
-    rows = [row for v in args.vocab for row in measure(v, argv)]
+        print(json.dumps(time_worker(args._vocab, args._records, args)))
+        return {}
+    started = time.perf_counter()
+    results = measure(args, argv)
     cuda = args.device.startswith("cuda")
     meta = {
         "command": "python benchmarks/bench_loss_head.py " + " ".join(argv),
@@ -211,20 +308,23 @@ def main() -> None:
             "torch.cuda.max_memory_allocated() over one step minus memory_allocated() before it"
             if cuda
             else "peak RSS over one step minus RSS before it (VmHWM reset via "
-            "/proc/self/clear_refs), fresh process per variant, after a warm-up step, "
-            "MALLOC_MMAP_THRESHOLD_=1 MiB; includes the hidden/weight gradients"
+            "/proc/self/clear_refs), fresh process per cell, after a warm-up step on a small "
+            "batch, MALLOC_MMAP_THRESHOLD_=1 MiB; includes the hidden states' gradient"
         ),
-        **{k: getattr(args, k) for k in ("rows", "seq_len", "hidden", "chunk_size", "reps")},
-        "frozen_head": args.frozen_head,
-        "loadavg": [round(x, 2) for r in rows[-1:] for x in r["loadavg_after"]],
+        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "chunk_memory_mb": CHUNK_MEMORY_MB,
+        "chunk_rows": {v: chunk_rows(v) for v in args.vocab},
+        "wall_s": round(time.perf_counter() - started, 1),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
-    table = markdown(rows, meta)
+    table = markdown(results, meta, args)
     print(table)
     if args.out:
         with open(args.out + ".md", "w") as f:
             f.write(table)
         with open(args.out + ".json", "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=2)
+            json.dump({"meta": meta, **results}, f, indent=2)
+    return {"meta": meta, **results}
 
 
 if __name__ == "__main__":

@@ -170,3 +170,26 @@ def test_offline_comparison_report_merges_the_workers(tmp_path):
     assert list(dict.fromkeys(merged["objective"])) == ["base", *off.ARMS]
     assert "n = 62 held-out pairs" in table and "seeds [0, 1, 2]" in table
     assert "| cut:unflagged=ignore | 3 |" in table
+
+
+def test_loss_head_benchmark_plans_its_cells_and_marks_what_it_does_not_run():
+    bench = load_benchmark("bench_loss_head")
+    args = bench.parse_args(["--vocab", "32000", "128256", "--records", "2", "8"])
+    runs = bench.plan(args)
+    assert {r for r in runs if r[0] == "auto"} == {
+        ("auto", v, r) for v in (32000, 128256) for r in (2, 8)
+    }  # the chunk following the vocabulary: every vocabulary at every token count
+    assert [r for r in runs if r[0] == "fixed-1024"] == [
+        ("fixed-1024", 32000, 2),
+        ("fixed-1024", 128256, 2),
+    ]
+    # the released head where it fits 10 GB: 16 bytes x 2 x 8 x 512 x 128,256 = 16.8 GB does not
+    assert ("released", 128256, 2) in runs and ("released", 128256, 8) not in runs
+    memory = [{"variant": v, "vocab": V, "records": r, "peak_bytes": 4e8} for v, V, r in runs]
+    times = {"fixed-1024": [1.0, 1.2, 1.1], "auto": [1.21, 1.3, 1.2]}
+    timing = [{"vocab": 128256, "records": 2, "times_s": times, "loadavg": (2.0, 2.0, 2.0)}]
+    meta = dict.fromkeys(["device_name", "command", "torch", "threads", "platform"], "x")
+    table = bench.markdown({"memory": memory, "timing": timing}, meta | {"memory_method": ""}, args)
+    assert "| 128,256 | 249 | 8,176 | not run (would need ~17 GB) | (R = 2 only) | 400 |" in table
+    assert "| 32,000 | 1000 | 2,044 | 400 | 400 | 400 |" in table
+    assert "| 128,256 | 249 | 1.10 | 1.21 | 1.10 |" in table  # medians and their ratio

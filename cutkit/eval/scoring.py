@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from cutkit.train.batching import CUTCollator
-from cutkit.train.logprobs import label_logprobs_packed
+from cutkit.train.logprobs import ChunkSize, label_logprobs_packed
 
 
 @dataclass
@@ -44,12 +44,14 @@ def score_examples(
     pad_token_id: int,
     *,
     batch_size: int = 8,
-    chunk_size: int = 1024,
+    chunk_size: ChunkSize = "auto",
     progress: bool = False,
 ) -> list[ExampleScores]:
     """Score examples from :func:`cutkit.train.batching.build_examples` in eval mode, without gradients.
 
     Examples are batched by length (fewer pad tokens) and returned in their input order.
+    ``chunk_size`` is the output layer's rows per chunk, as for
+    :func:`~cutkit.train.logprobs.label_logprobs_packed` (``"auto"`` follows the vocabulary).
     """
     from tqdm.auto import tqdm
 

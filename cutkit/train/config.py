@@ -22,6 +22,7 @@ from transformers import TrainingArguments
 from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold
 from cutkit.train.distill import check_distill_settings
+from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY
 from cutkit.train.losses import (
     NORMALIZATIONS,
     UNFLAGGED,
@@ -183,9 +184,20 @@ class CUTConfig(TrainingArguments):
             "mode (no dropout)."
         },
     )
-    chunk_size: int = field(
-        default=1024,
-        metadata={"help": "Output-layer rows per chunk when scoring tokens (memory vs speed)."},
+    chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Output-layer rows per chunk when scoring tokens (memory vs speed); None "
+            "follows the vocabulary: as many rows as fit chunk_memory_mb of fp32 logits."
+        },
+    )
+    chunk_memory_mb: float = field(
+        default=CHUNK_MEMORY_MB,
+        metadata={
+            "help": "Memory budget of one output-layer chunk, in MB (10**6 bytes) of fp32 logits, "
+            "finite > 0, used when chunk_size is None; the head's extra peak memory is about 3 "
+            "times this (128 MB: about 400 MB, at any vocabulary and number of tokens)."
+        },
     )
     packing: bool = field(
         default=False,
@@ -274,8 +286,14 @@ class CUTConfig(TrainingArguments):
             min_open=not (self.max_steps and self.max_steps > 0),
             why="passes over the records (max_steps > 0 overrides it)",
         )
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "chunk_size"):
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
             check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
+        check_number(
+            "chunk_size", self.chunk_size, minimum=1, integer=True, optional=True, why=COUNT_WHY
+        )
+        check_number(
+            "chunk_memory_mb", self.chunk_memory_mb, minimum=0, min_open=True, why=CHUNK_MEMORY_WHY
+        )
 
     def loss_settings(self) -> dict:
         """The keyword arguments of :func:`cutkit.train.losses.cut_loss` this config selects (the

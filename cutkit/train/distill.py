@@ -25,7 +25,9 @@ contexts at the N scored positions go through the output layer ``chunk_size`` pa
 each chunk under ``torch.utils.checkpoint`` (backward recomputes one chunk's logits), so the extra
 peak is about 5 x chunk_size x V floats (two contexts' logits, log-softmaxes and their product),
 whatever the number of tokens: measured 0.98 GiB at vocabulary 49,152 and chunk 1024 for 4,096
-tokens, against 3.6 GiB for full logits (``benchmarks/results/distill_head_cpu.md``).
+tokens, against 3.6 GiB for full logits (``benchmarks/results/distill_head_cpu.md``). The default
+``chunk_size="auto"`` takes :func:`cutkit.train.logprobs.chunk_rows` (V) pairs, so a chunk's
+student logits hold 128 MB and the extra peak stays near 5 x 128 MB at any vocabulary.
 
 >>> import torch
 >>> from cutkit.models.tiny import tiny_model
@@ -48,7 +50,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from cutkit._checks import check_number
-from cutkit.train.logprobs import _chunked, _pack, _scored_rows, _upcast, scored_rows
+from cutkit.train.logprobs import (
+    ChunkSize,
+    _chunked,
+    _pack,
+    _scored_rows,
+    _upcast,
+    rows_per_chunk,
+    scored_rows,
+)
 
 TEMPERATURE_WHY = "the softmax temperature of both contexts; 1 distils the model's own distribution"
 TOP_K_WHY = "the teacher's support, its k most probable tokens; None keeps the full vocabulary"
@@ -140,7 +150,7 @@ def logprobs_and_divergence(
     teacher_rows: Tensor,
     student_rows: Tensor,
     position_ids: Tensor | None = None,
-    chunk_size: int | None = 1024,
+    chunk_size: ChunkSize = "auto",
     temperature: float = 1.0,
     top_k: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -149,7 +159,9 @@ def logprobs_and_divergence(
 
     Args:
         model, input_ids, attention_mask, labels, position_ids, chunk_size: as for
-            :func:`cutkit.train.logprobs.label_logprobs_packed` (padded or packed batch).
+            :func:`cutkit.train.logprobs.label_logprobs_packed` (padded or packed batch);
+            ``chunk_size`` counts pairs of rows for the divergence (``"auto"``: as many pairs
+            as label rows, :func:`cutkit.train.logprobs.chunk_rows` (V)).
         teacher_rows, student_rows: (P,) context indices (rows of the packed output): pair p
             distils context ``teacher_rows[p]`` (the judged prompt) into ``student_rows[p]``
             (the plain prompt); both must score the same number of tokens.
@@ -163,7 +175,7 @@ def logprobs_and_divergence(
     rows, targets, scored, project = scored_rows(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
-    chunk = (rows.shape[0] or 1) if chunk_size is None else chunk_size
+    chunk = rows_per_chunk(chunk_size, project, rows)
     row, n_rows = _scored_rows(scored, position_ids)
     values, mask = _pack(_chunked(project, rows, targets, chunk), row, n_rows)  # (R, Lr)
     index, _ = _pack(torch.arange(row.numel(), device=row.device), row, n_rows)  # (R, Lr)

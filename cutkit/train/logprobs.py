@@ -6,13 +6,19 @@ full (B, T, V) logits of the released code (docs/method.md §10.3). :func:`label
 1. runs the decoder body only, giving hidden states (B, T, H);
 2. gathers the N scored positions into an (N, H) matrix (prompt and padding rows never reach the
    output layer): the hidden state at t - 1 predicts ``labels[:, t]`` (HF convention);
-3. pushes rows through the output layer in chunks of ``chunk_size``: logits (n, V) -> fp32 ->
+3. pushes rows through the output layer in chunks of ``chunk_size`` rows: logits (n, V) -> fp32 ->
    log_softmax -> gather, each chunk under ``torch.utils.checkpoint`` (non-reentrant) when grad is
    enabled, so backward recomputes one chunk's logits at a time.
 
-Peak extra memory is O(chunk_size x V) instead of O(B x T x V). Output layers that apply something
-after the matmul (Gemma2 soft-capping, Cohere ``logit_scale``, Granite ``logits_scaling``, ...) or
-are not linear fall back to the plain full-logits path with a warning.
+Peak extra memory is O(chunk_size x V) instead of O(B x T x V): about 3 chunks of fp32 logits
+(backward holds one chunk's log-softmax, its incoming gradient and the logits' gradient), whatever
+the number of tokens. The default ``chunk_size="auto"`` follows the vocabulary: a chunk holds
+:data:`CHUNK_MEMORY_MB` = 128 MB of fp32 logits (:func:`chunk_rows`: 249 rows at V = 128,256,
+1,000 at 32,000), so the extra peak stays near 3 x 128 MB, about 400 MB, at any vocabulary
+(``benchmarks/results/loss_head_cpu.md``). A fixed row count grows with V instead: 1,024 rows
+put about 1.6 GB at 128,256. Output layers that apply something after the matmul (Gemma2 soft-capping,
+Cohere ``logit_scale``, Granite ``logits_scaling``, ...) or are not linear fall back to the plain
+full-logits path with a warning.
 
 >>> import torch
 >>> from cutkit.models.tiny import tiny_model
@@ -28,15 +34,29 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from cutkit._checks import check_number
 from cutkit.train.attention import packed_attention_kwargs
 
 IGNORE_INDEX = -100
+
+CHUNK_MEMORY_MB = 128.0
+"""Default memory budget of one output-layer chunk, in MB (10**6 bytes): the fp32 logits of the
+chunk's rows. The head's extra peak is about 3 chunks (400 MB), see :func:`chunk_rows`."""
+CHUNK_MEMORY_WHY = (
+    "the output layer's memory per chunk, in MB (10**6 bytes) of fp32 logits; the head's extra "
+    "peak is about 3 times this"
+)
+
+ChunkSize = int | Literal["auto"] | None
+"""Output-layer rows per chunk: an int, ``"auto"`` (:func:`chunk_rows` of the output layer's
+vocabulary), or ``None`` (no chunking: the plain full-logits path)."""
 
 # config attributes of heads that transform the logits after the matmul (or could), with the value
 # that means "no transform"; any other value sends label_logprobs to the plain path.
@@ -65,6 +85,46 @@ def _chunk_logprobs(project: Callable[[Tensor], Tensor], hidden: Tensor, labels:
     return logp.gather(-1, labels[:, None]).squeeze(-1)
 
 
+def chunk_rows(vocab_size: int, memory_mb: float = CHUNK_MEMORY_MB) -> int:
+    """Output-layer rows per chunk whose fp32 logits fit in ``memory_mb`` MB.
+
+    One chunk of n rows holds n x vocab_size x 4 bytes of fp32 logits; the head's extra peak memory
+    is about 3 such chunks (backward holds the chunk's log-softmax, its incoming gradient and the
+    logits' gradient), so the default 128 MB per chunk keeps it near 400 MB at any vocabulary and
+    any number of tokens.
+
+    Args:
+        vocab_size: V, the output layer's rows (``lm_head.weight.shape[0]``).
+        memory_mb: the budget of one chunk's fp32 logits, in MB (10**6 bytes), finite > 0.
+
+    Returns:
+        floor(memory_mb x 10**6 / (4 x V)) rows, at least 1.
+
+    >>> chunk_rows(32_000), chunk_rows(128_256), chunk_rows(256_000), chunk_rows(128_256, 512)
+    (1000, 249, 125, 998)
+    """
+    vocab_size = check_number(
+        "vocab_size", vocab_size, minimum=1, integer=True, why="the output layer's rows"
+    )
+    memory_mb = check_number(
+        "chunk_memory_mb", memory_mb, minimum=0, min_open=True, why=CHUNK_MEMORY_WHY
+    )
+    return max(1, int(memory_mb * 1e6 // (4 * vocab_size)))
+
+
+def resolve_chunk_size(
+    chunk_size: ChunkSize, vocab_size: int, memory_mb: float = CHUNK_MEMORY_MB
+) -> int | None:
+    """``"auto"`` -> :func:`chunk_rows` (vocab_size, memory_mb); an int or None is returned as is."""
+    if isinstance(chunk_size, str):
+        if chunk_size != "auto":
+            raise ValueError(
+                f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}"
+            )
+        return chunk_rows(vocab_size, memory_mb)
+    return chunk_size
+
+
 def _chunked(
     project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor, chunk_size: int
 ) -> Tensor:
@@ -89,7 +149,7 @@ def chunked_label_logprobs(
     labels: Tensor,
     *,
     bias: Tensor | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int | Literal["auto"] = "auto",
 ) -> Tensor:
     """log softmax(hidden @ weight.T + bias)[label] row by row, never holding more than a chunk.
 
@@ -98,12 +158,15 @@ def chunked_label_logprobs(
         weight: (V, H) output-layer weight (``lm_head.weight``).
         labels: (N,) token ids in [0, V).
         bias: optional (V,) output-layer bias.
-        chunk_size: rows per chunk; peak extra memory is about 3 x chunk_size x V x 4 bytes.
+        chunk_size: rows per chunk, or ``"auto"``: :func:`chunk_rows` (V), so that a chunk's fp32
+            logits take :data:`CHUNK_MEMORY_MB` MB; peak extra memory is about
+            3 x chunk_size x V x 4 bytes.
 
     Returns:
         (N,) log-probabilities in fp32 (fp64 if the inputs are fp64), differentiable w.r.t. hidden,
         weight and bias (backward recomputes each chunk's logits).
     """
+    chunk_size = resolve_chunk_size(chunk_size, weight.shape[0])
     return _chunked(lambda h: F.linear(h, weight, bias), hidden, labels, chunk_size)
 
 
@@ -135,6 +198,33 @@ def _is_linear_head(head: nn.Module | None) -> bool:
         and isinstance(copies, nn.ModuleDict)
         and all(isinstance(m, nn.Linear) for m in copies.values())
     )
+
+
+def head_vocab_size(head: nn.Module) -> int:
+    """V, the rows of an output layer :func:`_is_linear_head` accepts (through a PEFT layer)."""
+    get_base_layer = getattr(head, "get_base_layer", None)
+    layer = get_base_layer() if callable(get_base_layer) else head
+    layer = getattr(layer, "original_module", layer)  # PEFT modules_to_save: the same shape
+    return int(layer.weight.shape[0])
+
+
+def model_chunk_rows(model: nn.Module, memory_mb: float = CHUNK_MEMORY_MB) -> int:
+    """:func:`chunk_rows` for the model's output layer (what ``chunk_size="auto"`` gives it).
+
+    V is the output layer's rows when :func:`split_model` can split the model (PEFT-wrapped too),
+    else the (text) config's ``vocab_size``.
+    """
+    _, head, _ = split_model(model)
+    if head is not None:
+        return chunk_rows(head_vocab_size(head), memory_mb)
+    base, _ = _unwrap_peft(model)
+    config = getattr(base, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    vocab_size = getattr(config, "vocab_size", None)
+    if vocab_size is None:
+        raise ValueError("cannot tell the model's vocabulary size: pass an integer chunk_size")
+    return chunk_rows(vocab_size, memory_mb)
 
 
 def split_model(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None, str | None]:
@@ -182,7 +272,7 @@ def scored_rows(
     input_ids: Tensor,
     attention_mask: Tensor | None,
     labels: Tensor,
-    chunk_size: int | None,
+    chunk_size: ChunkSize,
     position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
     """Run the model once up to what the output layer needs at the scored positions.
@@ -229,7 +319,7 @@ def _flat_label_logprobs(
     input_ids: Tensor,
     attention_mask: Tensor | None,
     labels: Tensor,
-    chunk_size: int | None,
+    chunk_size: ChunkSize,
     position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
@@ -238,7 +328,17 @@ def _flat_label_logprobs(
     )
     if project is _identity:  # full logits already: one piece
         return _chunk_logprobs(project, rows, targets), scored
-    return _chunked(project, rows, targets, chunk_size), scored
+    return _chunked(project, rows, targets, rows_per_chunk(chunk_size, project, rows)), scored
+
+
+def rows_per_chunk(chunk_size: ChunkSize, project: Callable[[Tensor], Tensor], rows: Tensor) -> int:
+    """The rows per chunk for ``(rows, project)`` of :func:`scored_rows`: ``"auto"`` follows the
+    vocabulary (the output layer's rows, or the width of rows that are logits already), None is
+    one chunk of all rows, an int is itself."""
+    if chunk_size is None:
+        return rows.shape[0] or 1
+    vocab_size = rows.shape[-1] if project is _identity else head_vocab_size(project)
+    return resolve_chunk_size(chunk_size, vocab_size)
 
 
 def label_logprobs(
@@ -248,7 +348,7 @@ def label_logprobs(
     labels: Tensor,
     *,
     position_ids: Tensor | None = None,
-    chunk_size: int | None = 1024,
+    chunk_size: ChunkSize = "auto",
 ) -> Tensor:
     """out[b, t] = log p(labels[b, t] | input_ids[b, :t]) for scored tokens, else 0.
 
@@ -257,7 +357,10 @@ def label_logprobs(
         input_ids: (B, T) token ids; attention_mask: (B, T) 1 for real tokens (or None).
         labels: (B, T) aligned with input_ids (HF convention), -100 where not scored.
         position_ids: optional (B, T) positions, e.g. restarting per context in a packed row.
-        chunk_size: output-layer rows per chunk; ``None`` forces the plain full-logits path.
+        chunk_size: output-layer rows per chunk; ``"auto"`` (default) follows the vocabulary,
+            :func:`chunk_rows` (V) rows, so one chunk's fp32 logits take :data:`CHUNK_MEMORY_MB` MB
+            (:func:`model_chunk_rows` gives it for another budget); ``None`` forces the plain
+            full-logits path.
 
     Returns:
         (B, T) fp32 (fp64 for an fp64 model): 0 where labels == -100 and at t = 0 (nothing
@@ -333,7 +436,7 @@ def label_logprobs_packed(
     labels: Tensor,
     *,
     position_ids: Tensor | None = None,
-    chunk_size: int | None = 1024,
+    chunk_size: ChunkSize = "auto",
 ) -> tuple[Tensor, Tensor]:
     """``response_logprobs(label_logprobs(...), labels)`` without the (B, T) scatter in between.
 

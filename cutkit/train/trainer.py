@@ -23,7 +23,7 @@ from cutkit.train.attention import use_varlen_attention
 from cutkit.train.batching import BuildReport, CUTCollator, context_length
 from cutkit.train.config import RUN_FILE, CUTConfig
 from cutkit.train.distill import logprobs_and_divergence
-from cutkit.train.logprobs import label_logprobs_packed, response_token_mask
+from cutkit.train.logprobs import label_logprobs_packed, model_chunk_rows, response_token_mask
 from cutkit.train.losses import (
     CUTLossOutput,
     count_items,
@@ -112,6 +112,13 @@ class CUTTrainer(Trainer):
         }
         self._last_eval_metrics: dict[str, float] = {}
         self._nonfinite: torch.Tensor | None = None  # (len(_TERMS),) first bad values this step
+        # output-layer rows per chunk for the whole run: the configured count, or (chunk_size None)
+        # as many as fit chunk_memory_mb of fp32 logits at this model's vocabulary
+        self.head_chunk_rows = (
+            args.chunk_size
+            if args.chunk_size is not None
+            else model_chunk_rows(self.model, args.chunk_memory_mb)
+        )
 
     def _as_examples(self, data, split, args, tokenizer, downsample=True):
         if data is None or not isinstance(data, Sequence) or not data:
@@ -312,7 +319,7 @@ class CUTTrainer(Trainer):
             teacher_rows=rows,
             student_rows=inputs["plain_row"][rows],
             position_ids=inputs.get("position_ids"),
-            chunk_size=self.args.chunk_size,
+            chunk_size=self.head_chunk_rows,
             temperature=self.args.distill_temperature,
             top_k=self.args.distill_top_k,
         )
@@ -328,7 +335,7 @@ class CUTTrainer(Trainer):
             inputs.get("attention_mask"),
             inputs["labels"],
             position_ids=inputs.get("position_ids"),
-            chunk_size=self.args.chunk_size,
+            chunk_size=self.head_chunk_rows,
         )
 
     @torch.no_grad()

@@ -143,6 +143,12 @@ CASES = [
     ),
     ("config-chunk_size-0", cut_config, {"chunk_size": 0}, "chunk_size must be an integer >= 1"),
     (
+        "config-chunk_memory_mb-negative",
+        cut_config,
+        {"chunk_memory_mb": -128.0},
+        "chunk_memory_mb must be a finite number > 0",
+    ),
+    (
         "config-epochs-nan",
         cut_config,
         {"num_train_epochs": NAN},

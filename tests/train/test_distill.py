@@ -112,7 +112,7 @@ def _direct(model, ids, attention, labels, response):
     return (judged.exp() * (judged - plain)).sum(-1)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 1024, None])
+@pytest.mark.parametrize("chunk_size", [1, 1024, None, "auto"])
 def test_model_level_divergence_equals_two_full_forward_passes(chunk_size):
     model = tiny_model(vocab_size=64, seed=2, dtype=torch.float64)
     ids, attention, labels, response = _contexts()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import cutkit.train.logprobs as logprobs_module
 from cutkit.models.tiny import tiny_model
 from cutkit.train.logprobs import (
+    CHUNK_MEMORY_MB,
+    chunk_rows,
     chunked_label_logprobs,
     label_logprobs,
     label_logprobs_packed,
+    model_chunk_rows,
     response_logprobs,
 )
 
@@ -241,3 +246,77 @@ def test_packed_equals_response_logprobs_of_label_logprobs(tiny):
     v2, m2 = label_logprobs_packed(tiny, ids, attn, labels, chunk_size=5)
     assert torch.equal(m1, m2)
     torch.testing.assert_close(v1, v2)
+
+
+# ---------------------------------------------------------------------------------------------
+# chunk size following the vocabulary (a memory budget per chunk)
+
+
+@pytest.mark.parametrize(
+    ("vocab_size", "memory_mb", "rows"),
+    [
+        (32_000, CHUNK_MEMORY_MB, 1000),
+        (49_152, CHUNK_MEMORY_MB, 651),
+        (128_256, CHUNK_MEMORY_MB, 249),
+        (256_000, CHUNK_MEMORY_MB, 125),
+        (128_256, 512, 998),
+        (128_256, 0.001, 1),  # a budget below one row still gives one row
+    ],
+)
+def test_chunk_rows_are_as_many_fp32_logit_rows_as_fit_the_budget(vocab_size, memory_mb, rows):
+    assert CHUNK_MEMORY_MB == 128
+    assert chunk_rows(vocab_size, memory_mb) == rows
+    if rows > 1:  # the largest count that fits: one more row would pass the budget
+        assert rows * vocab_size * 4 <= memory_mb * 1e6 < (rows + 1) * vocab_size * 4
+
+
+@pytest.mark.parametrize("memory_mb", [0, -1.0, math.nan, math.inf])
+def test_chunk_rows_refuses_a_budget_that_is_not_finite_positive(memory_mb):
+    with pytest.raises(ValueError, match="chunk_memory_mb must be a finite number > 0"):
+        chunk_rows(128_256, memory_mb)
+
+
+def test_chunk_size_auto_is_the_default_and_follows_the_vocabulary(monkeypatch):
+    """label_logprobs, label_logprobs_packed and chunked_label_logprobs chunk by chunk_rows(V) of
+    the output layer unless told otherwise, and give what a fixed chunk gives."""
+    seen = []
+    chunked = logprobs_module._chunked
+    monkeypatch.setattr(
+        logprobs_module,
+        "_chunked",
+        lambda project, hidden, labels, size: (
+            seen.append(size) or chunked(project, hidden, labels, size)
+        ),
+    )
+    for vocab_size in (300, 100_000):
+        model = tiny_model(vocab_size=vocab_size, hidden_size=16, dtype=torch.float64)
+        ids, attn, labels = padded_batch(vocab_size)
+        seen.clear()
+        auto = label_logprobs(model, ids, attn, labels)
+        label_logprobs_packed(model, ids, attn, labels)
+        rows = model.lm_head.weight[:3].double()
+        chunked_label_logprobs(rows, model.lm_head.weight, torch.tensor([0, 1, 2]))
+        assert seen == [chunk_rows(vocab_size)] * 3 == [model_chunk_rows(model)] * 3
+        fixed = label_logprobs(model, ids, attn, labels, chunk_size=3)
+        torch.testing.assert_close(auto, fixed, **TOL)
+    assert chunk_rows(300) == 106_666 and chunk_rows(100_000) == 320
+
+
+def test_model_chunk_rows_reads_the_head_through_peft_and_a_smaller_budget_chunks_more():
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny_model(vocab_size=512, tie_word_embeddings=False, dtype=torch.float64)
+    budget = 3 * 512 * 4 / 1e6  # three rows of fp32 logits at V = 512
+    assert model_chunk_rows(model, budget) == 3
+    for targets, extra in ((["lm_head"], {}), (["up_proj"], {"modules_to_save": ["lm_head"]})):
+        config = LoraConfig(r=2, target_modules=targets, init_lora_weights=False, **extra)
+        peft_model = get_peft_model(tiny_model(vocab_size=512, tie_word_embeddings=False), config)
+        assert model_chunk_rows(peft_model) == chunk_rows(512)
+        assert model_chunk_rows(peft_model, budget) == 3
+    assert_matches_naive(model, model_chunk_rows(model, budget))
+
+
+def test_chunk_size_refuses_other_strings(tiny):
+    ids, attn, labels = padded_batch(tiny.config.vocab_size)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, 'auto' or None"):
+        label_logprobs(tiny, ids, attn, labels, chunk_size="big")

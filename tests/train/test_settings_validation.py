@@ -84,7 +84,11 @@ def test_check_number_refuses(value, kwargs, allowed):
         ({"num_train_epochs": INF}, "num_train_epochs must be a finite number > 0"),
         ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be an integer >= 1"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be an integer >= 1"),
-        ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1 or None, got 0"),
+        ({"chunk_size": 2.5}, "chunk_size must be an integer >= 1 or None, got 2.5"),
+        ({"chunk_memory_mb": 0.0}, "chunk_memory_mb must be a finite number > 0, got 0.0: the"),
+        ({"chunk_memory_mb": NAN}, "chunk_memory_mb must be a finite number > 0, got nan"),
+        ({"chunk_memory_mb": INF}, "chunk_memory_mb must be a finite number > 0, got inf"),
         ({"threshold": INF}, "threshold (lambda) must be a finite number >= 1"),
     ],
 )

@@ -45,6 +45,37 @@ def test_config_has_paper_defaults_and_help_text():
         CUTConfig(output_dir="x", threshold=0.9)
 
 
+def test_chunk_size_follows_the_vocabulary_unless_set_and_round_trips_the_cli(tokenizer, tmp_path):
+    from cutkit.cli.arguments import command_parser
+    from cutkit.train.logprobs import CHUNK_MEMORY_MB, chunk_rows
+
+    default = CUTConfig(output_dir="unused")
+    assert (default.chunk_size, default.chunk_memory_mb) == (None, CHUNK_MEMORY_MB)
+    parser = command_parser("t", "", CUTConfig)
+    for flags, want in (
+        ([], (None, 128.0)),
+        (["--chunk_size", "512"], (512, 128.0)),
+        (["--chunk_memory_mb", "64.5"], (None, 64.5)),
+        (["--chunk_size", "none", "--chunk_memory_mb", "32"], (None, 32.0)),
+    ):
+        parsed = parser.parse_args_into_dataclasses(["--output_dir", "unused", *flags])[0]
+        assert (parsed.chunk_size, parsed.chunk_memory_mb) == want
+
+    model = tiny_model(seed=0)  # tied head, V = 49,152
+    vocab_size = model.config.vocab_size
+    for kwargs, rows in (
+        ({}, chunk_rows(vocab_size)),
+        ({"chunk_memory_mb": 1.0}, chunk_rows(vocab_size, 1.0)),
+        ({"chunk_size": 7, "chunk_memory_mb": 1.0}, 7),
+    ):
+        config = CUTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kwargs)
+        trainer = CUTTrainer(
+            model, config, train_dataset=arithmetic_records(2), processing_class=tokenizer
+        )
+        assert trainer.head_chunk_rows == rows
+    assert chunk_rows(vocab_size) == 651 and chunk_rows(vocab_size, 1.0) == 5
+
+
 def test_training_lowers_the_loss_and_logs_cut_metrics(tokenizer, tmp_path):
     trainer = make_trainer(
         arithmetic_records(),
