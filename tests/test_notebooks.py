@@ -1,6 +1,7 @@
 """Committed notebooks were executed top to bottom (no stale or hand-edited outputs), state what
-they show, take a SCALE parameter and check their claims with asserts. nbval (see pyproject's
-addopts) re-runs them and compares outputs."""
+they show, take a SCALE parameter, check their claims with asserts and print no log floods.
+tests/test_fresh_clone.py re-runs them with nbval in a copy of the repository and compares outputs;
+tests/test_notebook_parameters.py runs them with every documented parameter value."""
 
 from __future__ import annotations
 
