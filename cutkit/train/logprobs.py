@@ -184,6 +184,11 @@ def _unwrap_peft(model: nn.Module) -> tuple[nn.Module, str | None]:
     return model.get_base_model(), None
 
 
+def _unwrap_ddp(model: nn.Module) -> nn.Module:
+    """The module inside ``DistributedDataParallel`` (where the Trainer wraps it), else ``model``."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
 def _is_linear_head(head: nn.Module | None) -> bool:
     """A row-wise linear map: nn.Linear (any subclass), a PEFT tuner layer (LoRA, ...) around one,
     or a PEFT modules_to_save wrapper whose copies are all nn.Linear."""
@@ -281,7 +286,8 @@ def scored_rows(
     N scored tokens (row-major), targets (N,) those tokens, scored the (B, T - 1) mask, and
     ``project`` mapping rows to logits (the output layer). When the head cannot be split off
     (``chunk_size=None``, or :func:`split_model` gives a reason, with a warning) the model runs
-    whole: rows are then the (N, V) logits themselves and ``project`` is the identity.
+    whole: rows are then the (N, V) logits themselves and ``project`` is the identity. A model
+    wrapped in ``DistributedDataParallel`` runs through the wrapper (one logit per row kept).
     """
     scored = _scored(labels)  # (B, T-1)
     targets = labels[:, 1:][scored]  # (N,)
@@ -293,8 +299,9 @@ def scored_rows(
     )
     if position_ids is not None and attention_mask is None and input_ids.shape[0] == 1:
         inputs |= packed_attention_kwargs(position_ids)  # once, not once per attention layer
+    inner = _unwrap_ddp(model)
     body, head, reason = (
-        (None, None, "chunk_size=None") if chunk_size is None else split_model(model)
+        (None, None, "chunk_size=None") if chunk_size is None else split_model(inner)
     )
     if body is None:
         if chunk_size is not None:
@@ -305,8 +312,15 @@ def scored_rows(
             )
         logits = model(**inputs).logits
         return logits[:, :-1][scored], targets, scored, _identity  # (N, V)
-    out = body(**inputs)
-    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, T, H)
+    if inner is not model:
+        # DistributedDataParallel: its own forward must run (it arms the gradient all-reduce), so
+        # the whole model runs with one logit per row kept; the last hidden state is the final
+        # norm's output (transformers ties hidden_states[-1] to last_hidden_state)
+        out = model(**inputs, output_hidden_states=True, logits_to_keep=1)
+        hidden = out.hidden_states[-1]  # (B, T, H)
+    else:
+        out = body(**inputs)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, T, H)
     return hidden[:, :-1][scored], targets, scored, head  # only scored rows reach the head
 
 
