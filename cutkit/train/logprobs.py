@@ -32,6 +32,7 @@ full-logits path with a warning.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Literal
@@ -189,6 +190,12 @@ def _unwrap_ddp(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def _keeps_logits(model: nn.Module) -> bool:
+    """Whether the (PEFT-unwrapped) model's forward takes ``logits_to_keep``."""
+    base, _ = _unwrap_peft(model)
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def _is_linear_head(head: nn.Module | None) -> bool:
     """A row-wise linear map: nn.Linear (any subclass), a PEFT tuner layer (LoRA, ...) around one,
     or a PEFT modules_to_save wrapper whose copies are all nn.Linear."""
@@ -303,6 +310,8 @@ def scored_rows(
     body, head, reason = (
         (None, None, "chunk_size=None") if chunk_size is None else split_model(inner)
     )
+    if body is not None and inner is not model and not _keeps_logits(inner):
+        body, head, reason = None, None, "DDP-wrapped model without logits_to_keep"
     if body is None:
         if chunk_size is not None:
             warnings.warn(
