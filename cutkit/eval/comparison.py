@@ -332,10 +332,17 @@ def train_objective(
     seed: int,
     steps: int,
     run_dir: str | Path | None = None,
+    callbacks: Sequence = (),
+    lr_scheduler_type: str = "cosine",
     **config,
 ):
     """A fresh LoRA on ``model`` trained with ``objective`` for ``steps`` optimizer steps of
     ``settings.batch_size`` records; returns the trained (PEFT) model.
+
+    ``callbacks`` are ``transformers.TrainerCallback`` objects given to the trainer (for example
+    one that saves the adapter at intermediate steps: a learning curve from one run, best with
+    ``lr_scheduler_type="constant_with_warmup"``); ``lr_scheduler_type`` is any transformers
+    schedule name.
 
     ``run_dir`` is the trainer's output folder (default ``<settings.output>/<objective>-seed<seed>``);
     further keyword arguments are :class:`~cutkit.train.config.CUTConfig` fields that override the
@@ -354,7 +361,7 @@ def train_objective(
     shared = settings.training_kwargs() | dict(
         output_dir=str(run_dir),
         max_steps=steps,
-        lr_scheduler_type="cosine",
+        lr_scheduler_type=lr_scheduler_type,
         warmup_steps=warmup_steps,
         seed=seed,
         save_strategy="no",
@@ -377,14 +384,17 @@ def train_objective(
 
             extra = dict(beta=settings.kto_beta, align_p_ratio=settings.align_p_ratio)
         train_trl(model, tokenizer, train, template=settings.template,
-                  max_length=settings.max_length, **extra, **shared)  # fmt: skip
+                  max_length=settings.max_length, callbacks=list(callbacks), **extra,
+                  **shared)  # fmt: skip
         return model
     from cutkit.train.config import CUTConfig
     from cutkit.train.trainer import CUTTrainer
 
     cut = dict(objective=objective, packing=settings.packing)
     args = CUTConfig(**(settings.cut_config_kwargs() | shared | cut | config))
-    trainer = CUTTrainer(model, args, train_dataset=train, processing_class=tokenizer)
+    trainer = CUTTrainer(
+        model, args, train_dataset=train, processing_class=tokenizer, callbacks=list(callbacks)
+    )
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints every log line

@@ -75,6 +75,7 @@ def train_dpo(
     beta: float = 0.1,
     eval_records: Sequence[JudgmentRecord] | None = None,
     peft_config=None,
+    callbacks: Sequence | None = None,
     **training_kwargs: Any,
 ):
     """Train ``model`` with DPO on :func:`dpo_pairs` of ``records``; returns the TRL trainer.
@@ -89,6 +90,7 @@ def train_dpo(
         beta: DPO temperature.
         eval_records: optional records for evaluation pairs.
         peft_config: a ``peft.PeftConfig`` for TRL to wrap a plain ``model`` with.
+        callbacks: ``transformers.TrainerCallback`` objects for the trainer.
         **training_kwargs: any ``trl.DPOConfig`` field (``max_steps``, ``learning_rate``,
             ``per_device_train_batch_size``, ...). bf16 defaults to True only on a GPU that
             supports it (TRL's own default is True everywhere).
@@ -104,6 +106,7 @@ def train_dpo(
         eval_dataset=dpo_pairs(eval_records, tokenizer, template) if eval_records else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks or ()),
     )
     trainer.train()
     return trainer

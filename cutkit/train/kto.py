@@ -107,6 +107,7 @@ def train_kto(
     align_p_ratio: float | None = None,
     refinements: bool = False,
     peft_config=None,
+    callbacks: Sequence | None = None,
     **training_kwargs: Any,
 ):
     """Train ``model`` with KTO on :func:`kto_examples` of ``records``; returns the TRL trainer.
@@ -120,6 +121,7 @@ def train_kto(
         beta: KTO temperature.
         align_p_ratio, refinements: as for :func:`kto_examples` (shuffled with ``seed``).
         peft_config: a ``peft.PeftConfig`` for TRL to wrap a plain ``model`` with.
+        callbacks: ``transformers.TrainerCallback`` objects for the trainer.
         **training_kwargs: any ``trl.KTOConfig`` field (``max_steps``, ``learning_rate``,
             ``per_device_train_batch_size`` >= 2, ``seed``, ``desirable_weight``, ...). The class
             weights default to :func:`balanced_weights`; bf16 only on a GPU that supports it.
@@ -148,6 +150,7 @@ def train_kto(
         train_dataset=train.remove_columns("id"),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=list(callbacks or ()),
     )
     trainer.train()
     return trainer
