@@ -67,7 +67,7 @@ STOP_WORDS = frozenset(
     is are was were be been being am it its it's this that these those they them their there here
     he she his her we our you your i me my not no very more most much many such than then also
     can could will would should may might must do does did has have had just only all any each
-    both some what which who whom whose when where why how one ones""".split()
+    both some what which who whom whose when where why how one ones""".split()  # noqa: SIM905
 )
 """Function words: neither content nor topic."""
 
@@ -107,6 +107,13 @@ def _fragment_list(text: str) -> bool:
     short = sum(len(words(item)) <= 2 for item in items)
     repeated = max(Counter(item.lower() for item in items).values()) > 1
     return repeated or 2 * short >= len(items)
+
+
+def echo(text: str, topic: str) -> str | None:
+    """The content word ``text`` says again within :data:`ECHO_WINDOW` words ("majestic"), or
+    None (the ``echo`` rule)."""
+    own, _ = topic_terms(topic)
+    return _echo(words(text), own)
 
 
 def _echo(tokens: list[str], topical: list[str]) -> str | None:

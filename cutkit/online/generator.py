@@ -84,6 +84,14 @@ TOPICS: list[tuple[str, tuple[str, ...]]] = [
 ]
 """Topics and a few words each is likely to be described with (the include / exclude words)."""
 
+_TOPIC_WORDS = dict(TOPICS)
+
+
+def topic_words(topic: str | None) -> tuple[str, ...]:
+    """The words :data:`TOPICS` associates with ``topic`` (none for an unknown topic or None)."""
+    return _TOPIC_WORDS.get(topic, ()) if topic else ()
+
+
 SECOND_CONSTRAINT_PROB = 0.3
 """Share of tasks (of the families with ``second_kinds``) that get a second constraint."""
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from cutkit.online.checkers import check
+from cutkit.eval.content import echo
+from cutkit.eval.degeneration import repetition
+from cutkit.online.checkers import check, task_content_problem
 from cutkit.online.judges.base import JudgeResult, Judgment, _check_lengths
 from cutkit.online.kinds.registry import CONSTRAINT_KINDS
 from cutkit.online.tasks import Task
@@ -38,12 +40,18 @@ class RuleJudge:
     Args:
         tasks: tasks whose instruction strings ``judge`` may receive instead of Task objects.
         seed: varies the wording (the same seed, instruction and response give the same text).
+        content_check: also criticise what the content check rejects
+            (:func:`~cutkit.online.checkers.task_content_problem`: repetitive, too short, a
+            fragment list, an echoed word, a tautology, off topic), quoting the part at fault, so
+            that training learns from the verdicts honest satisfaction scores by. A response
+            with a content problem is negative even when it meets every constraint.
     """
 
     name = "rule"
 
-    def __init__(self, tasks: Sequence[Task] = (), *, seed: int = 0):
+    def __init__(self, tasks: Sequence[Task] = (), *, seed: int = 0, content_check: bool = False):
         self.seed = seed
+        self.content_check = content_check
         self._tasks = {task.instruction: task for task in tasks}
 
     def _task(self, instruction: str | Task) -> Task:
@@ -72,22 +80,29 @@ class RuleJudge:
         if not response.strip():
             return Judgment(rng.choice(EMPTY_JUDGMENTS), False, meta={"violations": ["empty"]})
         violations = check(task, response)
-        if not violations:
+        problem = task_content_problem(task, response) if self.content_check else None
+        if not violations and problem is None:
             return Judgment(self._commendation(task, rng), True)
         sentences = [
             rng.choice(CONSTRAINT_KINDS[v.kind].critiques(v, response)) for v in violations
         ]
+        spans = [span for v in violations for span in v.spans]
+        kinds = [v.kind for v in violations]
+        if problem is not None:
+            sentence, content_spans = content_critique(problem, task, response)
+            sentences.append(sentence)
+            spans += content_spans
+            kinds.append(problem)
         opener = rng.choice(
             ["", "", "The response does not follow the instruction. "]
-            if len(violations) == 1
-            else ["", f"There are {len(violations)} problems. ", "The response has several flaws. "]
+            if len(sentences) == 1
+            else ["", f"There are {len(sentences)} problems. ", "The response has several flaws. "]
         )
-        spans = _merge_spans([span for v in violations for span in v.spans])
         return Judgment(
             opener + " ".join(sentences),
             False,
-            error_spans=spans,
-            meta={"violations": [v.kind for v in violations]},
+            error_spans=_merge_spans(spans),
+            meta={"violations": kinds},
         )
 
     @staticmethod
@@ -103,3 +118,27 @@ class RuleJudge:
                 "Perfect. It follows the instruction exactly.",
             ]
         )
+
+
+def content_critique(problem: str, task: Task, response: str) -> tuple[str, list[tuple[int, int]]]:
+    """The sentence criticising a content ``problem`` (a
+    :data:`~cutkit.eval.content.CONTENT_PROBLEMS` name) of ``response``, quoting what is at fault,
+    and the character spans it criticises (the repeated words; else the whole answer)."""
+    topic = task.topic or "the question"
+    whole = [(0, len(response.rstrip()))]
+    text = clip(response, 80)  # quoted
+    if problem in ("echo", "repetitive"):
+        said = echo(response, topic) if problem == "echo" else repetition(response)
+        said = said or text
+        first = response.lower().find(said.split()[0])
+        again = response.lower().find(said.split()[-1], first + 1) if first >= 0 else -1
+        spans = [(again, again + len(said.split()[-1]))] if again >= 0 else whole
+        return f'It says "{said.split()[-1]}" again instead of saying something new.', spans
+    sentences = {
+        "too_short": f"{text} is not a description of {topic}: answer in a full sentence.",
+        "fragment_list": f"{text} lists fragments instead of describing {topic}.",
+        "tautology": f"{text} only restates the topic and says nothing about {topic}.",
+        "off_topic": f"{text} is not about {topic}.",
+        "truncated": "The answer stops in the middle: it is cut off.",
+    }
+    return sentences.get(problem, f"{text} is not a sound answer about {topic}."), whole
