@@ -29,9 +29,10 @@ any number of workers (one thread each) share it, and a stopped run resumes wher
     python benchmarks/learning_curves.py prepare --out runs/curves
     OMP_NUM_THREADS=1 python benchmarks/learning_curves.py worker --out runs/curves &
     OMP_NUM_THREADS=1 python benchmarks/learning_curves.py worker --out runs/curves &
-    python benchmarks/learning_curves.py report --out runs/curves --results benchmarks/results/curves
+    python benchmarks/curves_report.py --out runs/curves --results benchmarks/results/curves
 
-``--preset tiny`` runs every stage on the tiny random model in a minute (the test does).
+``--preset tiny`` runs every stage on the tiny random model in a minute (the test does); the
+report is ``benchmarks/curves_report.py``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import onpolicy_experiment as onpolicy  # noqa: E402  (the shared on-policy set-up)
+import onpolicy_experiment as onpolicy  # the shared on-policy set-up
 
 PRIORITY = (
     "cut-ignore-noN",
@@ -400,9 +401,8 @@ def base_heldout(out: Path, prepared, preset: Preset, claims: Claims) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["prepare", "worker", "report"])
+    parser.add_argument("stage", choices=["prepare", "worker"])
     parser.add_argument("--out", type=Path, default=Path("runs/curves"))
-    parser.add_argument("--results", type=Path, default=Path("benchmarks/results/curves"))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--arms", default=None, help="Comma-separated arms for this worker.")
     args = parser.parse_args(argv)
@@ -411,12 +411,8 @@ def main(argv: list[str] | None = None) -> None:
         prepared = prepare(args.out, preset)
         print(json.dumps(prepared["gate"], indent=1))
         print("content negatives:", prepared["content_negatives"])
-    elif args.stage == "worker":
-        worker(args.out, preset, args.arms and args.arms.split(","))
     else:
-        from curves_report import report
-
-        print(report(args.out, args.results, preset))
+        worker(args.out, preset, args.arms and args.arms.split(","))
 
 
 if __name__ == "__main__":
