@@ -11,8 +11,8 @@ cutkit kind       IFEval instruction id (kwargs)          where the verdicts can
 ================  ======================================  ===========================================
 max_words (n)     length_constraints:number_words         IFEval counts ``\\w+`` tokens, cutkit
                   (num_words=n+1, relation="less than")   whitespace-separated words: contractions,
-                                                          hyphens, decimals, slashes and symbols
-                                                          count differently
+                                                          hyphens, decimals and code split words;
+                                                          a lone dash counts only for cutkit
 lowercase         change_case:english_lowercase           IFEval also needs ``str.islower()`` (some
                                                           letter) and langdetect to say English
 include_word (w)  keywords:existence (keywords=[w])       IFEval matches ``w`` anywhere, also inside
@@ -29,10 +29,14 @@ json_keys (keys)  detectable_format:json_format           validity only (see bel
 and one trailing ```` ``` ```` removed, parses as JSON: it covers json_keys' form (one JSON
 value and nothing around it), not its keys. Agreement is measured on that covered part: cutkit's
 verdict with its ``missing`` / ``extra`` key violations ignored (``covered_ok``); a wrong-keys
-object passes IFEval and fails cutkit by design. Kinds without an IFEval counterpart are in
+object passes IFEval and fails cutkit by design. The covered part still differs on a JSON value
+that is not an object (IFEval passes it) and on a fence with another language tag (cutkit
+accepts ```` ```python ````). A blank response passes cutkit's max_words, lowercase, no_commas
+and exclude_word and follows no IFEval instruction. Kinds without an IFEval counterpart are in
 :data:`UNMAPPED`.
 
-IFEval's checkers are deterministic except langdetect's, which is seeded here (0). None of the
+IFEval's checkers are deterministic except langdetect's, which is seeded here
+(``langdetect.DetectorFactory.seed = 0``, process-wide). None of the
 mapped checkers needs NLTK data (only ``length_constraints:number_sentences`` and
 ``change_case:capital_word_frequency`` load the punkt tokenizer, which is not used here), and
 nothing downloads at import or check time.
