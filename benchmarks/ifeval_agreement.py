@@ -318,16 +318,17 @@ def _classes(dis: pd.DataFrame) -> str:
         distinct=("response", "nunique"),
         cutkit_ok=("covered_ok", "sum"),
         ifeval_ok=("ifeval_ok", "sum"),
+        unfinished=("finished", lambda f: int((~f).sum())),
     )
     lines = [
-        "| words split at | answers | distinct texts | cutkit ok | IFEval ok | example (limit: "
+        "| words split at | answers | distinct texts | unfinished | cutkit ok | IFEval ok | example (limit: "
         "whitespace / `\\w+` words) |",
-        "|---|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in classes.sort_values("answers", ascending=False).iterrows():
         ex = dis[dis["class"] == name].iloc[0]
         lines.append(
-            f"| {name} | {r.answers} | {r.distinct} | {r.cutkit_ok} | {r.ifeval_ok} | "
+            f"| {name} | {r.answers} | {r.distinct} | {r.unfinished} | {r.cutkit_ok} | {r.ifeval_ok} | "
             f"{_cell(ex.response)} ({ex.n}: {ex.words_whitespace} / {ex.words_ifeval}) |"
         )
     return "\n".join(lines)
@@ -406,7 +407,7 @@ underscore. cutkit counts whitespace-separated words.
 
 - In {len(more)} disagreements the answer is within the limit by cutkit's count but not by IFEval's.
   One whitespace word counts as several `\\w+` tokens.
-- In {len(fewer)} the answer is over the limit by cutkit's count and within it by IFEval's. A
+- In {len(fewer)} disagreements the answer is over the limit by cutkit's count and within it by IFEval's. A
   word with no letter or digit, such as a lone dash, counts for cutkit and not for IFEval.
 
 Each class below names what splits the words of its answers. "Other punctuation" is any other
