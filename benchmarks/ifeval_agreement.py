@@ -209,8 +209,8 @@ def probes(task: Task, kind: str) -> dict[str, str]:
         }
     elif kind == "json_keys":
         out |= {
-            "```json fence": f"```json\n{text}\n```",
-            "```python fence": f"```python\n{text}\n```",
+            "json-tagged fence": f"```json\n{text}\n```",
+            "python-tagged fence": f"```python\n{text}\n```",
             "wrong keys": json.dumps({"other": "value"}),
             "JSON array": f"[{text}]",
             "trailing comma": text[:-1] + ",}",
@@ -249,8 +249,8 @@ WHY = {
     "dash word one over the limit": "a lone dash is a whitespace word but no `\\w+` token",
     "no letters": "`str.islower()` is False without a cased letter",
     "lowercase, not English": "IFEval also needs langdetect to say English",
-    "```python fence": "IFEval strips only a ```` ```json ```` or bare ```` ``` ```` opening; "
-    "cutkit's fence takes any language tag",
+    "python-tagged fence": "IFEval strips only a json-tagged or untagged opening fence; "
+    "cutkit's fence takes any tag",
     "wrong keys": "`json_format` does not check keys (cutkit's full verdict: not ok)",
     "JSON array": "`json_format` takes any JSON value; `json_keys` needs one object",
     "word only inside a longer word": "`keywords:existence` is a substring search; "
@@ -422,8 +422,7 @@ The largest gap between the two counts is {_cell(longest.response, 60)}
 ## Synthetic responses across every kind
 
 The tasks: `generate_tasks({N_TASKS}, seed={SEED})`, {per_family} per family, some with a second
-constraint.
-{scored} of them have a mapped constraint; the other {n_generated - scored} are arithmetic tasks and
+constraint. {scored} of them have a mapped constraint; the other {n_generated - scored} are arithmetic tasks and
 numbered-list tasks without a second lowercase constraint. Each task gets fixed responses built
 from its topic words:
 
