@@ -4,6 +4,7 @@
   parameters of each), registered in one place;
 - :mod:`~cutkit.online.tasks`: ``Constraint`` and ``Task``; :mod:`~cutkit.online.checkers`:
   response -> violations; :mod:`~cutkit.online.generator`: seeded task generation;
+  :mod:`~cutkit.online.ifeval`: IFEval's reference checkers as a second judge (extra ``ifeval``);
 - :mod:`~cutkit.online.judges`: who writes the judgments (rule, local model, API);
 - :mod:`~cutkit.online.config`: the run's settings; :mod:`~cutkit.online.loop`: the rounds, with
   :mod:`~cutkit.online.rounds` (judged records, held-out metrics),
