@@ -202,6 +202,7 @@ def report(out: Path, results: Path, preset) -> str:
         + validation(out, preset) + "\n"
     )  # fmt: skip
     (results / "table.md").write_text(text)
+    curves.export_state(out, results / "state.tar.gz")
     for condition in table["condition"].unique():
         plot(table, results / f"curves-{condition}.png", condition)
     return text

@@ -32,7 +32,9 @@ any number of workers (one thread each) share it, and a stopped run resumes wher
     python benchmarks/curves_report.py --out runs/curves --results benchmarks/results/curves
 
 ``--preset tiny`` runs every stage on the tiny random model in a minute (the test does); the
-report is ``benchmarks/curves_report.py``.
+report is ``benchmarks/curves_report.py``, which also packs the result files into
+``state.tar.gz`` beside the tables; on a new machine ``restore`` unpacks them and the workers go on
+from there (``python benchmarks/learning_curves.py restore --out runs/curves``).
 """
 
 from __future__ import annotations
@@ -99,12 +101,15 @@ def _json(path: Path, data) -> None:
 
 
 def _commit() -> str:
+    """The commit of the code that runs (each result file records it)."""
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
+
+COMMIT = _commit()
 
 # ----------------------------------------------------------------------------- stage 1
 
@@ -138,7 +143,7 @@ def prepare(out: Path, preset: Preset) -> dict:
         "content_negatives": sum("content" in r.meta for r in train),
         "gate": {**gate, **balance, "target_auc": 0.8, "passed": bool(gate["auc"] >= 0.8)},
         "seconds": round(time.perf_counter() - start, 1),
-        "commit": _commit(),
+        "commit": COMMIT,
     }
     _json(done, summary)
     return summary
@@ -266,7 +271,7 @@ def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> 
             else:
                 figures = {"rows": _rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))}
             seconds = float((folder / f"step-{budget}" / "seconds.txt").read_text())
-            _json(path, {"steps": budget, "train_seconds": seconds, **figures})
+            _json(path, {"steps": budget, "train_seconds": seconds, "commit": COMMIT, **figures})
         results.append(json.loads(path.read_text()))
     return results
 
@@ -394,23 +399,64 @@ def base_heldout(out: Path, prepared, preset: Preset, claims: Claims) -> None:
         tasks = onpolicy._tasks(prepared["tasks"]["heldout"])
         figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
         figures["rows"] = _rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
-        _json(path, {"steps": 0, "train_seconds": 0.0, **figures})
+        _json(path, {"steps": 0, "train_seconds": 0.0, "commit": COMMIT, **figures})
     finally:
         claims.release("base")
 
 
+STATE = ("prepared.json", "onpolicy/prepared.json", "base/heldout.json", "full/*/chosen.json",
+         "*/*/seed*/val-step*.json", "*/*/seed*/heldout-step*.json")  # fmt: skip
+"""The files that hold an experiment's results (adapters and claims are not kept)."""
+
+
+def export_state(out: Path, archive: Path) -> int:
+    """Pack the result files of ``out`` (:data:`STATE`) into ``archive`` (.tar.gz), so a later
+    machine resumes the experiment from the committed results; returns the number of files."""
+    import tarfile
+
+    files = sorted({p for pattern in STATE for p in out.glob(pattern)})
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in files:
+            info = tar.gettarinfo(path, arcname=str(path.relative_to(out)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+    return len(files)
+
+
+def restore(out: Path, archive: Path) -> int:
+    """Unpack ``archive`` (:func:`export_state`) into ``out``, keeping files already there;
+    returns the number of files written."""
+    import tarfile
+
+    written = 0
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            target = out / member.name
+            if member.isfile() and not target.exists() and ".." not in Path(member.name).parts:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+                written += 1
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["prepare", "worker"])
+    parser.add_argument("stage", choices=["prepare", "worker", "restore"])
     parser.add_argument("--out", type=Path, default=Path("runs/curves"))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--arms", default=None, help="Comma-separated arms for this worker.")
+    parser.add_argument("--state", type=Path, default=Path("benchmarks/results/curves/state.tar.gz"),
+                        help="restore: the committed results to resume from.")  # fmt: skip
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     if args.stage == "prepare":
         prepared = prepare(args.out, preset)
         print(json.dumps(prepared["gate"], indent=1))
         print("content negatives:", prepared["content_negatives"])
+    elif args.stage == "restore":
+        print(f"restored {restore(args.out, args.state)} result files from {args.state}")
     else:
         worker(args.out, preset, args.arms and args.arms.split(","))
 
