@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ANSWERS = Path("benchmarks/results/onpolicy/answers.csv")
+ANSWERS = Path(__file__).resolve().parent / "results" / "onpolicy" / "answers.csv"
 
 
 def cohen_kappa(a: pd.Series, b: pd.Series) -> float:

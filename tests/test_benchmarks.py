@@ -11,7 +11,7 @@ from cutkit.train.batching import CUTCollator, build_examples
 from cutkit.train.logprobs import label_logprobs_packed
 from cutkit.train.losses import cut_loss
 
-from .helpers import load_benchmark, mixed_records
+from .helpers import BENCHMARKS, load_benchmark, mixed_records
 
 bench_step = load_benchmark("bench_step")
 released_step = load_benchmark("released_step")
@@ -193,3 +193,74 @@ def test_loss_head_benchmark_plans_its_cells_and_marks_what_it_does_not_run():
     assert "| 128,256 | 249 | 8,176 | not run (would need ~17 GB) | (R = 2 only) | 400 |" in table
     assert "| 32,000 | 1000 | 2,044 | 400 | 400 | 400 |" in table
     assert "| 128,256 | 249 | 1.10 | 1.21 | 1.10 |" in table  # medians and their ratio
+
+
+def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
+    """prepare (content judge) -> worker (grid, seeds, scarce) -> report; a second worker trains
+    nothing; the packed state alone restores every result on a new machine."""
+    import json
+
+    import pandas as pd
+
+    curves = load_benchmark("learning_curves")
+    report = load_benchmark("curves_report")
+    preset = curves.PRESETS["tiny"]
+    out, results = tmp_path / "run", tmp_path / "results"
+    prepared = curves.prepare(out, preset)
+    # the tiny model's answers are junk: the content judge makes every one a negative
+    assert prepared["content_negatives"] > 0
+    assert all(not r["is_positive"] for r in prepared["train_records"])
+    curves.main(["worker", "--preset", "tiny", "--out", str(out), "--arms", "cut"])
+    chosen = json.loads((out / "full" / "cut" / "chosen.json").read_text())
+    assert set(chosen["validation"]) <= {"0.003", "0.001"} and chosen["lr"] in (3e-3, 1e-3)
+    run = json.loads(
+        (out / "full" / "cut" / f"seed1-lr{chosen['lr']:g}" / "heldout-step2.json").read_text()
+    )
+    assert (
+        run["steps"] == 2
+        and run["commit"]
+        and {"honest", "content_problem"} <= run["rows"][0].keys()
+    )
+    text = report.report(out, results, preset)
+    table = pd.read_csv(results / "summary.csv")
+    cut = table[(table["arm"] == "cut") & (table["condition"] == "full")]
+    assert list(cut["steps"]) == list(preset.budgets) and (cut["seeds"] == len(preset.seeds)).all()
+    assert set(table["condition"]) == {"full", "scarce"}  # scarce trains at the full rate
+    assert "| full | cut | 1 |" in text and (results / "curves-full.png").stat().st_size > 0
+    stamps = {p: p.stat().st_mtime for p in out.glob("*/*/seed*/*.json")}
+    curves.main(["worker", "--preset", "tiny", "--out", str(out), "--arms", "cut"])
+    assert {p: p.stat().st_mtime for p in out.glob("*/*/seed*/*.json")} == stamps
+    fresh = tmp_path / "fresh"
+    assert curves.restore(fresh, results / "state.tar.gz") == len(
+        {p for pattern in curves.STATE for p in out.glob(pattern)}
+    )
+    again = report.summary(report.collect(fresh, preset))
+    pd.testing.assert_frame_equal(again, report.summary(report.collect(out, preset)))
+
+
+def test_scarce_condition_keeps_at_most_the_first_accepted_answers():
+    curves = load_benchmark("learning_curves")
+    records = [r.to_dict() for r in mixed_records()]
+    kept = curves.training_records({"train_records": records}, curves.PRESETS["cpu"], "scarce")
+    positives = [r for r in kept if r.is_positive]
+    assert len(positives) == min(2, sum(r["is_positive"] for r in records))
+    assert [r.id for r in kept if r.is_negative] == [
+        r["id"] for r in records if not r["is_positive"]
+    ]
+
+
+def test_committed_content_check_agreement_is_what_the_code_gives(tmp_path):
+    """The committed agreement (labels vs the content check) is recomputed from the committed
+    labels: a change of the content rules fails here until the results are made again."""
+    import shutil
+
+    agreement = load_benchmark("content_check_agreement")
+    committed = BENCHMARKS / "results" / "content_check"
+    for name in ("sample_key.csv", "labels.csv"):
+        shutil.copy(committed / name, tmp_path / name)
+    text = agreement.report(tmp_path)
+    assert text + "\n" == (committed / "agreement.md").read_text()
+    import pandas as pd
+
+    assert agreement.cohen_kappa(pd.Series([1, 1, 0, 0]), pd.Series([1, 1, 0, 0])) == 1.0
+    assert agreement.cohen_kappa(pd.Series([1, 0, 1, 0]), pd.Series([1, 1, 0, 0])) == 0.0
