@@ -193,7 +193,7 @@ def training_records(prepared: dict, preset: Preset, condition: str):
 # ----------------------------------------------------------------------------- stage 2
 
 
-def _rows(tasks, generations):
+def honest_rows(tasks, generations):
     from cutkit.online.checkers import satisfies_honestly, task_content_problem
 
     rows = onpolicy.answer_rows(tasks, generations)
@@ -267,9 +267,13 @@ def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> 
             model.eval()
             if split == "heldout":
                 figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
-                figures["rows"] = _rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
+                figures["rows"] = honest_rows(
+                    tasks, onpolicy.answer(model, tokenizer, tasks, preset)
+                )
             else:
-                figures = {"rows": _rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))}
+                figures = {
+                    "rows": honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
+                }
             seconds = float((folder / f"step-{budget}" / "seconds.txt").read_text())
             _json(path, {"steps": budget, "train_seconds": seconds, "commit": COMMIT, **figures})
         results.append(json.loads(path.read_text()))
@@ -398,7 +402,7 @@ def base_heldout(out: Path, prepared, preset: Preset, claims: Claims) -> None:
         model, tokenizer = onpolicy._load(preset)
         tasks = onpolicy._tasks(prepared["tasks"]["heldout"])
         figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
-        figures["rows"] = _rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
+        figures["rows"] = honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
         _json(path, {"steps": 0, "train_seconds": 0.0, "commit": COMMIT, **figures})
     finally:
         claims.release("base")
