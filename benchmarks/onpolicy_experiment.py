@@ -495,15 +495,25 @@ def collect(out: Path) -> dict[str, list[dict]]:
 def report(out: Path, results_dir: Path) -> str:
     import pandas as pd
 
+    from cutkit.online.checkers import satisfies_honestly
+
     prepared = json.loads((out / "prepared.json").read_text())
     results = collect(out)
     results_dir.mkdir(parents=True, exist_ok=True)
+    tasks = {t.id: t for t in _tasks(prepared["tasks"]["heldout"])}
+    for runs in results.values():  # honest: the limit met *and* a sound answer (content check)
+        for run in runs:
+            for r in run["rows"]:
+                r["honest"] = satisfies_honestly(tasks[r["task"]], r["response"], r["finished"])
     sat = {arm: np.array([[r["satisfied"] for r in run["rows"]] for run in runs])
            for arm, runs in results.items()}  # fmt: skip
+    honest = {arm: np.array([[r["honest"] for r in run["rows"]] for run in runs])
+              for arm, runs in results.items()}  # fmt: skip
     rows, long = [], []
     for arm, runs in results.items():
-        s = sat[arm]
+        s, h = sat[arm], honest[arm]
         lo, hi = wilson(int(s.sum()), s.size)
+        h_lo, h_hi = wilson(int(h.sum()), h.size)
         answers = [r for run in runs for r in run["rows"]]
         chosen = out / "arms" / arm / "chosen.json"
         row = {
@@ -513,6 +523,9 @@ def report(out: Path, results_dir: Path) -> str:
             "satisfaction": s.mean(),
             "ci_low": lo,
             "ci_high": hi,
+            "honest": h.mean(),
+            "honest_low": h_lo,
+            "honest_high": h_hi,
             "lr": json.loads(chosen.read_text())["lr"] if chosen.exists() else None,
             "mean_words": np.mean([r["words"] for r in answers]),
             "degenerate": np.mean([r["degenerate"] is not None for r in answers]),
@@ -530,6 +543,10 @@ def report(out: Path, results_dir: Path) -> str:
                 row[f"vs_{ref}"] = diff
                 row[f"vs_{ref}_ci"] = f"[{d_lo:+.3f}, {d_hi:+.3f}]"
                 row[f"vs_{ref}_tie"] = d_lo <= 0 <= d_hi
+                diff, d_lo, d_hi = paired_bootstrap(h, honest[ref])
+                row[f"honest_vs_{ref}"] = diff
+                row[f"honest_vs_{ref}_ci"] = f"[{d_lo:+.3f}, {d_hi:+.3f}]"
+                row[f"honest_vs_{ref}_tie"] = d_lo <= 0 <= d_hi
         rows.append(row)
         for run in runs:
             for r in run["rows"]:
@@ -575,9 +592,36 @@ def report(out: Path, results_dir: Path) -> str:
         f"down {gate['push_down']:.1f} vs up {gate['push_up']:.1f} (ratio {gate['push_ratio']:.3f})."
     )
     text += "\n\n" + validation_table(out, prepared)
+    text += "\n\n" + honest_table(table)
     (results_dir / "table.md").write_text(gate_text + "\n\n" + text + "\n")
     _plot(table, results_dir / "satisfaction.png")
     return gate_text + "\n\n" + text
+
+
+def honest_table(table) -> str:
+    """Raw against honest satisfaction per arm (honest: the limit met by a sound answer,
+    ``cutkit.online.checkers.satisfies_honestly``), with the honest paired differences."""
+    lines = [
+        "Honest satisfaction (the limit met *and* the content check passed: not degenerate, not "
+        "too short, no fragment list, echo or tautology, on topic), the same answers:",
+        "",
+        "| arm | raw | honest [95% CI] | raw - honest | honest vs base | honest vs cut | "
+        "honest vs sft |",
+        "|---|---:|---|---:|---|---|---|",
+    ]
+    for _, r in table.iterrows():
+        cells = []
+        for ref in ("base", "cut", "sft"):
+            ci = r.get(f"honest_vs_{ref}_ci")
+            tie = " (tie)" if isinstance(ci, str) and r[f"honest_vs_{ref}_tie"] else ""
+            cells.append(f"{r[f'honest_vs_{ref}']:+.3f} {ci}{tie}" if isinstance(ci, str) else "")
+        gap = r["satisfaction"] - r["honest"]
+        lines.append(
+            f"| {r['arm']} | {r['satisfaction']:.3f} | {r['honest']:.3f} "
+            f"[{r['honest_low']:.3f}, {r['honest_high']:.3f}] | {gap:.3f}"
+            f"{' **gamed**' if gap >= 0.2 else ''} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
 
 
 def validation_table(out: Path, prepared: dict) -> str:
@@ -610,10 +654,17 @@ def _plot(table, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.8))
     x = np.arange(len(table))
     err = [table["satisfaction"] - table["ci_low"], table["ci_high"] - table["satisfaction"]]
-    axis.bar(x, table["satisfaction"], yerr=err, capsize=3, color="#4d7ea8")
-    axis.set_xticks(x, table["arm"], rotation=35, ha="right")
+    honest_err = [table["honest"] - table["honest_low"], table["honest_high"] - table["honest"]]
+    axis.bar(x - 0.2, table["satisfaction"], 0.4, yerr=err, capsize=2, color="#c9d6e3",
+             label="raw: the limit met")  # fmt: skip
+    axis.bar(x + 0.2, table["honest"], 0.4, yerr=honest_err, capsize=2, color="#4d7ea8",
+             label="honest: the limit met by a sound answer")  # fmt: skip
+    gamed = (table["satisfaction"] - table["honest"]) >= 0.2
+    labels = [f"{a} (gamed)" if g else a for a, g in zip(table["arm"], gamed, strict=True)]
+    axis.set_xticks(x, labels, rotation=35, ha="right")
     axis.set_ylabel("held-out satisfaction")
     axis.set_ylim(0, 1)
+    axis.legend(fontsize=8)
     axis.set_title("Word-limit instructions, on-policy judgments (95% Wilson intervals)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
