@@ -13,7 +13,7 @@ is recorded and the next one runs):
    the parameters injected after its ``# Parameters`` cell; wall-clock and peak memory.
 3. the step benchmark (cap 90 s): ``bench_step.py --preset gpu-checks``: packed vs padded vs the
    released code at micro-batch 1 and 8, SmolLM2-135M's and Llama-3.2-1B's shapes, with MFU.
-4. the on-policy experiment's decisive arms (what is left of the 480 s budget):
+4. the on-policy experiment's decisive arms (what is left of the 450 s budget):
    ``onpolicy_experiment.py worker --arms cut,cut-ignore-noN,sft,kto`` (3 seeds, the committed
    CPU experiment's sizes), timed; it needs the default model's real weights.
 
@@ -54,8 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import markdown
-from stages import ONPOLICY_ARMS, REPO, STAGES
+from gpu_report import markdown
+from gpu_stages import ONPOLICY_ARMS, REPO, STAGES
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Plan:
 
 GPU_PLAN = Plan(
     dry_run=False,
-    budget_s=480,
+    budget_s=450,
     caps={"configs": 180, "notebook": 150, "step": 90},
     config_run_cap=50,
     train_steps=8,
@@ -359,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             record = {"status": "failed", "error": f"{type(error).__name__}: {error}",
                       "traceback": traceback.format_exc()[-3000:]}  # fmt: skip
             print(record["traceback"], flush=True)
-        record = {"title": title, "cap_s": round(cap, 1),
-                  "wall_s": round(time.perf_counter() - start, 1), **record}  # fmt: skip
+        wall = round(time.perf_counter() - start, 1)
+        record = {"title": title, **record, "cap_s": round(cap, 1), "wall_s": wall}
         summary["stages"][key] = record
         save(runner, summary)
         print(f"[gpu-checks] stage {title}: {record['status']} in {record['wall_s']} s", flush=True)

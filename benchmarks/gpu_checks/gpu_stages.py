@@ -147,7 +147,7 @@ def stage_configs(runner, cap: float) -> dict:
     else:
         planned = {}
     for name, (config, package) in SCALE_OUT.items():
-        reason = planned.get(name) or (package and missing(package))
+        reason = "; ".join(filter(None, [planned.get(name), package and missing(package)]))
         if reason:
             probe, output = work / f"{name}.json", work / name
             command = launch_command(runner, config, probe, output, planned=bool(planned))
@@ -207,11 +207,13 @@ def stage_notebook(runner, cap: float) -> dict:
     parameters = {"SCALE": plan.notebook_scale, "MODEL": runner.model["name"]}
     executed, probe = runner.out / "notebook03.ipynb", work / "probe.json"
     command = [runner.python, str(HERE / "notebook_run.py"), str(notebook), str(executed),
-               str(probe), *(f"{k}={v!r}" for k, v in parameters.items())]  # fmt: skip
+               str(probe), *(f"{k}={json.dumps(v)}" for k, v in parameters.items())]  # fmt: skip
     result = runner.run(command, timeout=cap, label="notebook 03", cwd=work / "notebooks")
     record = {"parameters": parameters, **result}
     if probe.exists():
-        record |= json.loads(probe.read_text())
+        executed_run = json.loads(probe.read_text())
+        executed_run["notebook_wall_s"] = executed_run.pop("wall_s")
+        record |= executed_run
     record["status"] = "ok" if result["rc"] == 0 and record.get("ok") else "failed"
     return record
 

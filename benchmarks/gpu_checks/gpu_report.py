@@ -56,7 +56,7 @@ def _configs(stage: dict) -> list[str]:
 def _notebook(stage: dict) -> list[str]:
     probe = stage.get("probe") or {}
     lines = [
-        f"Parameters {stage.get('parameters')}; notebook wall-clock {stage.get('wall_s')} s; "
+        f"Parameters {stage.get('parameters')}; notebook wall-clock {stage.get('notebook_wall_s')} s (kernel start included: {stage.get('wall_s')} s); "
         f"ran on {probe.get('device')}, FULL={probe.get('FULL')}, CLAIMS={probe.get('CLAIMS')}, "
         f"{probe.get('optimizer_steps')} optimizer steps on {probe.get('train_records')} records.",
         f"Peak memory: {probe.get('max_memory_allocated_gib')} GiB allocated, "
@@ -102,9 +102,11 @@ def _step(stage: dict) -> list[str]:
 
 
 def _onpolicy(stage: dict) -> list[str]:
+    gate = stage.get("gate") or {}
     lines = [
         f"Preset `{stage.get('preset')}`, arms {stage.get('arms')}; prepare took "
-        f"{stage.get('prepare_seconds')} s; gate: {stage.get('gate')}.",
+        f"{stage.get('prepare_seconds')} s; gate: detection AUC {_fmt(gate.get('auc'))}, push "
+        f"ratio {_fmt(gate.get('push_ratio'))} ({gate.get('n_records')} training negatives).",
         "",
         "| arm | validation runs | held-out seeds done | satisfaction per seed | train s per seed |",
         "|---|---:|---:|---|---|",
