@@ -27,8 +27,11 @@ bf16 on CUDA and ``--bf16 true`` autocasts), and FSDP2 / DeepSpeed keep their ow
 a config agrees when every per-step loss is within 2% (relative) of the plain run's and the LoRA B
 matrices are within 10% relative L2 distance. The CPU dry run is fp32: 1e-4 and 1e-3.
 
-    python benchmarks/gpu_checks/run.py --out $OUT        # on the GPU machine (see README.md)
+    python benchmarks/gpu_checks/run.py --out $OUT        # on the GPU machine
     python benchmarks/gpu_checks/run.py --dry-run --out /tmp/gc   # CPU, tiny random model
+
+README.md beside this file has the exact command for this workplace's GPU machine (no registry
+there: prepare.sh carries the wheels), the time it takes and what that machine cannot run.
 
 The dry run takes the same code paths on the CPU with the tiny random model: the plain run and
 ``ddp-cpu.yaml`` through ``accelerate launch``, notebook 03 at ``SCALE="ci"``, the step benchmark on
