@@ -199,7 +199,7 @@ def judged(tasks, rows, split: str, keep_cut_off: bool = False):
     from cutkit.data.records import JudgmentRecord
     from cutkit.online.judges.rule import RuleJudge
 
-    judge = RuleJudge(seed=0)
+    judge = RuleJudge(seed=0, content_check=False)  # the limit alone (the committed experiment)
     records, n_cut_off = [], 0
     for task, row in zip(tasks, rows, strict=True):
         if not row["response"].strip():

@@ -87,7 +87,7 @@ def _answers(model, tokenizer, tasks, settings):
 
 def _judge(tasks, answers) -> tuple[list, int]:
     """Judged records of the finished answers, and the number of cut-off answers dropped."""
-    judge = RuleJudge(seed=0)
+    judge = RuleJudge(seed=0, content_check=False)  # the on-policy experiment's judge
     keep = [i for i, a in enumerate(answers) if a.finished and a.text.strip()]
     results = [judge.judge_one(tasks[i], answers[i].text) for i in keep]
     records, _ = judged_records(0, [tasks[i] for i in keep], [answers[i].text for i in keep],

@@ -88,6 +88,14 @@ class OnlineConfig(CUTLevers, TrainSettings):
         default="rule",
         metadata={"help": "Judge: rule | model:PATH | openai:URL,MODEL[,ENV_VAR] (API key var)."},
     )
+    judge_content_check: bool = field(
+        default=True,
+        metadata={
+            "help": "Rule judge: also criticise answers that meet every constraint but are no "
+            "sound answer (degenerate, too short, a fragment list, an echoed word, a tautology, "
+            "off topic: cutkit.eval.content), as honest satisfaction scores them."
+        },
+    )
     seed: int = field(
         default=42, metadata={"help": "Seed of the instructions, LoRA init and data order."}
     )
@@ -213,7 +221,8 @@ class OnlineRun:
     tokenizer: Any = None
 
     def table(self):
-        """One row per round: held-out satisfaction rate and the round's training figures."""
+        """One row per round: held-out satisfaction rates (raw and honest) and the round's
+        training figures."""
         import pandas as pd
 
         return pd.DataFrame([summary_row(m) for m in self.metrics]).set_index("round")
@@ -225,6 +234,7 @@ def summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         "round": metrics["round"],
         "satisfaction_rate": metrics["heldout"]["satisfaction_rate"],
+        "honest_rate": metrics["heldout"].get("honest_rate"),  # absent in runs made before it
         "accept_rate": train.get("accept_rate"),
         "n_negative": train.get("n_negative"),
         "n_positive": train.get("n_positive"),

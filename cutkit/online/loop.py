@@ -109,6 +109,7 @@ class OnlineLoop:
                 attempts=c.judge_attempts,
                 concurrency=c.judge_concurrency,
                 max_reply_bytes=c.judge_max_reply_bytes,
+                content_check=c.judge_content_check,
             )
             self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
         return self._judge
@@ -224,7 +225,8 @@ class OnlineLoop:
         self.log(
             f"round {r}: held-out constraint satisfaction "
             f"{metrics['heldout']['satisfaction_rate']:.3f} "
-            f"({metrics['heldout']['n_satisfied']}/{metrics['heldout']['n_tasks']}; "
+            f"({metrics['heldout']['n_satisfied']}/{metrics['heldout']['n_tasks']}; honest "
+            f"{metrics['heldout']['honest_rate']:.3f}; "
             f"{metrics['heldout']['n_truncated']} truncated, "
             f"{metrics['heldout']['n_degenerate']} degenerate)"
         )

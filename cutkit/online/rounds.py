@@ -9,7 +9,7 @@ from typing import Any
 from cutkit.data.records import JUNK_REASONS, JudgmentRecord, junk_reason
 from cutkit.eval.degeneration import DEGENERATION_KINDS, degeneration
 from cutkit.eval.generation import Generation
-from cutkit.online.checkers import check
+from cutkit.online.checkers import check, task_content_problem
 from cutkit.online.config import NO_SPANS_REASON, TRUNCATED_REASON
 from cutkit.online.judges.base import JudgeFailure, Judgment
 from cutkit.online.judges.rule import RuleJudge
@@ -139,7 +139,11 @@ def heldout_metrics(
             Generation answers, and every plain-string answer counts as finished.
 
     Returns ``(metrics, rows)``; metrics: ``satisfaction_rate`` (share of tasks with every
-    constraint met by a non-empty response), ``by_family`` (the same per family),
+    constraint met by a non-empty response), ``honest_rate`` (share met by a *sound* answer:
+    finished and passing the content check, :func:`~cutkit.online.checkers.satisfies_honestly`;
+    a degenerate answer can meet a constraint, it cannot meet it honestly), ``n_honest``,
+    ``content_problems`` (the count of each content check reason among the answers that met
+    every constraint), ``by_family`` (the raw rate per family),
     ``by_constraint`` (share of constraints of each kind met), ``mean_words``, ``n_empty``,
     ``n_truncated`` (answers cut off at the token limit), ``n_degenerate`` (empty, truncated or
     repetitive: :func:`cutkit.eval.degeneration.degeneration`) and ``degenerate`` (the count of each
@@ -150,12 +154,13 @@ def heldout_metrics(
     if finished is None:
         finished = [r.finished if isinstance(r, Generation) else True for r in responses]
     responses = [r.text if isinstance(r, Generation) else r for r in responses]
-    judge = RuleJudge(seed=0)
+    judge = RuleJudge(seed=0)  # criticises content as well: the judgment shown per answer
     rows, family, kinds = [], {}, {}
     for task, response, done in zip(tasks, responses, finished, strict=True):
         violations = check(task, response)
         broken = {v.kind for v in violations}
         ok = not violations and bool(response.strip())  # an empty answer is no answer
+        problem = task_content_problem(task, response, bool(done))
         family.setdefault(task.family, []).append(ok)
         for c in task.constraints:
             kinds.setdefault(c.kind, []).append(bool(response.strip()) and c.kind not in broken)
@@ -167,6 +172,8 @@ def heldout_metrics(
                 "response": response,
                 "finished": bool(done),
                 "satisfied": ok,
+                "honest": ok and problem is None,
+                "content_problem": problem,
                 "violations": sorted(broken) if response.strip() else ["empty"],
                 "degenerate": degeneration(response, bool(done)),
                 "judgment": judge.judge_one(task, response).text,
@@ -177,6 +184,15 @@ def heldout_metrics(
         "n_tasks": n,
         "n_satisfied": sum(row["satisfied"] for row in rows),
         "satisfaction_rate": sum(row["satisfied"] for row in rows) / n if n else float("nan"),
+        "n_honest": sum(row["honest"] for row in rows),
+        "honest_rate": sum(row["honest"] for row in rows) / n if n else float("nan"),
+        "content_problems": dict(
+            Counter(
+                row["content_problem"]
+                for row in rows
+                if row["satisfied"] and row["content_problem"]
+            )
+        ),
         "by_family": {k: sum(v) / len(v) for k, v in sorted(family.items())},
         "by_constraint": {k: sum(v) / len(v) for k, v in sorted(kinds.items())},
         "mean_words": sum(len(r.split()) for r in responses) / n if n else float("nan"),

@@ -43,7 +43,7 @@ def test_the_content_judge_criticises_what_the_check_rejects_and_quotes_it():
     assert judge.judge_one(TASK, "Molten lava pours out of the mountain.").is_positive
 
 
-def test_without_content_check_the_judge_is_unchanged():
+def test_without_content_check_the_judge_checks_constraints_alone():
     assert RuleJudge().judge_one(TASK, "Small.").is_positive
     plain, content = RuleJudge(), RuleJudge(content_check=True)
     too_long = "Volcanoes are mountains that pour molten lava and ash over the land around them."

@@ -558,7 +558,8 @@ def test_api_judge_caps_and_ignores_odd_retry_after(monkeypatch):
 
 def test_judge_options_give_each_judge_the_settings_it_takes():
     settings = dict(batch_size=4, max_new_tokens=99, show_progress=False)
-    assert judge_options("rule", **settings) == {}
+    assert judge_options("rule", **settings) == {"content_check": True}
+    assert judge_options("rule", **settings, content_check=False) == {"content_check": False}
     assert judge_options("model:some/path", **settings) == settings
     assert judge_options("openai:http://h/v1,m", **settings) == dict(
         max_tokens=99, show_progress=False
@@ -574,7 +575,7 @@ def test_judge_options_give_each_judge_the_settings_it_takes():
         concurrency=7,
         max_reply_bytes=1000,
     )
-    assert judge_options("rule", **settings, **calls) == {}
+    assert judge_options("rule", **settings, **calls) == {"content_check": True}
     judge = make_judge(
         "openai:http://h/v1,m", **judge_options("openai:http://h/v1,m", **settings, **calls)
     )

@@ -53,9 +53,12 @@ def judge_options(
     attempts: int | None = None,
     concurrency: int | None = None,
     max_reply_bytes: int | None = None,
+    content_check: bool = True,
 ) -> dict[str, Any]:
     """The constructor options of :func:`make_judge` that the judge of ``spec`` takes, from a
-    run's settings: none for ``rule``; a model judge's batch size, judgment length (tokens) and
+    run's settings: ``content_check`` for ``rule`` (on by default: the online loop's rule judge
+    criticises degenerate and off-topic answers too, as honest satisfaction scores them); a model
+    judge's batch size, judgment length (tokens) and
     progress bar; an API judge's judgment length (``max_tokens``), progress bar and, those not
     None, its request deadline (``timeout``, seconds), attempts (``max_attempts``),
     ``concurrency`` and reply cap (``max_reply_bytes``)."""
@@ -73,4 +76,4 @@ def judge_options(
         )
         options = dict(max_tokens=max_new_tokens, show_progress=show_progress)
         return options | {name: value for name, value in calls.items() if value is not None}
-    return {}
+    return dict(content_check=content_check)

@@ -44,7 +44,8 @@ class RuleJudge:
             (:func:`~cutkit.online.checkers.task_content_problem`: repetitive, too short, a
             fragment list, an echoed word, a tautology, off topic), quoting the part at fault, so
             that training learns from the verdicts honest satisfaction scores by. A response
-            with a content problem is negative even when it meets every constraint.
+            with a content problem is negative even when it meets every constraint. False
+            judges the constraints alone (the on-policy experiment's committed judge).
     """
 
     name = "rule"
