@@ -73,9 +73,14 @@ def inspect_main(argv: list[str]) -> None:
         )
     model, tokenizer = load_model(args.model)
     if args.adapter:
-        from peft import PeftModel
+        from cutkit.train.rundir import load_adapter
 
-        model = PeftModel.from_pretrained(model, args.adapter)
+        model = load_adapter(
+            model,
+            args.adapter,
+            fix="give a complete adapter folder: retrain the run (cutkit train ... --overwrite "
+            "true), or pass one of its complete checkpoint-N folders",
+        )
     output.parent.mkdir(parents=True, exist_ok=True)  # missing folders of --output are created
     scores = write_report(
         model, tokenizer, records, args.output, template=args.template, threshold=args.threshold

@@ -46,7 +46,6 @@ round, kept in its metrics, checks the rebuild.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -62,7 +61,13 @@ from cutkit.online.config import HELDOUT_FILE, PROGRESS_FILE, OnlineConfig, Onli
 from cutkit.online.generator import generate_tasks, heldout_tasks
 from cutkit.online.judges.base import Judge, JudgeFailure, JudgeUnavailable
 from cutkit.online.judges.factory import judge_options, make_judge
-from cutkit.online.resume import check_resumable, completed_rounds, rebuild_model, trained_rounds
+from cutkit.online.resume import (
+    check_resumable,
+    completed_metrics,
+    completed_rounds,
+    rebuild_model,
+    trained_rounds,
+)
 from cutkit.online.rounds import exclude_unspanned, heldout_metrics, judged_records, judging_summary
 from cutkit.online.rundir import read_jsonl, round_dir, weights_fingerprint, write_json, write_jsonl
 from cutkit.online.tasks import Task
@@ -173,9 +178,7 @@ class OnlineLoop:
             )
         check_resumable(self.run_dir, c)
         completed = completed_rounds(self.run_dir)
-        metrics = [
-            json.loads((round_dir(self.run_dir, r) / "metrics.json").read_text()) for r in completed
-        ]
+        metrics = completed_metrics(self.run_dir, completed)
         if completed:
             self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
         if c.rounds >= len(completed) and c.rounds > 0:
