@@ -378,13 +378,17 @@ class TokenView:
     def __repr__(self) -> str:  # deterministic: notebooks store it as the text/plain output
         return f"TokenView({len(self.record_ids)} records, threshold={self.threshold:g})"
 
-    def save(self, path: str | Path, *, title: str = "cutkit token inspection") -> Path:
-        """Write a standalone HTML page with all records; returns the path."""
+    def save(
+        self, path: str | Path, *, title: str = "cutkit token inspection", note: str | None = None
+    ) -> Path:
+        """Write a standalone HTML page with all records; returns the path. ``note``: a line
+        shown under the title (e.g. what the scoring truncated)."""
         path = Path(path)
+        shown = f'<div class="ck-tv-head ck-tv-note">{escape_text(note)}</div>' if note else ""
         page = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(plain_escapes(title))}</title><style>{STYLE}</style></head>\n"
-            f'<body><div class="ck-tv"><h2>{escape_text(title)}</h2>{self.body_html()}</div>'
+            f'<body><div class="ck-tv"><h2>{escape_text(title)}</h2>{shown}{self.body_html()}</div>'
             "</body></html>\n"
         )
         path.write_text(page, encoding="utf-8")
