@@ -5,8 +5,15 @@ is cheap: torch and the trainer are imported by the builders that need them."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
+import json
+import re
 import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -155,3 +162,87 @@ def read_jsonl_rows(path: Path) -> list[dict]:
 def is_positive_row(row: dict) -> bool:
     """The bundled data's positive rule: no judgment, or one starting with "Perfect"."""
     return row["judgment"] is None or row["judgment"].startswith("Perfect")
+
+
+# ------------------------------------------------------------------------- a local judge endpoint
+
+
+def judge_completion(content) -> bytes:
+    """A chat-completions reply body whose ``choices[0].message.content`` is ``content``."""
+    return json.dumps(
+        {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    ).encode()
+
+
+def judge_reply(handler, status: int, body: bytes, headers: dict | None = None) -> None:
+    """Send ``status``, ``headers`` (Content-Length unless given or closing) and ``body``."""
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    if "Content-Length" not in (headers or {}) and "Connection" not in (headers or {}):
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+Behaviour = Callable[[BaseHTTPRequestHandler, int], None]
+
+
+class _JudgeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        in_path = self.path.strip("/").split("/")[0]
+        if in_path in self.server.behaviours:
+            case = in_path
+        else:
+            case = re.search(r"case=(\S+)", body["messages"][0]["content"]).group(1)
+        with self.server.lock:
+            self.server.counts[case] += 1
+            n = self.server.counts[case]
+        try:
+            self.server.behaviours[case](self, n)
+        except OSError:  # the client gave up
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+class StubJudgeServer(ThreadingHTTPServer):
+    """A local chat-completions endpoint: each POST is answered by ``behaviours[case](handler,
+    n)``, ``n`` counting that case's requests; the case is the first path segment of the URL
+    (:meth:`url`) or, for a URL without one, the ``case=NAME`` written in the prompt.
+    ``stop`` is set when the server closes (a behaviour that hangs waits on it)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, behaviours: dict[str, Behaviour]):
+        super().__init__(("127.0.0.1", 0), _JudgeHandler)
+        self.behaviours = behaviours
+        self.lock, self.counts, self.stop = threading.Lock(), Counter(), threading.Event()
+        self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def url(self, case: str) -> str:
+        """The base URL whose requests ``behaviours[case]`` answers."""
+        return f"http://127.0.0.1:{self.server_address[1]}/{case}/v1"
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+@contextlib.contextmanager
+def judge_server(behaviours: dict[str, Behaviour]) -> Iterator[StubJudgeServer]:
+    """A :class:`StubJudgeServer` serving in a thread for the ``with`` block."""
+    server = StubJudgeServer(behaviours)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -89,8 +89,9 @@ def is_input_error(error: BaseException) -> bool:
 
     - :class:`~cutkit.data.records.RecordError` (a record or file cutkit cannot use),
       :class:`~cutkit.models.registry.ModelNotFoundError`, :class:`~cutkit.cli.checks.CommandError`
-      (the commands' checks before any work) and
-      :class:`~cutkit.online.judges.http.JudgeCallError` (a judge endpoint that refuses);
+      (the commands' checks before any work),
+      :class:`~cutkit.online.judges.http.JudgeCallError` (a judge endpoint that refuses) and
+      :class:`~cutkit.online.judges.base.JudgeUnavailable` (every judge call of a round failed);
     - ``OSError`` naming a path (a missing input file, a folder given for a file, no permission);
     - ``ValueError`` / ``TypeError`` raised by cutkit's own code (its settings and data checks:
       the innermost frame of the traceback is in the cutkit package).
@@ -100,9 +101,11 @@ def is_input_error(error: BaseException) -> bool:
     from cutkit.cli.checks import CommandError
     from cutkit.data.records import RecordError
     from cutkit.models.registry import ModelNotFoundError
+    from cutkit.online.judges.base import JudgeUnavailable
     from cutkit.online.judges.http import JudgeCallError
 
-    if isinstance(error, (RecordError, ModelNotFoundError, CommandError, JudgeCallError)):
+    input_errors = (RecordError, ModelNotFoundError, CommandError, JudgeCallError, JudgeUnavailable)
+    if isinstance(error, input_errors):
         return True
     if isinstance(error, OSError):
         return error.filename is not None or isinstance(error, FileNotFoundError)

@@ -28,6 +28,13 @@ class InspectArguments:
     threshold: float = shared_field(TrainSettings, "threshold")
     ul_weight: float = shared_field(CUTLevers, "ul_weight")
     limit: int = field(default=50, metadata={"help": "At most this many negative records."})
+    max_length: int = field(
+        default=2048,
+        metadata={
+            "help": "Longest context in tokens; a response longer than half of it is scored on "
+            "its first max_length // 2 tokens (the command says how many were cut)."
+        },
+    )
     lenient: bool = field(
         default=False, metadata={"help": "Skip junk records instead of stopping."}
     )
@@ -35,6 +42,9 @@ class InspectArguments:
     def __post_init__(self) -> None:
         import math
 
+        from cutkit.train.settings import check_max_length
+
+        check_max_length(self.max_length)
         if self.limit < 1:
             raise ValueError(f"--limit must be >= 1 (negative records to score), got {self.limit}")
         for name in ("threshold", "ul_weight"):
@@ -53,6 +63,7 @@ def inspect_main(argv: list[str]) -> None:
 
     from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records
+    from cutkit.eval.tokens import truncation_text
     from cutkit.models.loading import load_model
     from cutkit.viz.report import write_report
 
@@ -73,14 +84,28 @@ def inspect_main(argv: list[str]) -> None:
         )
     model, tokenizer = load_model(args.model)
     if args.adapter:
-        from peft import PeftModel
+        from cutkit.train.rundir import load_adapter
 
-        model = PeftModel.from_pretrained(model, args.adapter)
+        model = load_adapter(
+            model,
+            args.adapter,
+            fix="give a complete adapter folder: retrain the run (cutkit train ... --overwrite "
+            "true), or pass one of its complete checkpoint-N folders",
+        )
     output.parent.mkdir(parents=True, exist_ok=True)  # missing folders of --output are created
     scores = write_report(
-        model, tokenizer, records, args.output, template=args.template, threshold=args.threshold
+        model,
+        tokenizer,
+        records,
+        args.output,
+        template=args.template,
+        threshold=args.threshold,
+        max_length=args.max_length,
     )
     print(f"[cutkit] wrote {args.output} ({len(records)} records)")
+    truncated = truncation_text(scores)
+    if truncated:
+        print(f"[cutkit] {truncated}; raise --max_length to score them whole")
     print(_mechanism_text(scores, records, args.threshold, args.ul_weight))
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cutkit.data.checks import FieldProblem, check_id, check_text, check_unicode, wrong_type
 from cutkit.data.records import RecordError
 from cutkit.data.sources import _Context
 
@@ -32,8 +34,12 @@ class _Fields:
         return self.context.error(problem, index=self.index, field=self.prefix + name, fix=fix)
 
     def wrong_type(self, name: str, expected: str, value: Any) -> RecordError:
-        got = f"{type(value).__name__} {_shorten(repr(value))}"
-        return self.error(f"expected {expected}, got {got}", name, f"Make it {expected}")
+        return self.located(wrong_type(name, expected, value))
+
+    def located(self, problem: FieldProblem) -> RecordError:
+        """``problem`` (a rule of :mod:`cutkit.data.checks` that a field broke) as a RecordError
+        naming this file, record and field."""
+        return self.error(problem.problem, problem.field, problem.fix)
 
     def get(self, name: str) -> Any:
         if name not in self.row:
@@ -43,30 +49,30 @@ class _Fields:
 
     def text(self, name: str) -> str:
         """A required, non-empty string."""
-        value = self.get(name)
-        if not isinstance(value, str):
-            raise self.wrong_type(name, "a string", value)
-        if not value.strip():
-            raise self.error("is empty", name, fix="Fill it in or remove the record")
-        return self.valid_text(name, value)
+        try:
+            return check_text(self.get(name), name)
+        except FieldProblem as problem:
+            raise self.located(problem) from None
 
     def valid_text(self, name: str, value: str) -> str:
-        """``value`` if it is valid Unicode text; a lone surrogate (a JSON escape such as
-        ``"\\ud800"`` is valid JSON but no character, and no tokenizer or UTF-8 file takes it)
-        is an error naming the field."""
-        if value.isascii():
-            return value
+        """``value`` if it is valid Unicode text (:func:`cutkit.data.checks.check_unicode`)."""
         try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise self.error(
-                f"holds a lone surrogate {value[err.start]!r} at character {err.start} "
-                "(invalid Unicode, e.g. half of a broken \\uXXXX escape pair)",
-                name,
-                fix="Remove it or complete the pair (a JSON escape like \\ud83d needs its low "
-                "half, \\ude00)",
-            ) from err
-        return value
+            return check_unicode(value, name)
+        except FieldProblem as problem:
+            raise self.located(problem) from None
+
+    @contextmanager
+    def building(self, **names: str) -> Iterator[None]:
+        """Locate a :class:`RecordError` of the :class:`JudgmentRecord` built inside: its record
+        field as ``names`` maps it to this format's field (``response="output"``), in this file
+        and record."""
+        try:
+            yield
+        except RecordError as error:
+            if error.source != RecordError.DIRECT:
+                raise
+            field = names.get(error.field or "", error.field) or ""
+            raise self.error(error.problem, field, error.fix) from None
 
     def optional(self, name: str, kind: Any, expected: str, *, required: bool = False) -> Any:
         """``row[name]`` if it is None or a ``kind`` (a bool only if ``kind`` is bool); a missing
@@ -116,9 +122,8 @@ class _Fields:
 
 
 def _record_id(fields: _Fields, default: int) -> str:
-    value = fields.optional("id", str | numbers.Integral, "a string or an integer")
-    return str(default if value is None else value)
-
-
-def _shorten(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    value = fields.row.get("id")
+    try:
+        return str(default) if value is None else check_id(value)
+    except FieldProblem as problem:
+        raise fields.located(problem) from None

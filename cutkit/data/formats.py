@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cutkit.data.fields import _Fields, _record_id, _shorten
+from cutkit.data.checks import FieldProblem, check_error_spans
+from cutkit.data.fields import _Fields, _record_id
 from cutkit.data.records import ROLES, JudgmentRecord, RecordError, check_history
 from cutkit.data.sources import _Context, _read_file
 
@@ -110,19 +111,20 @@ def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
             )
         meta = fields.optional("meta", Mapping, "an object or null") or {}
         refinement_field = "refinement" if "refinement" in fields.row else "i_ans"
-        record = JudgmentRecord(
-            id=_record_id(fields, index),
-            instruction=instruction,
-            input=fields.optional_text("input") or "",
-            response=response,
-            judgment=fields.optional_text("judgment"),
-            is_positive=fields.optional("is_positive", bool, "true, false or null"),
-            score=fields.number("score", required=False),
-            refinement=fields.optional_text(refinement_field),
-            error_spans=_error_spans(fields, response),
-            meta={**fields.extras(_CUT_FIELDS), **meta},
-            history=_history(fields),
-        )
+        with fields.building(response="output", refinement=refinement_field):
+            record = JudgmentRecord(
+                id=_record_id(fields, index),
+                instruction=instruction,
+                input=fields.optional_text("input") or "",
+                response=response,
+                judgment=fields.optional_text("judgment"),
+                is_positive=fields.optional("is_positive", bool, "true, false or null"),
+                score=fields.number("score", required=False),
+                refinement=fields.optional_text(refinement_field),
+                error_spans=_error_spans(fields, response),
+                meta={**fields.extras(_CUT_FIELDS), **meta},
+                history=_history(fields),
+            )
         out.add(fields, record, "judgment")
 
 
@@ -170,18 +172,22 @@ def _messages_records(rows: list[Any], context: _Context, out: _Converted) -> No
         response = last.row["content"]
         meta = fields.optional("meta", Mapping, "an object or null") or {}
         refinement_field = "refinement" if "refinement" in fields.row else "i_ans"
-        record = JudgmentRecord(
-            id=_record_id(fields, index),
-            instruction=turns[-2].row["content"],
-            response=response,
-            judgment=judgment,
-            is_positive=fields.optional("is_positive", bool, "true, false or null"),
-            score=fields.number("score", required=False),
-            refinement=fields.optional_text(refinement_field),
-            error_spans=_error_spans(fields, response),
-            meta={**fields.extras(_MESSAGES_FIELDS), **meta},
-            history=[{"role": t.row["role"], "content": t.row["content"]} for t in turns[:-2]],
-        )
+        with fields.building(
+            instruction=f"messages[{len(turns) - 2}].content",
+            response=f"messages[{len(turns) - 1}].content",
+        ):
+            record = JudgmentRecord(
+                id=_record_id(fields, index),
+                instruction=turns[-2].row["content"],
+                response=response,
+                judgment=judgment,
+                is_positive=fields.optional("is_positive", bool, "true, false or null"),
+                score=fields.number("score", required=False),
+                refinement=fields.optional_text(refinement_field),
+                error_spans=_error_spans(fields, response),
+                meta={**fields.extras(_MESSAGES_FIELDS), **meta},
+                history=[{"role": t.row["role"], "content": t.row["content"]} for t in turns[:-2]],
+            )
         out.add(fields, record, judgment_field)
 
 
@@ -195,39 +201,10 @@ def _history(fields: _Fields) -> list[dict[str, str]]:
 
 def _error_spans(fields: _Fields, response: str) -> list[tuple[int, int]]:
     """``error_spans`` as character spans: [start, end] pairs or substrings of the response."""
-    value = fields.row.get("error_spans")
-    value = value.tolist() if hasattr(value, "tolist") else value  # numpy arrays from DataFrames
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise fields.wrong_type("error_spans", "a list", value)
-    spans = []
-    for k, span in enumerate(value):
-        name = f"error_spans[{k}]"
-        span = span.tolist() if hasattr(span, "tolist") else span
-        if isinstance(span, str):
-            start = response.find(span) if span else -1
-            if start < 0:
-                problem = f"substring {_shorten(repr(span), 60)} does not occur in the response"
-                raise fields.error(problem, name, "Quote the response exactly or give [start, end]")
-            spans.append((start, start + len(span)))
-        elif _is_int_pair(span):
-            start, end = int(span[0]), int(span[1])
-            if not 0 <= start < end <= len(response):
-                problem = f"span [{start}, {end}] is empty or outside the response"
-                raise fields.error(problem, name, f"Need 0 <= start < end <= {len(response)}")
-            spans.append((start, end))
-        else:
-            raise fields.wrong_type(name, "[start, end] or a substring of the response", span)
-    return spans
-
-
-def _is_int_pair(value: Any) -> bool:
-    return (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
-    )
+    try:
+        return check_error_spans(fields.row.get("error_spans"), response)
+    except FieldProblem as problem:
+        raise fields.located(problem) from None
 
 
 def _shepherd_records(
@@ -237,15 +214,16 @@ def _shepherd_records(
     for index, row in enumerate(rows):
         fields = _Fields.of(row, context, index)
         instruction, response = fields.text("question"), fields.text("answer")
-        record = JudgmentRecord(
-            id=_record_id(fields, index),
-            instruction=instruction,
-            response=response,
-            judgment=fields.optional_text("feedback", required=True),  # empty: junk
-            is_positive=False,  # Shepherd holds critiques of flawed answers only
-            refinement=refined[index] if refined else None,
-            meta=fields.extras({"id", "question", "answer", "feedback"}),
-        )
+        with fields.building(instruction="question", response="answer", judgment="feedback"):
+            record = JudgmentRecord(
+                id=_record_id(fields, index),
+                instruction=instruction,
+                response=response,
+                judgment=fields.optional_text("feedback", required=True),  # empty: junk
+                is_positive=False,  # Shepherd holds critiques of flawed answers only
+                refinement=refined[index] if refined else None,
+                meta=fields.extras({"id", "question", "answer", "feedback"}),
+            )
         out.add(fields, record, "feedback")
 
 
@@ -302,16 +280,17 @@ def _summarization_question(
     texts = [text.strip() for c in critiques if (text := c.optional_text("text")) and text.strip()]
     rating = feedback.number("rating", required=False)
     positive = not critiques and rating == 7
-    record = JudgmentRecord(
-        id=record_id,
-        instruction=question.text("question"),
-        input=passage,
-        response=response,
-        judgment=None if positive else " ".join(texts) or None,
-        is_positive=positive,
-        refinement=(critiques[-1].optional_text("refinement") or None) if critiques else None,
-        meta={"rating": rating, "answer_index": top},
-    )
+    with answer.building(response="answer"):
+        record = JudgmentRecord(
+            id=record_id,
+            instruction=question.text("question"),
+            input=passage,
+            response=response,
+            judgment=None if positive else " ".join(texts) or None,
+            is_positive=positive,
+            refinement=(critiques[-1].optional_text("refinement") or None) if critiques else None,
+            meta={"rating": rating, "answer_index": top},
+        )
     out.add(answer, record, "feedback.critiques")
 
 
@@ -333,14 +312,15 @@ def _ultrafeedback_records(rows: list[Any], context: _Context, out: _Converted) 
         shared = fields.extras({"instruction", "completions"})
         for k in range(len(fields.sequence("completions"))):
             completion = fields.item("completions", k)
-            record = JudgmentRecord(
-                id=f"{index}-{k}",
-                instruction=instruction,
-                response=completion.text("response"),
-                judgment=completion.optional_text("critique", required=True),
-                score=completion.number("overall_score"),
-                meta={**shared, **completion.extras({"response", "critique", "overall_score"})},
-            )
+            with completion.building(judgment="critique", score="overall_score"):
+                record = JudgmentRecord(
+                    id=f"{index}-{k}",
+                    instruction=instruction,
+                    response=completion.text("response"),
+                    judgment=completion.optional_text("critique", required=True),
+                    score=completion.number("overall_score"),
+                    meta={**shared, **completion.extras({"response", "critique", "overall_score"})},
+                )
             out.add(completion, record, "critique")
 
 

@@ -19,6 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutkit.data.checks import (
+    FieldProblem,
+    check_error_spans,
+    check_flag,
+    check_id,
+    check_mapping,
+    check_text,
+)
+
 POSITIVE_SCORE = 7.0
 """Official CUT data convention: a judge score >= 7 marks a good response."""
 
@@ -53,6 +62,9 @@ class RecordError(ValueError):
     The message always says where (``source``, ``index`` and, for JSONL, ``line``, ``field``) and
     what to do.
     """
+
+    DIRECT = "<records>"
+    """``source`` of an error raised by a record built in memory (not read from a source)."""
 
     def __init__(
         self,
@@ -220,7 +232,8 @@ def check_score(score) -> float:
 
 @dataclass
 class JudgmentRecord:
-    """One instruction / response / judgment triplet.
+    """One instruction / response / judgment triplet, validated when it is built
+    (:func:`validate_record`: a :class:`RecordError` naming the record and the field otherwise).
 
     Attributes:
         id: unique identifier within a data set (string; numeric ids are stringified).
@@ -232,7 +245,9 @@ class JudgmentRecord:
         is_positive: routing (None = infer from ``judgment`` and ``score``).
         score: optional numeric judge score (>= 7 is positive in the official data).
         refinement: optional improved response (ILF / DPO baselines, evaluation).
-        error_spans: character spans ``(start, end)`` of ``response`` that the judgment criticises.
+        error_spans: character spans ``(start, end)`` of ``response`` that the judgment criticises
+            (``0 <= start < end <= len(response)``; a substring of the response is turned into
+            the span of its first occurrence).
         meta: anything else the source carried (kept, never trained on).
         history: a conversational record's earlier turns, ``{"role", "content"}`` messages
             (``system`` first if any, then ``user`` / ``assistant``) before the ``instruction``
@@ -253,21 +268,12 @@ class JudgmentRecord:
     history: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.id = str(self.id)
-        self.history = check_history(self.history, record_id=self.id)
-        if self.score is not None:
-            try:
-                self.score = check_score(self.score)
-            except ValueError as error:
-                raise RecordError(
-                    str(error),
-                    index=repr(self.id),
-                    field="score",
-                    fix="fix the score or drop the record (None lets the judgment route it)",
-                ) from None
-        if self.is_positive is None:
-            self.is_positive = is_positive_judgment(self.judgment, self.score)
-        self.error_spans = [(int(s), int(e)) for s, e in self.error_spans]
+        try:
+            validate_record(self)
+        except FieldProblem as problem:
+            raise RecordError(
+                problem.problem, index=repr(self.id), field=problem.field, fix=problem.fix
+            ) from None
 
     @property
     def is_negative(self) -> bool:
@@ -297,3 +303,42 @@ class JudgmentRecord:
             "meta": self.meta,
             **({"history": [dict(m) for m in self.history]} if self.history else {}),
         }
+
+
+def validate_record(record: JudgmentRecord) -> None:
+    """Check and normalise every field of ``record`` in place (the rules of
+    :mod:`cutkit.data.checks`): :class:`FieldProblem` naming the field otherwise.
+
+    The one validation of a record: :class:`JudgmentRecord` runs it when it is built (also by
+    ``dataclasses.replace``), so the loaders, which build records, run it too and add the file,
+    record index and source field to its message. ``id``: a string or an integer (kept as its
+    string); ``instruction`` and ``response``: non-blank text (an empty response would train the
+    end-of-sequence token alone); ``input``: text (None is ""); ``judgment`` and ``refinement``:
+    text or None; ``is_positive``: a bool or None (routed from the judgment and score);
+    ``score``: a finite number or None; ``error_spans``: ``(start, end)`` pairs with
+    ``0 <= start < end <= len(response)`` or substrings of the response; ``meta``: a mapping;
+    ``history``: :func:`check_history`."""
+    record.id = check_id(record.id)
+    record.instruction = check_text(record.instruction, "instruction")
+    record.response = check_text(record.response, "response")
+    record.input = check_text(record.input, "input", optional=True, blank_ok=True) or ""
+    record.judgment = check_text(record.judgment, "judgment", optional=True, blank_ok=True)
+    record.refinement = check_text(record.refinement, "refinement", optional=True, blank_ok=True)
+    record.is_positive = check_flag(record.is_positive, "is_positive")
+    record.meta = check_mapping(record.meta, "meta")
+    try:
+        record.history = check_history(record.history, record_id=record.id)
+    except RecordError as error:
+        raise FieldProblem(error.problem, error.field or "history", error.fix) from None
+    if record.score is not None:
+        try:
+            record.score = check_score(record.score)
+        except ValueError as error:
+            raise FieldProblem(
+                str(error),
+                "score",
+                fix="fix the score or drop the record (None lets the judgment route it)",
+            ) from None
+    if record.is_positive is None:
+        record.is_positive = is_positive_judgment(record.judgment, record.score)
+    record.error_spans = check_error_spans(record.error_spans, record.response)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cutkit.data.records import RecordError
+from cutkit.data.records import JudgmentRecord, RecordError
 
 
 @dataclass
@@ -35,11 +35,15 @@ def _read_rows(source: Any) -> tuple[list[Any], _Context]:
         return _read_file(Path(source).expanduser())
     if hasattr(source, "columns") and hasattr(source, "to_dict"):  # pandas.DataFrame
         rows = [{k: _nan_to_none(v) for k, v in row.items()} for row in source.to_dict("records")]
-        return rows, _Context("<DataFrame>")
+        context = _Context("<DataFrame>")
+        _check_frame_ids(rows, context)
+        return rows, context
     if callable(getattr(source, "to_list", None)):  # datasets.Dataset
         return list(source.to_list()), _Context(f"<{type(source).__name__}>")
-    if isinstance(source, Iterable) and not isinstance(source, Mapping | bytes):
-        return list(source), _Context("<list>")
+    if isinstance(source, Iterable) and not isinstance(source, Mapping | bytes | str):
+        # records already built (e.g. a filtered list) load as their dict form: checked again
+        rows = [row.to_dict() if isinstance(row, JudgmentRecord) else row for row in source]
+        return rows, _Context("<list>")
     raise RecordError(
         f"cannot load records from a {type(source).__name__}",
         source=f"<{type(source).__name__}>",
@@ -107,8 +111,9 @@ def _decode(raw: bytes, context: _Context) -> str:
 
 
 def _parse_json(text: str, context: _Context) -> list[Any]:
+    duplicated: list[_DuplicateKeys] = []
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_pairs_hook(duplicated))
     except json.JSONDecodeError as err:
         raise context.error(
             f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
@@ -127,6 +132,8 @@ def _parse_json(text: str, context: _Context) -> list[Any]:
             f"top level is a JSON {type(data).__name__}, not a list of records",
             fix="Store the records as a top-level JSON list",
         )
+    if duplicated:
+        _refuse_duplicate_keys(data, context)
     return data
 
 
@@ -137,8 +144,9 @@ def _parse_jsonl(text: str, context: _Context) -> list[Any]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        duplicated: list[_DuplicateKeys] = []
         try:
-            rows.append(json.loads(line))
+            rows.append(json.loads(line, object_pairs_hook=_pairs_hook(duplicated)))
         except json.JSONDecodeError as err:
             raise RecordError(
                 f"invalid JSON at line {number}, column {err.colno}: {err.msg}",
@@ -148,7 +156,90 @@ def _parse_jsonl(text: str, context: _Context) -> list[Any]:
                 fix="Each line of a .jsonl file must be one complete JSON object",
             ) from err
         context.lines.append(number)
+        if duplicated:
+            _refuse_duplicate_keys(rows, context, first=len(rows) - 1)
     return rows
+
+
+class _DuplicateKeys(dict):
+    """A JSON object that named a key twice; ``keys_named_twice`` lists them."""
+
+    keys_named_twice: list[str]
+
+
+def _pairs_hook(found: list[_DuplicateKeys]):
+    """A ``json.loads`` object hook that builds dicts and notes the objects with a repeated key
+    (JSON keeps the last value silently: ``"judgment": "wrong", "judgment": null`` would load
+    as a positive)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        marked = _DuplicateKeys(obj)
+        seen: set[str] = set()
+        marked.keys_named_twice = [k for k, _ in pairs if k in seen or seen.add(k)]
+        found.append(marked)
+        return marked
+
+    return hook
+
+
+def _refuse_duplicate_keys(rows: list[Any], context: _Context, first: int = 0) -> None:
+    """RecordError at the first of ``rows`` (from index ``first``) holding an object with a
+    repeated key, naming the record and the key (its path inside the record)."""
+    for index in range(first, len(rows)):
+        found = _find_duplicate(rows[index], "")
+        if found is not None:
+            path, key = found
+            raise context.error(
+                f"the key {key!r} appears more than once in one object (JSON keeps only the last "
+                "value, silently)",
+                index=index,
+                field=path + key,
+                fix="Keep one value per key: remove or rename the repeated one",
+            )
+    raise context.error(  # pragma: no cover - a repeated key outside every record
+        "a key appears more than once in one object",
+        fix="Keep one value per key: remove or rename the repeated one",
+    )
+
+
+def _find_duplicate(value: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(value, _DuplicateKeys):
+        return path, value.keys_named_twice[0]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_duplicate(item, f"{path}{key}.")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            found = _find_duplicate(item, f"{path.removesuffix('.')}[{k}].")
+            if found is not None:
+                return found
+    return None
+
+
+def _check_frame_ids(rows: list[dict[str, Any]], context: _Context) -> None:
+    """A DataFrame's ``id`` column: whole-number floats become ints again (pandas stores an
+    integer column with a missing value as floats: ``3.0`` -> 3), and when some rows have an id,
+    the first row without one is refused by name (a default id could collide with the others)."""
+    ids = [row.get("id") for row in rows]
+    floats = [v for v in ids if isinstance(v, float)]
+    if floats and all(v.is_integer() for v in floats):
+        for row in rows:
+            if isinstance(row.get("id"), float):
+                row["id"] = int(row["id"])
+    missing = [index for index, value in enumerate(ids) if value is None]
+    if missing and len(missing) < len(rows):
+        made_float = " (pandas stores such an integer column as floats)" if floats else ""
+        raise context.error(
+            f"has no id while {len(rows) - len(missing)} other rows have one{made_float}",
+            index=missing[0],
+            field="id",
+            fix="Give every row an id, or drop the id column",
+        )
 
 
 def _nan_to_none(value: Any) -> Any:

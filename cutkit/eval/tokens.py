@@ -60,9 +60,13 @@ def score_tokens(
     response), logp_plain, logp_judged (NaN for positive records, which have no judged context),
     log_ratio (logp_judged - logp_plain, natural log), flagged (log_ratio > log threshold),
     in_error_span (the token overlaps a gold error span; None when the record has no spans).
+
+    A response longer than its budget (``max_length // 2`` tokens) is scored on its first tokens
+    only; ``frame.attrs["truncation"]`` says how many records and tokens
+    (:func:`truncation_text`).
     """
     check_threshold(threshold)  # before scoring, not after
-    examples, _ = build_examples(records, tokenizer, template, max_length=max_length)
+    examples, report = build_examples(records, tokenizer, template, max_length=max_length)
     scores = score_examples(
         model, examples, tokenizer.pad_token_id, batch_size=batch_size, progress=progress
     )
@@ -70,9 +74,27 @@ def score_tokens(
         _record_frame(tokenizer, record, s, threshold)
         for record, s in zip(records, scores, strict=True)
     ]
-    if not frames:
-        return pd.DataFrame(columns=TOKEN_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TOKEN_COLUMNS)
+    frame.attrs["truncation"] = {
+        "n_records": report.n_response_truncated,
+        "n_tokens": report.n_response_tokens_cut,
+        "max_response_tokens": report.max_response_tokens,
+        "n_scored": len(records),
+    }
+    return frame
+
+
+def truncation_text(scores: pd.DataFrame) -> str | None:
+    """ "N of M records had responses longer than K tokens: T tokens were not scored", for a
+    :func:`score_tokens` frame whose scoring cut responses (None when none was cut)."""
+    cut = scores.attrs.get("truncation") or {}
+    if not cut.get("n_records"):
+        return None
+    return (
+        f"{cut['n_records']} of {cut['n_scored']} records had responses longer than "
+        f"{cut['max_response_tokens']} tokens (half of max_length): only their first "
+        f"{cut['max_response_tokens']} tokens were scored, {cut['n_tokens']} tokens were not"
+    )
 
 
 def _record_frame(tokenizer, record: JudgmentRecord, scores, threshold: float) -> pd.DataFrame:

@@ -43,9 +43,10 @@ RESUME_MAY_CHANGE = (
     "judge_attempts",
     "judge_concurrency",
     "judge_max_reply_bytes",
+    "judge_deadline",
 )
-"""Settings a resumed run may change (the API judge's timeout, attempts, concurrency and reply
-cap only decide how patiently the endpoint is called); any other difference from the stored
+"""Settings a resumed run may change (the API judge's timeout, attempts, concurrency, reply cap
+and deadline only decide how patiently the endpoint is called); any other difference from the stored
 config is refused. A stored config without a setting (a run from an older version) matches any
 value of it."""
 
@@ -156,6 +157,14 @@ class OnlineConfig(CUTLevers, TrainSettings):
         default=1_000_000,
         metadata={"help": "API judge: largest reply accepted, in bytes (a larger one fails)."},
     )
+    judge_deadline: float = field(
+        default=180.0,
+        metadata={
+            "help": "API judge: seconds the judging of one round may take in all; no request "
+            "runs past it, and responses not judged by then are excluded (a round whose every "
+            "call failed stops the run, its partial folder kept for resume)."
+        },
+    )
     show_progress: bool = field(default=True, metadata={"help": "Progress bars and logs."})
     training: dict[str, Any] = field(
         default_factory=dict,
@@ -189,14 +198,15 @@ class OnlineConfig(CUTLevers, TrainSettings):
             )
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if not (
-            isinstance(self.judge_timeout, int | float)
-            and math.isfinite(self.judge_timeout)
-            and self.judge_timeout > 0
-        ):
-            raise ValueError(
-                f"judge_timeout must be a finite number of seconds > 0, got {self.judge_timeout}"
-            )
+        for name in ("judge_timeout", "judge_deadline"):
+            value = getattr(self, name)
+            if not (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
+            ):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value}")
         for name in ("judge_attempts", "judge_concurrency", "judge_max_reply_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -46,7 +46,6 @@ round, kept in its metrics, checks the rebuild.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -60,12 +59,19 @@ from cutkit._version import __version__
 from cutkit.eval.generation import Generation
 from cutkit.online.config import HELDOUT_FILE, PROGRESS_FILE, OnlineConfig, OnlineRun, summary_row
 from cutkit.online.generator import generate_tasks, heldout_tasks
-from cutkit.online.judges.base import Judge, JudgeFailure
+from cutkit.online.judges.base import Judge, JudgeFailure, JudgeUnavailable
 from cutkit.online.judges.factory import judge_options, make_judge
-from cutkit.online.resume import check_resumable, completed_rounds, rebuild_model, trained_rounds
+from cutkit.online.resume import (
+    check_resumable,
+    completed_metrics,
+    completed_rounds,
+    rebuild_model,
+    trained_rounds,
+)
 from cutkit.online.rounds import exclude_unspanned, heldout_metrics, judged_records, judging_summary
 from cutkit.online.rundir import read_jsonl, round_dir, weights_fingerprint, write_json, write_jsonl
 from cutkit.online.tasks import Task
+from cutkit.online.text import clip
 from cutkit.online.training import train_round
 from cutkit.train.tracking import log_figures
 
@@ -109,6 +115,7 @@ class OnlineLoop:
                 attempts=c.judge_attempts,
                 concurrency=c.judge_concurrency,
                 max_reply_bytes=c.judge_max_reply_bytes,
+                deadline=c.judge_deadline,
                 content_check=c.judge_content_check,
             )
             self._judge = make_judge(c.judge, seed=c.seed, device=c.device, **options)
@@ -172,9 +179,7 @@ class OnlineLoop:
             )
         check_resumable(self.run_dir, c)
         completed = completed_rounds(self.run_dir)
-        metrics = [
-            json.loads((round_dir(self.run_dir, r) / "metrics.json").read_text()) for r in completed
-        ]
+        metrics = completed_metrics(self.run_dir, completed)
         if completed:
             self.log(f"{self.run_dir}: rounds {completed} are complete; they are not redone")
         if c.rounds >= len(completed) and c.rounds > 0:
@@ -276,11 +281,7 @@ class OnlineLoop:
         metrics["seconds"]["judge"] = round(time.perf_counter() - start, 2)
         failures = [x for x in judged if isinstance(x, JudgeFailure)]
         if judged and len(failures) == len(judged):
-            reasons = Counter(f.reason for f in failures).most_common(3)
-            raise RuntimeError(
-                f"round {r}: all {len(judged)} judge calls failed ({self.judge.name}); most "
-                f"common reasons: {reasons}. Check the judge (endpoint, model name, API key)"
-            )
+            raise judge_unavailable(r, self.judge, failures, stage)
         records, excluded = judged_records(
             r, tasks, responses, results, self.judge.name, truncated=truncated
         )
@@ -312,6 +313,26 @@ class OnlineLoop:
         self.model = outcome.model
         metrics["seconds"]["train"] = outcome.seconds
         return train, outcome.args
+
+
+def judge_unavailable(
+    r: int, judge: Judge, failures: Sequence[JudgeFailure], stage: Path
+) -> JudgeUnavailable:
+    """The error of round ``r`` whose every judge call failed: which judge and endpoint, the most
+    common reasons, what to do, and that ``stage`` (the partial round) is kept for resume."""
+    reasons = "; ".join(
+        f"{clip(reason, 160)} ({n}x)"
+        for reason, n in Counter(f.reason for f in failures).most_common(3)
+    )
+    endpoint = getattr(judge, "url", None)
+    where = f"{judge.name}" + (f", endpoint {endpoint}" if endpoint else "")
+    return JudgeUnavailable(
+        f"round {r}: all {len(failures)} judge calls failed ({where}); most common reasons: "
+        f"{reasons}. Check that the endpoint is up and serves that model (URL, model name, API "
+        "key, rate limit), or raise --judge_timeout / --judge_deadline. The partial round "
+        f"{stage} is kept: run the same command again to resume from round {r} (its tasks are "
+        "kept, its responses are judged again)"
+    )
 
 
 def run_online(config: OnlineConfig | None = None, *, judge: Judge | None = None) -> OnlineRun:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from cutkit.online.config import PROGRESS_FILE, RESUME_MAY_CHANGE, OnlineConfig
-from cutkit.online.rundir import round_dir, weights_fingerprint
+from cutkit.online.rundir import read_json, round_dir, weights_fingerprint
+from cutkit.train.rundir import load_adapter
 
 
 def completed_rounds(run_dir: Path) -> list[int]:
@@ -24,13 +25,37 @@ def completed_rounds(run_dir: Path) -> list[int]:
     return list(range(r))
 
 
+def redo_round_fix(run_dir: Path, r: int) -> str:
+    """What to do about a damaged file of completed round ``r``: redo it from round ``r - 1``."""
+    later = "" if r == 0 else f" (round {r} is redone on the model of round {r - 1})"
+    return (
+        f"delete {round_dir(run_dir, r)} and any later round folders, then run the same command "
+        f"again to resume{later}; or choose a new --output"
+    )
+
+
+def completed_metrics(run_dir: Path, rounds: Sequence[int]) -> list[dict[str, Any]]:
+    """The metrics of the completed ``rounds``, each file named when damaged."""
+    return [
+        read_json(round_dir(run_dir, r) / "metrics.json", fix=redo_round_fix(run_dir, r))
+        for r in rounds
+    ]
+
+
 def check_resumable(run_dir: Path, config: OnlineConfig) -> None:
     """Raise ValueError when ``run_dir`` holds a run made with settings ``config`` may not change
     (any but :data:`~cutkit.online.config.RESUME_MAY_CHANGE`, and ``output_dir``, which is
     ``run_dir`` itself: ``run``, ``run/`` and ``/abs/path/run`` resume the same run); a new
     directory passes."""
     path = run_dir / PROGRESS_FILE
-    stored = json.loads(path.read_text()).get("config", {}) if path.exists() else {}
+    stored = {}
+    if path.exists():
+        progress = read_json(
+            path,
+            fix="delete it and run the same command again (the completed round folders are "
+            "kept and resumed; only the settings check is lost), or choose a new --output",
+        )
+        stored = progress.get("config", {}) if isinstance(progress, dict) else {}
     current = json.loads(json.dumps(asdict(config), default=str))
     changed = [
         f"{k}: {stored.get(k)!r} -> {current[k]!r}"
@@ -61,11 +86,9 @@ def rebuild_model(config: OnlineConfig, run_dir: Path, metrics: Sequence[dict[st
     model, tokenizer = load_model(config.model, device=config.device)
     adapters = trained_rounds(run_dir, [m["round"] for m in metrics])
     if adapters:
-        from peft import PeftModel
-
         for r in adapters:
             adapter = round_dir(run_dir, r) / "adapter"
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            model = load_adapter(model, adapter, fix=redo_round_fix(run_dir, r)).merge_and_unload()
     if metrics:
         expected, found = metrics[-1].get("fingerprint"), weights_fingerprint(model)
         if expected and found != expected:

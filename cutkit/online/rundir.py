@@ -26,8 +26,29 @@ def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     _write_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_json(path: Path, *, fix: str) -> Any:
+    """The JSON in ``path``; a file that does not parse (cut short by a crash, edited by hand) is a
+    ValueError naming it, where it breaks and ``fix`` (what to do)."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error}); {fix}") from error
+
+
+def read_jsonl(path: Path, *, fix: str = "delete the file or the run directory") -> list[dict]:
+    """The JSON objects of ``path``, one per non-empty line; a damaged line is a ValueError
+    naming the file, the line and ``fix``."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path} is damaged (line {number} is not valid JSON: {error}); {fix}"
+            ) from error
+    return rows
 
 
 def round_dir(run_dir: Path, r: int) -> Path:

@@ -71,6 +71,8 @@ class BuildReport:
     n_positive_dropped: int = 0  # Align-P downsampling
     n_prompt_truncated: int = 0  # prompt cut from the left to fit max_length
     n_response_truncated: int = 0  # response longer than its budget, cut from the right
+    n_response_tokens_cut: int = 0  # tokens those responses lost (never scored or trained on)
+    max_response_tokens: int = 0  # the response budget, tokens (with EOS)
     dropped_ids: list[str] = field(default_factory=list)
     objective: str = "cut"  # the objective the examples were built for (cutkit.train.objectives)
     n_negative_dropped: int = 0  # negatives an objective does not train on ("sft")
@@ -84,6 +86,11 @@ class BuildReport:
             f"downsampling); prompts truncated: {self.n_prompt_truncated}, responses truncated: "
             f"{self.n_response_truncated}"
         )
+        if self.n_response_tokens_cut:
+            text += (
+                f" ({self.n_response_tokens_cut} tokens past the {self.max_response_tokens}-token "
+                "response budget cut)"
+            )
         if self.n_without_eos:
             text += f"; {self.n_without_eos} cut-off responses built without EOS"
         if self.objective != "cut":
@@ -154,7 +161,10 @@ def build_examples(
     refuse_junk(records)
     kept, dropped = downsample_positives(records, align_p_ratio, seed)
     report = BuildReport(
-        n_records=len(records), n_positive_dropped=len(dropped), dropped_ids=[r.id for r in dropped]
+        n_records=len(records),
+        n_positive_dropped=len(dropped),
+        dropped_ids=[r.id for r in dropped],
+        max_response_tokens=response_budget,
     )
     examples = []
     for index, record in enumerate(kept):
@@ -170,6 +180,7 @@ def build_examples(
                     fix="drop the record",
                 )
         if len(response_ids) > response_budget:
+            report.n_response_tokens_cut += len(response_ids) - response_budget
             response_ids = response_ids[:response_budget]
             report.n_response_truncated += 1
         prompt_budget = max_length - len(response_ids)

@@ -51,6 +51,7 @@ from torch import Tensor
 
 from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold, is_flagged
+from cutkit.train.loss_inputs import check_logprob_values, check_loss_shapes, check_num_items
 from cutkit.train.settings import DISTILL_WEIGHT_WHY, GAMMA_WHY, UL_WEIGHT_WHY
 
 NORMALIZATIONS = ("official", "paper", "token")
@@ -83,7 +84,10 @@ def log1mexp(x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def detect_flagged(
-    logp_judged: Tensor, logp_plain: Tensor, mask: Tensor, threshold: float = 1.1
+    logp_judged: Tensor,
+    logp_plain: Tensor,
+    mask: Tensor,
+    threshold: float = 1.1,
 ) -> Tensor:
     """Inappropriate tokens: mask & :func:`~cutkit.train.detection.is_flagged` of the log ratio.
 
@@ -95,6 +99,7 @@ def detect_flagged(
     Returns:
         (B, L) bool, detached (no gradient flows through the decision).
     """
+    check_loss_shapes(logp_judged, logp_plain, mask, logp_judged.new_empty(logp_judged.shape[:1]))
     return mask.bool() & is_flagged(logp_judged.detach() - logp_plain.detach(), threshold)
 
 
@@ -173,6 +178,7 @@ def count_items(
     """
     if normalization not in ("paper", "token"):
         raise ValueError(f"count_items is defined for 'paper' and 'token', not {normalization!r}")
+    check_loss_shapes(mask, mask, mask, negative)
     _, like, ul = _token_sets(mask.bool(), negative.bool(), align_p, align_n, misalign)
     active = like | ul  # (B, L); rows are all-or-nothing
     return active.any(1).sum() if normalization == "paper" else active.sum()
@@ -202,6 +208,7 @@ def cut_loss(
     flagged: Tensor | None = None,
     distill: Tensor | None = None,
     distill_weight: float = 1.0,
+    check_inputs: bool = True,
 ) -> CUTLossOutput:
     """Contrastive Unlikelihood Training loss on aligned per-token log-probs.
 
@@ -228,6 +235,15 @@ def cut_loss(
             likelihood (the ``self_distill`` objective). Detection is still computed, for the
             statistics only.
         distill_weight: finite >= 0, the weight of ``distill`` against the likelihood terms.
+        check_inputs: refuse the values that would make the loss nonsense
+            (:mod:`cutkit.train.loss_inputs`): a log-prob that is not finite and <= 0 where it
+            counts (``logp_judged`` at the response tokens, ``logp_plain`` at the negative rows'),
+            and a ``num_items`` that is not > 0; one masked reduction and one device sync.
+            Anything, NaN included, may stand where ``mask`` (or ``negative``) is False: it
+            reaches neither the loss nor its gradient. :class:`~cutkit.train.trainer.CUTTrainer`
+            passes False: its log-probs come from ``log_softmax`` (<= 0), and its non-finite guard
+            names the step and term of a NaN without a sync per micro-batch. Shapes are always
+            checked: (B, L) log-probs, mask, ``flagged`` and ``distill``, (B,) ``negative``.
 
     Returns:
         :class:`CUTLossOutput` with loss = mle + ul.
@@ -240,22 +256,14 @@ def cut_loss(
     check_number("ul_weight", ul_weight, minimum=0, why=UL_WEIGHT_WHY)
     check_number("gamma", gamma, minimum=0, why=GAMMA_WHY)
     check_number("distill_weight", distill_weight, minimum=0, why=DISTILL_WEIGHT_WHY)
-    if distill is not None and distill.shape != logp_judged.shape:
-        raise ValueError(
-            f"distill {tuple(distill.shape)} must have the (B, L) shape of logp_judged "
-            f"{tuple(logp_judged.shape)}"
-        )
     if num_items is not None and normalization == "official":
         raise ValueError("num_items is not used by normalization='official' (per micro-batch)")
-    if logp_judged.shape != logp_plain.shape or logp_judged.shape != mask.shape:
-        raise ValueError(
-            f"logp_judged {tuple(logp_judged.shape)}, logp_plain {tuple(logp_plain.shape)} and "
-            f"mask {tuple(mask.shape)} must have the same (B, L) shape"
-        )
-    if logp_judged.dim() != 2 or negative.shape != logp_judged.shape[:1]:
-        raise ValueError(f"negative must be (B,) for (B, L) inputs, got {tuple(negative.shape)}")
+    check_loss_shapes(logp_judged, logp_plain, mask, negative, flagged=flagged, distill=distill)
     mask, negative = mask.bool(), negative.bool()
     neg, like, ul_tok = _token_sets(mask, negative, align_p, align_n, misalign)  # (B, L) each
+    if check_inputs:
+        check_logprob_values(logp_judged, logp_plain, mask, neg)
+        check_num_items(num_items)
 
     # at least fp32; unread cells (padding, positive rows' plain context) -> 0 so they cannot
     # bring NaN/inf into values or gradients

@@ -335,3 +335,27 @@ def latest_complete_checkpoint(
 def describe_skipped(skipped: list[tuple[Path, list[str]]]) -> str:
     """One line per skipped checkpoint: its name and problems."""
     return "\n".join(f"skipped incomplete {p.name}: {', '.join(why)}" for p, why in skipped)
+
+
+def load_adapter(model, folder: str | os.PathLike, *, fix: str):
+    """``model`` with the LoRA adapter saved in ``folder`` (a ``peft.PeftModel``); an adapter
+    folder without its config, or with a damaged file (:func:`file_problem`: cut short by an
+    interrupted save or copy), is a ValueError naming the file and ``fix`` (what to do)."""
+    folder = Path(folder)
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        raise ValueError(f"{folder} holds no adapter_config.json, so it is no LoRA adapter; {fix}")
+    weights = [folder / name for name in ("adapter_model.safetensors", "adapter_model.bin")]
+    for path in [config, *(p for p in weights if p.exists())]:
+        problem = file_problem(path)
+        if problem:
+            raise ValueError(f"{path}: {problem}; {fix}")
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, folder)
+    except Exception as error:  # peft, safetensors and torch say it without the file
+        raise ValueError(
+            f"cannot load the LoRA adapter in {folder} ({type(error).__name__}: "
+            f"{str(error)[:300]}); {fix}"
+        ) from error

@@ -59,6 +59,16 @@ class NonFiniteError(FloatingPointError):
 logger = logging.get_logger(__name__)
 
 
+def _refuse_empty(train_dataset, stage: str) -> None:
+    """A ValueError for a train_dataset with no rows, before the Trainer builds its sampler."""
+    if train_dataset is not None and hasattr(train_dataset, "__len__") and not len(train_dataset):
+        raise ValueError(
+            f"train_dataset is empty ({stage}): CUTTrainer has nothing to train on; pass at least "
+            "one JudgmentRecord (cutkit.load_records reads a file), or train_dataset=None to "
+            "only evaluate"
+        )
+
+
 class CUTTrainer(Trainer):
     """A ``transformers.Trainer`` whose loss is CUT (or a baseline: ``args.objective``).
 
@@ -82,7 +92,9 @@ class CUTTrainer(Trainer):
         if processing_class is None:
             raise ValueError("CUTTrainer needs the tokenizer: pass processing_class=tokenizer")
         self.build_reports: dict[str, BuildReport] = {}
+        _refuse_empty(train_dataset, "given")
         train_dataset = self._as_examples(train_dataset, "train", args, processing_class)
+        _refuse_empty(train_dataset, f"built for objective {args.objective!r}")
         eval_dataset = self._as_examples(
             eval_dataset, "eval", args, processing_class, downsample=False
         )
@@ -303,6 +315,7 @@ class CUTTrainer(Trainer):
             num_items=num_items,
             flagged=flagged,
             distill=distill,
+            check_inputs=False,  # log_softmax values; the non-finite guard covers NaN and inf
             **settings,
         )
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from cutkit.eval.detection import flags_at
 from cutkit.train.detection import log_threshold
+from cutkit.viz.escaping import plain_escapes
 
 
 def plot_detection_report(report: pd.DataFrame):
@@ -47,7 +48,8 @@ MODEL_COLOURS = ("#4d4d4d", "#e66101")
 
 def _plotly_text(token: str) -> str:
     """Token text for plotly (which reads HTML entities): whitespace visible, escaped."""
-    return html.escape(token.replace(" ", "·").replace("\n", "↵").replace("\t", "→"))
+    shown = token.replace(" ", "·").replace("\n", "↵").replace("\t", "→")
+    return html.escape(plain_escapes(shown))
 
 
 def plot_token_log_ratios(
@@ -63,7 +65,11 @@ def plot_token_log_ratios(
     figure = go.Figure()
     for (name, frame), colour in zip(frames.items(), MODEL_COLOURS, strict=False):
         opacity = [1.0 if flag else 0.4 for flag in flags_at(frame, threshold)]
-        hover = "%{hovertext}<br>log ratio %{y:.4f}<extra>" + html.escape(name) + "</extra>"
+        hover = (
+            "%{hovertext}<br>log ratio %{y:.4f}<extra>"
+            + html.escape(plain_escapes(name))
+            + "</extra>"
+        )
         figure.add_trace(go.Bar(
             x=frame["position"], y=frame["log_ratio"], name=name, marker_color=colour,
             marker_opacity=opacity, hovertext=[_plotly_text(t) for t in frame["token"]],

@@ -8,7 +8,7 @@ import pandas as pd
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import PromptTemplate
-from cutkit.eval.tokens import score_tokens
+from cutkit.eval.tokens import score_tokens, truncation_text
 
 
 def write_report(
@@ -25,7 +25,8 @@ def write_report(
     title: str = "cutkit token inspection",
 ) -> pd.DataFrame:
     """Score ``records`` and save them as a standalone :class:`~cutkit.viz.tokenview.TokenView` page
-    at ``path``; returns the scores (one row per token, :func:`score_tokens` columns)."""
+    at ``path``; returns the scores (one row per token, :func:`score_tokens` columns). A page
+    whose scoring cut long responses says so above the records (:func:`truncation_text`)."""
     from cutkit.viz.tokenview import TokenView
 
     scores = score_tokens(
@@ -38,5 +39,8 @@ def write_report(
         batch_size=batch_size,
         progress=progress,
     )
-    TokenView(scores, records, threshold=threshold).save(path, title=title)
+    note = truncation_text(scores)
+    if note:
+        note = f"{note}; raise max_length to score them whole"
+    TokenView(scores, records, threshold=threshold).save(path, title=title, note=note)
     return scores

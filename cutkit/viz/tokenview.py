@@ -17,7 +17,8 @@ tokens in gold spans) and the AUC of the log ratio for the gold tokens (0.5: cha
 lambda), and a line above the records gives them, with precision and recall at lambda, over all
 shown records (:func:`cutkit.eval.detection.detection_quality`).
 
-The HTML has no scripts, no external URLs and every text escaped; layout rules sit in one
+The HTML has no scripts, no external URLs and every text escaped (control and bidirectional
+characters from the data shown as marked escapes, never raw: :mod:`cutkit.viz.escaping`); layout rules sit in one
 ``<style>`` block, the encodings above are inline styles (they survive JupyterLab's sanitizer in
 untrusted notebooks, which drops ``<style>``). Identical input gives byte-identical HTML (nbval).
 
@@ -37,6 +38,7 @@ import pandas as pd
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.train.detection import check_threshold, is_flagged, log_threshold
+from cutkit.viz.escaping import escape_attribute, escape_text, plain_escapes
 
 RAISED_RGB = (214, 96, 77)  # judgment raised p(token)
 LOWERED_RGB = (67, 147, 195)  # judgment lowered p(token)
@@ -92,7 +94,7 @@ def visible_text(text: str, *, line_breaks: bool = True) -> str:
         elif char in _WHITESPACE or char.isspace():
             parts.append(MARKER.format(_WHITESPACE.get(char, "␣")))
         else:
-            parts.append(html.escape(char))
+            parts.append(escape_text(char))
     return "".join(parts)
 
 
@@ -127,7 +129,7 @@ def token_tooltip(row, threshold: float) -> str:
 
 
 def _attr(text: str) -> str:
-    return html.escape(text, quote=True).replace("\n", "&#10;")
+    return escape_attribute(text)
 
 
 def tokens_html(
@@ -143,7 +145,7 @@ def tokens_html(
         if response is not None and start > covered:
             parts.append(_gap(response[covered:start]))
         if start == end and token:  # special token (EOS) at the end of the text
-            shown = f'<span class="ck-tv-sp">{html.escape(token)}</span>'
+            shown = f'<span class="ck-tv-sp">{escape_text(token)}</span>'
         else:
             # Byte-level BPE can split one character over several tokens that share its span.
             new = token[max(0, covered - start) :] if len(token) == end - start else token
@@ -183,13 +185,13 @@ def record_header_html(record: JudgmentRecord) -> str:
     judgment = record.judgment if record.judgment else "(none: positive record)"
     fields.append(("Judgment", judgment))
     out = [
-        f'<div class="ck-tv-label">{name}</div><div class="ck-tv-text">{html.escape(text)}</div>'
+        f'<div class="ck-tv-label">{name}</div><div class="ck-tv-text">{escape_text(text)}</div>'
         for name, text in fields
     ]
     if record.refinement:
         out.append(
             '<details><summary class="ck-tv-label">Refinement</summary>'
-            f'<div class="ck-tv-text">{html.escape(record.refinement)}</div></details>'
+            f'<div class="ck-tv-text">{escape_text(record.refinement)}</div></details>'
         )
     return "".join(out)
 
@@ -205,7 +207,7 @@ def summary_html(record_id: str, tokens: pd.DataFrame, threshold: float) -> str:
     )
     n_flagged = int(is_flagged(tokens["log_ratio"], threshold).sum())
     line = (
-        f"record <code>{html.escape(str(record_id))}</code> {badge} · {len(tokens)} tokens · "
+        f"record <code>{escape_text(str(record_id))}</code> {badge} · {len(tokens)} tokens · "
         f"{n_flagged} flagged at λ = {threshold:g} (log λ = {log_threshold(threshold):.4f})"
     )
     n_gold = sum(in_gold(value) for value in tokens["in_error_span"])
@@ -274,7 +276,7 @@ def flagged_table_html(frames: Mapping[str, pd.DataFrame], threshold: float) -> 
                 if pd.isna(row.in_error_span)
                 else ("yes" if in_gold(row.in_error_span) else "no")
             )
-            cells = f"<td>{html.escape(label)}</td>" if show_label else ""
+            cells = f"<td>{escape_text(label)}</td>" if show_label else ""
             cells += (
                 f"<td>{row.position}</td>"
                 f'<td class="ck-tv-tok">{visible_text(str(row.token), line_breaks=False)}</td>'
@@ -376,13 +378,17 @@ class TokenView:
     def __repr__(self) -> str:  # deterministic: notebooks store it as the text/plain output
         return f"TokenView({len(self.record_ids)} records, threshold={self.threshold:g})"
 
-    def save(self, path: str | Path, *, title: str = "cutkit token inspection") -> Path:
-        """Write a standalone HTML page with all records; returns the path."""
+    def save(
+        self, path: str | Path, *, title: str = "cutkit token inspection", note: str | None = None
+    ) -> Path:
+        """Write a standalone HTML page with all records; returns the path. ``note``: a line
+        shown under the title (e.g. what the scoring truncated)."""
         path = Path(path)
+        shown = f'<div class="ck-tv-head ck-tv-note">{escape_text(note)}</div>' if note else ""
         page = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>"
-            f'<div class="ck-tv"><h2>{html.escape(title)}</h2>{self.body_html()}</div>'
+            f"<title>{html.escape(plain_escapes(title))}</title><style>{STYLE}</style></head>\n"
+            f'<body><div class="ck-tv"><h2>{escape_text(title)}</h2>{shown}{self.body_html()}</div>'
             "</body></html>\n"
         )
         path.write_text(page, encoding="utf-8")

@@ -38,6 +38,7 @@ from cutkit.data.templates import TEMPLATES
 from cutkit.eval.tokens import score_tokens
 from cutkit.train.detection import check_threshold, log_threshold
 from cutkit.train.settings import COUNT_WHY, check_max_length
+from cutkit.viz.escaping import escape_text
 from cutkit.viz.plots import plot_token_log_ratios
 from cutkit.viz.tokenview import (
     STYLE,
@@ -298,7 +299,7 @@ class TokenInspector:
         )
         for name, frame in frames.items():
             self._panels[name].value = (
-                f'<div class="ck-tv"><div class="ck-tv-label">{html.escape(name)}</div>'
+                f'<div class="ck-tv"><div class="ck-tv-label">{escape_text(name)}</div>'
                 f"{summary_html(record.id, frame, self.threshold)}"
                 f"{tokens_html(frame, self.threshold, response=record.response, clip=self.clip)}</div>"
             )

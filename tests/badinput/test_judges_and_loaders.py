@@ -20,8 +20,6 @@ import re
 import socket
 import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -29,26 +27,14 @@ from cutkit.data.loading import load_records
 from cutkit.data.records import RecordError
 from cutkit.online.judges.base import JudgeFailure, Judgment
 from cutkit.online.judges.http import OpenAICompatibleJudge
+from tests.helpers import judge_completion, judge_reply, judge_server
 
 # ----------------------------------------------------------------------------- HTTP judge
 
 TIMEOUT, ATTEMPTS, MAX_RETRY_AFTER = 0.5, 2, 3.0
 
 
-def completion(content) -> bytes:
-    return json.dumps(
-        {"choices": [{"message": {"role": "assistant", "content": content}}]}
-    ).encode()
-
-
-def reply(handler, status: int, body: bytes, headers: dict | None = None) -> None:
-    handler.send_response(status)
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    if "Content-Length" not in (headers or {}) and "Connection" not in (headers or {}):
-        handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+completion, reply = judge_completion, judge_reply
 
 
 def never_answers(handler, n):
@@ -235,44 +221,10 @@ HTTP_CASES = {
 }
 
 
-class CorpusHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        case = re.search(r"case=(\S+)", body["messages"][0]["content"]).group(1)
-        with self.server.lock:
-            self.server.counts[case] += 1
-            n = self.server.counts[case]
-        try:
-            HTTP_CASES[case][0](self, n)
-        except OSError:  # the client gave up
-            self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
-class CorpusServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    server = CorpusServer(("127.0.0.1", 0), CorpusHandler)
-    server.lock, server.counts, server.stop = threading.Lock(), Counter(), threading.Event()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    server.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with judge_server({case: behave for case, (behave, _, _) in HTTP_CASES.items()}) as server:
+        yield server
 
 
 def run_bounded(function, seconds: float):

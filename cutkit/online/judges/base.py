@@ -89,6 +89,13 @@ class JudgeFailure:
 JudgeResult = Judgment | JudgeFailure
 
 
+class JudgeUnavailable(RuntimeError):
+    """Every judge call of a round failed (an endpoint that is down, refuses, rate-limits or
+    replies with nothing usable): the online run stops with one message saying which judge and
+    endpoint, the most common reasons, what to do, and that the partial round is kept for resume
+    (``cutkit online`` prints it as one line and exits with status 2)."""
+
+
 class Judge(Protocol):
     """What the online loop needs of a judge."""
 

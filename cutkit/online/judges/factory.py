@@ -53,6 +53,7 @@ def judge_options(
     attempts: int | None = None,
     concurrency: int | None = None,
     max_reply_bytes: int | None = None,
+    deadline: float | None = None,
     content_check: bool = True,
 ) -> dict[str, Any]:
     """The constructor options of :func:`make_judge` that the judge of ``spec`` takes, from a
@@ -61,7 +62,8 @@ def judge_options(
     judge's batch size, judgment length (tokens) and
     progress bar; an API judge's judgment length (``max_tokens``), progress bar and, those not
     None, its request deadline (``timeout``, seconds), attempts (``max_attempts``),
-    ``concurrency`` and reply cap (``max_reply_bytes``)."""
+    ``concurrency``, reply cap (``max_reply_bytes``) and the deadline of one judging call
+    (``deadline``, seconds)."""
     kind, _ = parse_judge_spec(spec)
     if kind == "model":
         return dict(
@@ -73,6 +75,7 @@ def judge_options(
             max_attempts=attempts,
             concurrency=concurrency,
             max_reply_bytes=max_reply_bytes,
+            deadline=deadline,
         )
         options = dict(max_tokens=max_new_tokens, show_progress=show_progress)
         return options | {name: value for name, value in calls.items() if value is not None}

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import math
 import os
 import random
-import re
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 
 from cutkit.online.judges.base import (
@@ -27,6 +23,7 @@ from cutkit.online.judges.base import (
     instruction_text,
     judgment_from_text,
 )
+from cutkit.online.judges.transport import RequestDeadline, deadline_opener, parse_retry_after
 from cutkit.online.tasks import Task
 from cutkit.online.text import clip, plural
 
@@ -38,104 +35,6 @@ class JudgeCallError(Exception):
     def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None):
         super().__init__(reason)
         self.reason, self.retryable, self.retry_after = reason, retryable, retry_after
-
-
-_DELTA_SECONDS = re.compile(r"\d+(?:\.\d*)?")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds (digits, a decimal fraction
-    allowed) or an HTTP date (one in the past: 0). None, so that the caller falls back to its
-    exponential backoff, for an absent or unreadable value: words, a sign (``-5``), ``nan``,
-    ``inf``, an exponent, or a number too large to be finite. Capping a huge but valid wait is the
-    caller's business (``max_retry_after``)."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    if _DELTA_SECONDS.fullmatch(value):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) else None
-    try:
-        seconds = parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-class _Deadline:
-    """One request's deadline, covering connect, headers and the whole body: a watchdog timer
-    shuts the request's sockets down when it passes, so no read (however slowly the server
-    trickles bytes) outlives it."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.end = seconds, time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def remaining(self) -> float:
-        return max(self.end - time.monotonic(), 0.001)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            expired = self.expired
-        if expired:
-            _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _watched(connection_class: type, deadline: _Deadline) -> type:
-    """``connection_class`` whose sockets ``deadline`` watches, with the time left as timeout."""
-
-    class Watched(connection_class):
-        def __init__(self, *args, **kwargs):
-            kwargs["timeout"] = deadline.remaining()
-            super().__init__(*args, **kwargs)
-
-            def create_connection(*args, **kwargs):
-                sock = socket.create_connection(*args, **kwargs)
-                deadline.watch(sock)
-                return sock
-
-            self._create_connection = create_connection
-
-    return Watched
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline):
-        super().__init__()
-        self._deadline = deadline
-
-    def do_open(self, http_class, req, **kwargs):
-        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline):
-        super().__init__()
-        self._deadline = deadline
-
-    def do_open(self, http_class, req, **kwargs):
-        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
 
 
 def _content_length(headers) -> int | None:
@@ -178,6 +77,10 @@ class OpenAICompatibleJudge:
         max_retry_after: longest Retry-After honoured, seconds.
         concurrency: requests in flight at once (threads).
         max_reply_bytes: largest reply body accepted, bytes.
+        deadline: seconds one :meth:`judge` call may take in all (None: no bound beyond the
+            requests'): no request runs past it and no attempt starts after it; the pairs not
+            judged by then are failures saying so. The online loop passes its ``judge_deadline``,
+            so a dead endpoint holds a round for at most that long.
         max_tokens: longest judgment in tokens.
         prompt: the template, with ``{instruction}`` and ``{response}`` fields.
         show_progress: a tqdm bar over the pairs.
@@ -197,6 +100,7 @@ class OpenAICompatibleJudge:
         max_retry_after: float = 120.0,
         concurrency: int = 4,
         max_reply_bytes: int = 1_000_000,
+        deadline: float | None = None,
         max_tokens: int = 512,
         prompt: str = JUDGE_PROMPT,
         show_progress: bool = False,
@@ -214,6 +118,8 @@ class OpenAICompatibleJudge:
             raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
         if max_reply_bytes < 1:
             raise ValueError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
+        if deadline is not None and not (math.isfinite(deadline) and deadline > 0):
+            raise ValueError(f"deadline must be a finite number of seconds > 0, got {deadline}")
         self._api_key = None
         if api_key_env:
             self._api_key = os.environ.get(api_key_env)
@@ -229,7 +135,7 @@ class OpenAICompatibleJudge:
         self.timeout, self.max_attempts = timeout, max_attempts
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.concurrency, self.max_tokens, self.prompt = concurrency, max_tokens, prompt
-        self.max_reply_bytes = max_reply_bytes
+        self.max_reply_bytes, self.deadline = max_reply_bytes, deadline
         self.show_progress = show_progress
         self._sleep, self._clock = sleep, clock
         self._lock = threading.Lock()
@@ -244,22 +150,29 @@ class OpenAICompatibleJudge:
             self.prompt.format(instruction=instruction_text(i), response=r)
             for i, r in zip(instructions, responses, strict=True)
         ]
+        end = None if self.deadline is None else self._clock() + self.deadline
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            results = pool.map(self.judge_prompt, prompts)
+            results = pool.map(lambda prompt: self.judge_prompt(prompt, end=end), prompts)
             if self.show_progress:
                 from tqdm.auto import tqdm
 
                 results = tqdm(results, total=len(prompts), desc="judging")
             return list(results)
 
-    def judge_prompt(self, prompt: str) -> JudgeResult:
-        """One judging prompt -> a Judgment, retrying as the class docstring says."""
+    def judge_prompt(self, prompt: str, *, end: float | None = None) -> JudgeResult:
+        """One judging prompt -> a Judgment, retrying as the class docstring says; no request
+        runs past ``end`` (a :attr:`clock` time: the deadline of the whole :meth:`judge` call)."""
         error = JudgeCallError("no attempt made", retryable=False)
-        attempt = 0
+        attempt = tried = 0
         for attempt in range(1, self.max_attempts + 1):
-            self._wait_for_pause()
+            self._wait_for_pause(end)
+            left = self.timeout if end is None else min(self.timeout, end - self._clock())
+            if left <= 0:
+                break
+            tried = attempt
             try:
-                return judgment_from_text(self.call(prompt), attempts=attempt)
+                reply = self.call(prompt) if end is None else self.call(prompt, timeout=left)
+                return judgment_from_text(reply, attempts=attempt)
             except JudgeCallError as caught:
                 error = caught
             if not error.retryable or attempt == self.max_attempts:
@@ -270,22 +183,31 @@ class OpenAICompatibleJudge:
                 delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
                 with self._lock:
                     delay *= 1 + 0.25 * self._rng.random()
-                self._sleep(delay)
-        tries = plural(attempt, "attempt")
+                self._sleep(delay if end is None else max(min(delay, end - self._clock()), 0))
+        tries = plural(tried, "attempt")
+        if end is not None and self._clock() >= end:
+            reason = f"the judging deadline of {self.deadline:g} s passed"
+            if tried:
+                reason = f"{error.reason}; {reason}"
+            return JudgeFailure(f"{reason} (gave up after {tries})", attempts=tried)
         return JudgeFailure(f"{error.reason} (gave up after {tries})", attempts=attempt)
 
     def _pause(self, seconds: float) -> None:
         with self._lock:
             self._not_before = max(self._not_before, self._clock() + seconds)
 
-    def _wait_for_pause(self) -> None:
+    def _wait_for_pause(self, end: float | None = None) -> None:
         with self._lock:
-            remaining = self._not_before - self._clock()
+            now = self._clock()
+            until = self._not_before if end is None else min(self._not_before, end)
+        remaining = until - now
         if remaining > 0:
             self._sleep(remaining)
 
-    def call(self, prompt: str) -> str:
-        """One POST; the reply's ``choices[0].message.content``, or a :class:`JudgeCallError`."""
+    def call(self, prompt: str, *, timeout: float | None = None) -> str:
+        """One POST; the reply's ``choices[0].message.content``, or a :class:`JudgeCallError`.
+        ``timeout``: this request's deadline in seconds (default :attr:`timeout`)."""
+        timeout = self.timeout if timeout is None else timeout
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
@@ -298,14 +220,14 @@ class OpenAICompatibleJudge:
         request = urllib.request.Request(
             self.url, data=json.dumps(body).encode(), headers=headers, method="POST"
         )
-        deadline = _Deadline(self.timeout)
+        deadline = RequestDeadline(timeout)
         timed_out = JudgeCallError(
-            f"timed out after {self.timeout} s (no complete reply within the request's deadline)",
+            f"timed out after {round(timeout, 2):g} s (no complete reply within the request's deadline)",
             retryable=True,
         )
-        opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+        opener = deadline_opener(deadline)
         try:
-            with opener.open(request, timeout=self.timeout) as reply:
+            with opener.open(request, timeout=timeout) as reply:
                 raw = self._read_body(reply, deadline)
         except JudgeCallError:
             raise
@@ -340,7 +262,7 @@ class OpenAICompatibleJudge:
             deadline.cancel()
         return self.parse_reply(raw)
 
-    def _read_body(self, reply: http.client.HTTPResponse, deadline: _Deadline) -> bytes:
+    def _read_body(self, reply: http.client.HTTPResponse, deadline: RequestDeadline) -> bytes:
         """The reply body, read in chunks against the deadline and the size cap."""
         cap = self.max_reply_bytes
         declared = _content_length(reply.headers)
