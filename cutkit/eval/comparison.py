@@ -43,19 +43,15 @@ from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refi
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
-from cutkit.train.objectives import OBJECTIVES
 from cutkit.train.settings import TrainSettings, scoring_kwargs
 from cutkit.train.tracking import log_figures
+from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJECTIVES
 
 logger = logging.getLogger(__name__)
 
-TRL_OBJECTIVES = ("dpo", "kto")
-"""Objectives trained through TRL (:mod:`cutkit.train.dpo`, :mod:`cutkit.train.kto`): an arm of
-theirs takes only ``learning_rate``."""
 COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
-"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL)."""
-LEARNS_FROM_NEGATIVES = ("cut", "ul_all", "hindsight", "ilf", "dpo", "kto", "self_distill")
-"""Objectives that need negative (judged) records."""
+"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL; an arm of
+theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`."""
 
 HEADLINE = [
     "pref_accuracy",

@@ -11,10 +11,7 @@ from cutkit.online.generator import check_families
 from cutkit.online.judges.factory import parse_judge_spec
 from cutkit.online.tasks import HELDOUT_SEED
 from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
-
-ONLINE_OBJECTIVES = ("cut", "sft", "hindsight", "self_distill", "kto")
-"""Objectives the loop trains with (``sft``: on the responses the judge accepted; ``kto``:
-accepted responses desirable, rejected ones undesirable, through TRL)."""
+from cutkit.train.vocabulary import ONLINE_OBJECTIVES
 
 TRUNCATED_CHOICES = ("drop", "keep")
 """What the loop does with an answer cut off at ``max_new_tokens`` (``OnlineConfig.truncated``)."""
