@@ -200,12 +200,17 @@ class CompareSettings(TrainSettings):
                 min_open=True,
                 why="the temperature of the implied reward; 0, nan or inf make the loss meaningless",
             )
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(
-                f"steps must be >= 1 (optimizer steps per run) or None, got {self.steps}"
-            )
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_number(
+            "steps",
+            self.steps,
+            minimum=1,
+            integer=True,
+            optional=True,
+            why="optimizer steps per run",
+        )
+        check_number(
+            "max_new_tokens", self.max_new_tokens, minimum=1, integer=True, why="answer tokens"
+        )
 
     def budget(self, n_train: int) -> int:
         """Optimizer steps of every run for ``n_train`` training records."""

@@ -83,3 +83,10 @@ RATIO_WHY = "positives kept per negative (paper: 0.25); None keeps them all"
 """Why ``align_p_ratio`` must be finite and >= 0 (or None)."""
 COUNT_WHY = "a count of records, micro-batches or rows"
 """Why a batch size, accumulation or chunk size must be a whole number >= 1."""
+THRESHOLD_WHY = (
+    "a token is flagged when p_judged > lambda * p_plain, so lambda < 1 would flag tokens the "
+    "judgment made less likely and inf flags nothing; pass e.g. 1.1 (the paper's online "
+    "setting) or 1.2 (Shepherd)"
+)
+"""Why lambda (``threshold``) must be finite and >= 1
+(:func:`cutkit.train.detection.check_threshold`)."""
