@@ -82,7 +82,11 @@ def check_number(
     if ok and maximum is not None:
         ok = number < maximum if max_open else number <= maximum
     if not ok:
-        shown = value if isinstance(value, bool | str | bytes | numbers.Number) else number
+        shown = (
+            value
+            if value is None or isinstance(value, bool | str | bytes | numbers.Number)
+            else number
+        )
         message = f"{name} must be {allowed}, got {shown!r}"
         raise ValueError(f"{message}: {why}" if why else message)
     return int(number) if integer else number

@@ -1,9 +1,11 @@
 """The package is layered, data <- models <- train <- eval <- viz <- online <- cli: a module imports
 (anywhere in the file, functions included) only from its own subpackage or an earlier one, plus
-``cutkit._version`` and ``cutkit._checks`` (the numeric-setting checks); ``cutkit/__init__.py`` and ``cutkit/__main__.py`` sit on top. Every module is
-in a layer, and module-level imports (outside ``if TYPE_CHECKING:``) form no cycle.
+``cutkit._version`` and ``cutkit._checks`` (the numeric-setting checks); ``cutkit/__init__.py`` and
+``cutkit/__main__.py`` sit on top. Every module is in a layer, and its imports form no cycle: the
+imports inside functions count (they run when the function is first called, and a cycle through
+them is a cycle of the design); only those under ``if TYPE_CHECKING:`` (never run) do not.
 
-The checker is tested on a small package with planted violations before it clears the real tree."""
+The checker is tested on small packages with planted violations before it clears the real tree."""
 
 from __future__ import annotations
 
@@ -34,22 +36,19 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _imports(tree: ast.Module, *, runtime_only: bool) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement of a module, or (``runtime_only``) only those run when it is
-    imported: not inside a function, not under ``if TYPE_CHECKING:``."""
-    if not runtime_only:
-        return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
-    found, stack = [], list(tree.body)
+def _imports(tree: ast.Module, *, type_checking: bool = True) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of a module at any depth (module level, inside functions, classes,
+    ``try`` and ``if`` blocks), in source order; without those under ``if TYPE_CHECKING:`` (which
+    never run) when ``type_checking`` is False."""
+    found, stack = [], list(reversed(tree.body))
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             found.append(node)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            continue
-        elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test) and not type_checking:
+            stack.extend(reversed(node.orelse))
         else:
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return found
 
 
@@ -140,23 +139,48 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(cycles)
 
 
+def _modules(root: Path) -> dict[str, Path]:
+    """Module name -> file, for every ``.py`` file of the package at ``root``."""
+    return {module_name(path, root): path for path in sorted(root.rglob("*.py"))}
+
+
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the package at ``root`` that it imports, anywhere in its file
+    (functions included; not under ``if TYPE_CHECKING:``)."""
+    names = _modules(root)
+    known = set(names)
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in names.items():
+        is_package = path.name == "__init__.py"
+        for node in _imports(_parse(path), type_checking=False):
+            graph[name] |= {t for t in _targets(node, name, is_package, known) if t in known}
+    return graph
+
+
+def find_cycles(root: Path) -> list[list[str]]:
+    """The import cycles of the package at ``root`` (any folder holding Python modules), one
+    ``[a, b, ..., a]`` path per strongly connected component, function-level imports included."""
+    return _cycles(import_graph(root))
+
+
 def check_layering(root: Path) -> list[str]:
     """Every layering problem of the package at ``root`` (its folder), one line each: modules in no
     layer, imports of a later layer (or of the package's top), and import cycles."""
     package = root.name
-    files = sorted(root.rglob("*.py"))
-    names = {module_name(path, root): path for path in files}
+    names = _modules(root)
     known = set(names)
     problems = []
-    graph: dict[str, set[str]] = {name: set() for name in names}
     for name, path in names.items():
         rel = f"{package}/{path.relative_to(root).as_posix()}"
         layer = _layer(name, package)
         if layer is None:
             problems.append(f"{rel}: in no layer (place it in one of {', '.join(LAYERS)})")
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        for node in _imports(tree, runtime_only=False):
+        for node in _imports(_parse(path)):
             for target in _targets(node, name, is_package, known):
                 if target != package and not target.startswith(package + "."):
                     continue
@@ -175,9 +199,7 @@ def check_layering(root: Path) -> list[str]:
                         f"{rel}:{node.lineno}: {layer} imports {target} "
                         f"({target_layer or 'no layer'})"
                     )
-        for node in _imports(tree, runtime_only=True):
-            graph[name] |= {t for t in _targets(node, name, is_package, known) if t in known}
-    for cycle in _cycles(graph):
+    for cycle in find_cycles(root):
         problems.append("import cycle: " + " -> ".join(cycle))
     return problems
 
@@ -221,6 +243,9 @@ def test_checker_reports_an_import_of_a_later_layer(tmp_path):
         "pkg/data/records.py:2: data imports pkg.cli.main (cli)",
         "pkg/models/load.py:1: models imports pkg.online.loop (online)",
         "pkg/train/__init__.py:1: train imports pkg (top)",
+        # each upward import closes a cycle with an import of CLEAN's (one inside a function)
+        "import cycle: pkg.cli.main -> pkg.data.records -> pkg.cli.main",
+        "import cycle: pkg.models.load -> pkg.online.loop -> pkg.models.load",
     ]
 
 
@@ -231,7 +256,8 @@ def test_checker_reports_an_import_cycle(tmp_path):
         "data/b.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.cli\n"
         "from pkg.data.a import x\n",
         "data/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import d\n",
-        "data/d.py": "from . import c\ndef f():\n    from . import a\n",  # neither is a cycle
+        # d -> c only back through TYPE_CHECKING, d -> a inside a function: neither is a cycle
+        "data/d.py": "from . import c\ndef f():\n    from . import a\n",
     }
     problems = check_layering(write_package(tmp_path / "pkg", files))
     assert problems == [
@@ -253,3 +279,52 @@ def test_checker_reports_a_module_in_no_layer(tmp_path):
 def test_cutkit_is_layered_without_cycles():
     problems = check_layering(REPO / "cutkit")
     assert not problems, "\n".join(problems)
+
+
+def test_scanner_finds_a_cycle_through_a_function_level_import(tmp_path):
+    """Two modules, one importing the other at module level and the other importing it back
+    inside a function: a cycle that a scan of module-level imports alone does not see."""
+    root = write_package(
+        tmp_path / "planted",
+        {
+            "__init__.py": "",
+            "first.py": "from planted import second\n",
+            "second.py": "def late():\n    from planted.first import thing\n    return thing\n",
+        },
+    )
+    assert find_cycles(root) == [["planted.first", "planted.second", "planted.first"]]
+    assert import_graph(root)["planted.second"] == {"planted.first"}
+    # the same package with the function-level import under TYPE_CHECKING has no cycle
+    (root / "second.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from planted import first\n"
+    )
+    assert find_cycles(root) == []
+
+
+def test_checker_reports_a_function_level_cycle_and_upward_import(tmp_path):
+    files = {
+        **CLEAN,
+        "data/a.py": "import pkg.data.b\n",
+        "data/b.py": "def f():\n    import pkg.data.a\n",  # back inside a function
+        "models/load.py": "def g():\n    import pkg.train.step\n",  # upward inside a function
+        "train/__init__.py": "",
+        "train/step.py": "",
+    }
+    problems = check_layering(write_package(tmp_path / "pkg", files))
+    assert problems == [
+        "pkg/models/load.py:2: models imports pkg.train.step (train)",
+        "import cycle: pkg.data.a -> pkg.data.b -> pkg.data.a",
+    ]
+
+
+def test_cutkit_has_no_import_cycle_even_through_functions():
+    cycles = find_cycles(REPO / "cutkit")
+    assert cycles == [], "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_the_vocabulary_is_a_leaf():
+    """cutkit.train.vocabulary imports nothing from cutkit (nor anything else), so every module
+    may import it without a cycle."""
+    assert import_graph(REPO / "cutkit")["cutkit.train.vocabulary"] == set()
+    tree = _parse(REPO / "cutkit" / "train" / "vocabulary.py")
+    assert [getattr(node, "module", None) for node in _imports(tree)] == ["__future__"]

@@ -6,6 +6,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
+
 
 @dataclass
 class CompareScriptArguments:
@@ -14,7 +16,7 @@ class CompareScriptArguments:
     objectives: list[str] = field(
         default_factory=lambda: ["sft", "hindsight", "ul_all", "cut"],
         metadata={
-            "help": "Objectives: cut, sft, hindsight, forward, ilf, ul_all, self_distill, dpo, kto; "
+            "help": f"Objectives: {', '.join((*OBJECTIVES, *TRL_OBJECTIVES))}; "
             "an arm may set CUTConfig fields, e.g. cut:unflagged=ignore."
         },
     )

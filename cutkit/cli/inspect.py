@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cutkit._checks import check_number
 from cutkit.models.lora import ModelSettings
+from cutkit.train.detection import check_threshold
 from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
+from cutkit.train.vocabulary import UL_WEIGHT_WHY
 
 
 @dataclass
@@ -40,17 +43,13 @@ class InspectArguments:
     )
 
     def __post_init__(self) -> None:
-        import math
-
         from cutkit.train.settings import check_max_length
 
         check_max_length(self.max_length)
-        if self.limit < 1:
-            raise ValueError(f"--limit must be >= 1 (negative records to score), got {self.limit}")
-        for name in ("threshold", "ul_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+        # the rules of training: a lambda or alpha it would refuse is refused here too
+        check_number("limit", self.limit, minimum=1, integer=True, why="negative records to score")
+        check_threshold(self.threshold)
+        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
 
 
 def inspect_main(argv: list[str]) -> None:

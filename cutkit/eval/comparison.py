@@ -43,19 +43,15 @@ from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refi
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
-from cutkit.train.objectives import OBJECTIVES
 from cutkit.train.settings import TrainSettings, scoring_kwargs
 from cutkit.train.tracking import log_figures
+from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJECTIVES
 
 logger = logging.getLogger(__name__)
 
-TRL_OBJECTIVES = ("dpo", "kto")
-"""Objectives trained through TRL (:mod:`cutkit.train.dpo`, :mod:`cutkit.train.kto`): an arm of
-theirs takes only ``learning_rate``."""
 COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
-"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL)."""
-LEARNS_FROM_NEGATIVES = ("cut", "ul_all", "hindsight", "ilf", "dpo", "kto", "self_distill")
-"""Objectives that need negative (judged) records."""
+"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL; an arm of
+theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`."""
 
 HEADLINE = [
     "pref_accuracy",
@@ -204,12 +200,17 @@ class CompareSettings(TrainSettings):
                 min_open=True,
                 why="the temperature of the implied reward; 0, nan or inf make the loss meaningless",
             )
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(
-                f"steps must be >= 1 (optimizer steps per run) or None, got {self.steps}"
-            )
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_number(
+            "steps",
+            self.steps,
+            minimum=1,
+            integer=True,
+            optional=True,
+            why="optimizer steps per run",
+        )
+        check_number(
+            "max_new_tokens", self.max_new_tokens, minimum=1, integer=True, why="answer tokens"
+        )
 
     def budget(self, n_train: int) -> int:
         """Optimizer steps of every run for ``n_train`` training records."""

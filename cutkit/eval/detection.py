@@ -13,7 +13,8 @@ import torch
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.train.detection import is_flagged
-from cutkit.train.losses import UNFLAGGED, log1mexp
+from cutkit.train.losses import log1mexp
+from cutkit.train.vocabulary import UNFLAGGED
 
 
 def detection_scores(tokens: pd.DataFrame) -> dict[str, float]:
@@ -48,8 +49,6 @@ def detection_report(
     against ``in_error_span``, over the rows with gold spans; NaN where undefined), computed by
     :func:`cutkit.eval.detection.detection_scores` on the flags recomputed from ``log_ratio``.
     """
-    from cutkit.eval.detection import detection_scores  # evaluation imports this module
-
     judged = scores["log_ratio"].notna()
     rows = []
     for threshold in thresholds:
@@ -126,8 +125,6 @@ def _in_gold(values) -> np.ndarray:
 
 
 def _quality_row(group: str, gold: pd.DataFrame, threshold: float) -> dict:
-    from cutkit.eval.detection import detection_scores  # evaluation imports this module
-
     in_span = _in_gold(gold["in_error_span"])
     flagged = flags_at(gold, threshold).to_numpy(dtype=bool)
     scores = detection_scores(gold.assign(flagged=flagged))

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cutkit._checks import check_number
 from cutkit.online.generator import check_families
 from cutkit.online.judges.factory import parse_judge_spec
+from cutkit.online.judges.http import LIMIT_WHY
 from cutkit.online.tasks import HELDOUT_SEED
 from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
-
-ONLINE_OBJECTIVES = ("cut", "sft", "hindsight", "self_distill", "kto")
-"""Objectives the loop trains with (``sft``: on the responses the judge accepted; ``kto``:
-accepted responses desirable, rejected ones undesirable, through TRL)."""
+from cutkit.train.vocabulary import ONLINE_OBJECTIVES
 
 TRUNCATED_CHOICES = ("drop", "keep")
 """What the loop does with an answer cut off at ``max_new_tokens`` (``OnlineConfig.truncated``)."""
@@ -181,35 +179,51 @@ class OnlineConfig(CUTLevers, TrainSettings):
                 f"objective must be one of {ONLINE_OBJECTIVES} for online rounds, got "
                 f"{self.objective!r}"
             )
-        for name in ("rounds", "heldout"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.objective == "kto" and self.batch_size < 2:
-            raise ValueError(
-                "objective 'kto' estimates its KL term within a micro-batch: batch_size must be "
-                f">= 2, got {self.batch_size}"
+        check_number("rounds", self.rounds, minimum=0, integer=True, why="training rounds")
+        check_number("heldout", self.heldout, minimum=0, integer=True, why="held-out tasks")
+        if self.objective == "kto":
+            check_number(
+                "batch_size",
+                self.batch_size,
+                minimum=2,
+                integer=True,
+                why="objective 'kto' estimates its KL term within a micro-batch",
             )
-        if self.instructions_per_round < 1:
-            raise ValueError("instructions_per_round must be >= 1")
+        check_number(
+            "instructions_per_round",
+            self.instructions_per_round,
+            minimum=1,
+            integer=True,
+            why="new instructions answered and judged per round",
+        )
         if self.truncated not in TRUNCATED_CHOICES:
             raise ValueError(
                 f"truncated must be one of {TRUNCATED_CHOICES} (drop: cut-off answers are not "
                 f"judged or trained on; keep: trained on without EOS), got {self.truncated!r}"
             )
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        for name in ("judge_timeout", "judge_deadline"):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and value > 0
-            ):
-                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value}")
-        for name in ("judge_attempts", "judge_concurrency", "judge_max_reply_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_number(
+            "max_new_tokens", self.max_new_tokens, minimum=1, integer=True, why="response tokens"
+        )
+        check_number(
+            "judge_timeout",
+            self.judge_timeout,
+            minimum=0,
+            min_open=True,
+            why=LIMIT_WHY["timeout"],
+        )
+        for name, limit in (
+            ("judge_attempts", "max_attempts"),
+            ("judge_concurrency", "concurrency"),
+            ("judge_max_reply_bytes", "max_reply_bytes"),
+        ):
+            check_number(name, getattr(self, name), minimum=1, integer=True, why=LIMIT_WHY[limit])
+        check_number(
+            "judge_deadline",
+            self.judge_deadline,
+            minimum=0,
+            min_open=True,
+            why="seconds one round may spend judging before it stops with the judge's error",
+        )
         parse_judge_spec(self.judge)
         self.task_families()  # an unknown family fails here, before any work
 

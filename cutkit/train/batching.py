@@ -54,8 +54,10 @@ from typing import Any
 
 import torch
 
+from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord, RecordError, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
+from cutkit.train.vocabulary import RATIO_WHY
 
 IGNORE_INDEX = -100
 
@@ -110,8 +112,7 @@ def downsample_positives(
     ``kept`` in the original order."""
     if ratio is None:
         return list(records), []
-    if ratio < 0:
-        raise ValueError(f"align_p_ratio must be >= 0 or None, got {ratio}")
+    check_number("align_p_ratio", ratio, minimum=0, why=RATIO_WHY)
     positives = [i for i, r in enumerate(records) if r.is_positive]
     n_keep = min(len(positives), round(ratio * (len(records) - len(positives))))
     keep = set(random.Random(seed).sample(positives, n_keep))

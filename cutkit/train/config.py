@@ -23,29 +23,25 @@ from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold
 from cutkit.train.distill import check_distill_settings
 from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY
-from cutkit.train.losses import (
-    NORMALIZATIONS,
-    UNFLAGGED,
-)
 from cutkit.train.objectives import (
-    OBJECTIVES,
     check_objective,
     objective_switches,
 )
-from cutkit.train.settings import (
+from cutkit.train.settings import check_max_length
+from cutkit.train.vocabulary import (
     COUNT_WHY,
+    DETECTORS,
     DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
     LR_WHY,
+    NORMALIZATIONS,
+    OBJECTIVES,
     RATIO_WHY,
     UL_WEIGHT_WHY,
-    check_max_length,
+    UNFLAGGED,
 )
 
 RUN_FILE = "cutkit_run.json"
-DETECTORS = ("model", "spans")
-"""Where the flagged tokens come from: the model's judged/plain ratio (the paper) or the records'
-gold ``error_spans`` (oracle detection)."""
 
 
 @dataclass

@@ -17,24 +17,22 @@ from __future__ import annotations
 
 import math
 
+from cutkit._checks import check_number
+from cutkit.train.vocabulary import THRESHOLD_WHY
+
 
 def check_threshold(threshold: float) -> float:
-    """lambda as a float; ValueError unless it is a finite number >= 1.
+    """lambda as a float; ValueError unless it is a finite number >= 1, the one rule of every
+    command, setting and view that takes lambda (through :func:`cutkit._checks.check_number`).
 
-    lambda < 1 would flag tokens the judgment made *less* likely, and inf (or nan) flags nothing.
+    lambda < 1 would flag tokens the judgment made *less* likely, and inf (or nan) flags nothing
+    (:data:`~cutkit.train.vocabulary.THRESHOLD_WHY`).
+
+    >>> check_threshold(0.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: threshold (lambda) must be a finite number >= 1, got 0.5: a token is flagged ...
     """
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value >= 1):
-        raise ValueError(
-            f"threshold (lambda) must be a finite number >= 1, got {threshold!r}: a token is "
-            "flagged when p_judged > lambda * p_plain, so lambda < 1 would flag tokens the "
-            "judgment made less likely and inf flags nothing; pass e.g. 1.1 (the paper's online "
-            "setting) or 1.2 (Shepherd)"
-        )
-    return value
+    return check_number("threshold (lambda)", threshold, minimum=1, why=THRESHOLD_WHY)
 
 
 def log_threshold(threshold: float) -> float:

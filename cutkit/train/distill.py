@@ -59,6 +59,7 @@ from cutkit.train.logprobs import (
     rows_per_chunk,
     scored_rows,
 )
+from cutkit.train.vocabulary import COUNT_WHY
 
 TEMPERATURE_WHY = "the softmax temperature of both contexts; 1 distils the model's own distribution"
 TOP_K_WHY = "the teacher's support, its k most probable tokens; None keeps the full vocabulary"
@@ -125,8 +126,7 @@ def chunked_divergence(
         raise ValueError(
             f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} rows must match"
         )
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    check_number("chunk_size", chunk_size, minimum=1, integer=True, why=COUNT_WHY)
     teacher = teacher.detach()
     pieces = []
     for start in range(0, student.shape[0], chunk_size):

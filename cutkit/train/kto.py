@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.batching import downsample_positives
@@ -138,11 +139,13 @@ def train_kto(
         seed=seed,
     )
     training_kwargs = {**balanced_weights(train), **default_precision(training_kwargs)}
-    if training_kwargs.get("per_device_train_batch_size", 8) < 2:
-        raise ValueError(
-            "KTO estimates its KL term from mismatched pairs within a micro-batch, so "
-            "per_device_train_batch_size must be >= 2"
-        )
+    check_number(
+        "per_device_train_batch_size",
+        training_kwargs.get("per_device_train_batch_size", 8),
+        minimum=2,
+        integer=True,
+        why="KTO estimates its KL term from mismatched pairs within a micro-batch",
+    )
     config = trl.KTOConfig(output_dir=str(output_dir), beta=beta, **training_kwargs)
     trainer = trl.KTOTrainer(
         model=model,

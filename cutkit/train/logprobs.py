@@ -44,6 +44,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cutkit._checks import check_number
 from cutkit.train.attention import packed_attention_kwargs
+from cutkit.train.vocabulary import COUNT_WHY
 
 IGNORE_INDEX = -100
 
@@ -130,8 +131,7 @@ def _chunked(
     project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor, chunk_size: int
 ) -> Tensor:
     """Apply :func:`_chunk_logprobs` to row chunks; checkpoint each chunk when grad is enabled."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    check_number("chunk_size", chunk_size, minimum=1, integer=True, why=COUNT_WHY)
     pieces = []
     for start in range(0, hidden.shape[0], chunk_size):
         h, y = hidden[start : start + chunk_size], labels[start : start + chunk_size]

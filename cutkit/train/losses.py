@@ -52,11 +52,14 @@ from torch import Tensor
 from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold, is_flagged
 from cutkit.train.loss_inputs import check_logprob_values, check_loss_shapes, check_num_items
-from cutkit.train.settings import DISTILL_WEIGHT_WHY, GAMMA_WHY, UL_WEIGHT_WHY
+from cutkit.train.vocabulary import (
+    DISTILL_WEIGHT_WHY,
+    GAMMA_WHY,
+    NORMALIZATIONS,
+    UL_WEIGHT_WHY,
+    UNFLAGGED,
+)
 
-NORMALIZATIONS = ("official", "paper", "token")
-UNFLAGGED = ("mle", "ignore")
-"""What the Misalign term does with an unflagged token: likelihood (the paper) or nothing."""
 _LN2 = math.log(2.0)
 
 

@@ -59,8 +59,7 @@ from typing import Any
 from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.batching import IGNORE_INDEX, BuildReport, build_examples, downsample_positives
-
-OBJECTIVES = ("cut", "sft", "hindsight", "forward", "ilf", "ul_all", "self_distill")
+from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
 
 _SWITCHES: dict[str, dict[str, bool]] = {
     "cut": {},
@@ -90,7 +89,7 @@ def check_objective(objective: str) -> str:
     if objective in OBJECTIVES:
         return objective
     hint = ""
-    if objective in ("dpo", "kto"):
+    if objective in TRL_OBJECTIVES:
         hint = (
             f"; {objective.upper()} runs through TRL: use cutkit.train.{objective}.train_"
             f"{objective} (pip install cutkit[dpo])"

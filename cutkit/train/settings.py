@@ -22,28 +22,20 @@ from typing import Any
 from cutkit._checks import MIN_CONTEXT, check_number
 from cutkit.data.templates import TEMPLATES
 from cutkit.models.lora import ModelSettings
+from cutkit.train.detection import check_threshold
 from cutkit.train.tracking import check_report_to, trackers
+from cutkit.train.vocabulary import (
+    COUNT_WHY,
+    DETECTORS,
+    LR_WHY,
+    RATIO_WHY,
+    UL_WEIGHT_WHY,
+    UNFLAGGED,
+)
 
 SCORING_FIELDS = ("template", "threshold", "max_length")
 """The settings that decide how a response's tokens are scored and flagged; training and every
 evaluation of a run must agree on them."""
-
-UL_WEIGHT_WHY = (
-    "alpha weighs the unlikelihood term on flagged tokens; a negative alpha rewards the very "
-    "tokens the judgment criticises and nan or inf turns every gradient into NaN (0 switches the "
-    "term off; the paper uses 1.0 online, 0.5 on Shepherd)"
-)
-GAMMA_WHY = (
-    "the dynamic weight is alpha * p_judged^gamma with p_judged <= 1; a negative gamma weighs "
-    "improbable tokens up without bound and nan or inf poisons the loss (0 = constant alpha)"
-)
-DISTILL_WEIGHT_WHY = (
-    "the weight of the self-distillation divergence against the likelihood terms: a negative "
-    "weight would push the plain prompt away from the judged one, nan or inf wrecks the weights"
-)
-LR_WHY = "0 trains nothing and a negative, nan or inf step wrecks the weights (paper: 4e-4)"
-RATIO_WHY = "positives kept per negative (paper: 0.25); None keeps them all"
-COUNT_WHY = "a count of records, micro-batches or rows"
 
 
 def check_max_length(max_length) -> int:
@@ -144,8 +136,6 @@ class TrainSettings(ModelSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the model and LoRA
-        from cutkit.train.detection import check_threshold
-
         check_number(
             "lora_r",
             self.lora_r,
@@ -218,9 +208,6 @@ class CUTLevers:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # the settings beside the levers (e.g. TrainSettings)
             parent()
-        from cutkit.train.config import DETECTORS
-        from cutkit.train.losses import UNFLAGGED
-
         if self.detector not in DETECTORS or self.unflagged not in UNFLAGGED:
             raise ValueError(
                 f"detector must be one of {DETECTORS} and unflagged one of {UNFLAGGED}, got "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -315,6 +316,45 @@ def test_every_command_takes_the_same_options(command, extra):
         assert inspect.output == "r.html"
     else:
         assert (values["lora_r"], values["lora_alpha"], values["learning_rate"]) == (4, 8, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "settings"),
+    [("--threshold", "0.5", {"threshold": 0.5}), ("--threshold", "inf", {"threshold": math.inf}),
+     ("--ul_weight", "-1.0", {"ul_weight": -1.0})],
+    ids=["threshold-below-1", "threshold-inf", "ul_weight-negative"],
+)  # fmt: skip
+def test_every_command_refuses_lambda_and_alpha_with_the_rule_of_training(
+    option, value, settings, tmp_path, capsys, monkeypatch
+):
+    """One rule for lambda (>= 1, finite) and alpha (>= 0, finite): ``cutkit inspect`` refuses
+    ``--threshold 0.5`` (it used to accept any lambda >= 0) with the message training gives, and so
+    do the other commands, before any model loads or folder is made."""
+    from cutkit.train.config import CUTConfig
+
+    monkeypatch.delenv("CUTKIT_DEBUG", raising=False)
+    with pytest.raises(ValueError) as training:
+        CUTConfig(output_dir=str(tmp_path / "unused"), **settings)
+    expected = " ".join(str(training.value).split())
+    if option == "--threshold":
+        assert "less likely" in expected  # lambda < 1 flags tokens the judgment made less likely
+    data = str(bundled_data_path("starter/train.jsonl"))
+    never = ["--model", str(tmp_path / "never-loaded"), "--output", str(tmp_path / "out")]
+    commands = {
+        "train": ["--data", data],
+        "inspect": ["--data", data],
+        "compare": ["--objectives", "cut"],
+        "online": [],
+        "demo": [],
+    }
+    for command, extra in commands.items():
+        given = [option, value]
+        if command == "compare" and option == "--ul_weight":  # compare sets levers per arm
+            extra, given = ["--objectives", f"cut:ul_weight={value}"], []
+        assert main([command, *extra, *never, *given]) == 2, command
+        err = capsys.readouterr().err
+        assert err == f"cutkit {command}: error: {expected}\n", command
+        assert not (tmp_path / "out").exists()
 
 
 def test_online_is_a_cli_command(capsys):

@@ -144,7 +144,7 @@ def test_records_no_arm_can_use_are_refused_before_any_work(tmp_path, monkeypatc
         with pytest.raises(ValueError, match=message):
             compare(objectives, train, test, settings=settings)
         assert not (tmp_path / "out").exists()
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         CompareSettings(steps=0)
     with pytest.raises(ValueError, match="kto_beta"):
         CompareSettings(kto_beta=0)

@@ -185,7 +185,7 @@ def test_self_distill_and_kto_train_a_round(checkpoint, tmp_path):
     assert train["trained"] and train["steps"] >= 1 and train["train_loss"] is not None
     assert train["n_examples"] <= train["n_positive"] + train["n_negative"]
     assert (round_dir(kto.run_dir, 1) / "adapter" / "adapter_model.safetensors").exists()
-    with pytest.raises(ValueError, match="batch_size must be >= 2"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
         small_config(checkpoint, tmp_path / "x", objective="kto", batch_size=1)
 
 

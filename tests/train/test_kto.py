@@ -64,7 +64,7 @@ def test_missing_trl_says_how_to_install_it(tokenizer, monkeypatch, tmp_path):
 
 
 def test_micro_batches_of_one_are_refused_before_training(tokenizer, tmp_path):
-    with pytest.raises(ValueError, match="per_device_train_batch_size must be >= 2"):
+    with pytest.raises(ValueError, match="per_device_train_batch_size must be an integer >= 2"):
         train_kto(
             None, tokenizer, [NEG, POS], output_dir=str(tmp_path), per_device_train_batch_size=1
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 
+from cutkit._checks import check_number
 from cutkit.online.judges.base import (
     JUDGE_PROMPT,
     JudgeFailure,
@@ -26,6 +27,15 @@ from cutkit.online.judges.base import (
 from cutkit.online.judges.transport import RequestDeadline, deadline_opener, parse_retry_after
 from cutkit.online.tasks import Task
 from cutkit.online.text import clip, plural
+
+LIMIT_WHY = {
+    "timeout": "seconds per request, one deadline for connecting and reading the whole reply",
+    "max_attempts": "requests per response at most (1 = no retries)",
+    "concurrency": "requests in flight at once",
+    "max_reply_bytes": "the largest reply accepted, in bytes",
+}
+"""Why each limit of :class:`OpenAICompatibleJudge` is in its range (also the reasons of
+:class:`~cutkit.online.config.OnlineConfig`'s ``judge_*`` options)."""
 
 
 class JudgeCallError(Exception):
@@ -112,14 +122,21 @@ class OpenAICompatibleJudge:
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if not model:
             raise ValueError("OpenAICompatibleJudge needs a model name")
-        if max_attempts < 1 or concurrency < 1:
-            raise ValueError("max_attempts and concurrency must be >= 1")
-        if not (math.isfinite(timeout) and timeout > 0):
-            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
-        if max_reply_bytes < 1:
-            raise ValueError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
-        if deadline is not None and not (math.isfinite(deadline) and deadline > 0):
-            raise ValueError(f"deadline must be a finite number of seconds > 0, got {deadline}")
+        for name, value in (
+            ("max_attempts", max_attempts),
+            ("concurrency", concurrency),
+            ("max_reply_bytes", max_reply_bytes),
+        ):
+            check_number(name, value, minimum=1, integer=True, why=LIMIT_WHY[name])
+        check_number("timeout", timeout, minimum=0, min_open=True, why=LIMIT_WHY["timeout"])
+        check_number(
+            "deadline",
+            deadline,
+            minimum=0,
+            min_open=True,
+            optional=True,
+            why="seconds one judging call may take in all",
+        )
         self._api_key = None
         if api_key_env:
             self._api_key = os.environ.get(api_key_env)
