@@ -32,6 +32,16 @@ decode) and the reward calls, and stores seconds on the trainer as ``trainer.cut
 (``generation_s``, ``reward_s``, ``total_s`` of ``trainer.train()``); every log line carries the
 running ``timing/generation_s`` and ``timing/reward_s``.
 
+Rules that differ from the CUT arms (TRL 1.16): the model samples in training mode, so LoRA
+dropout is on while generating (``disable_dropout=False``); samples are drawn at temperature 1
+(top-p 1, no top-k), not greedily; a completion ends at the first EOS of the tokenizer or the
+model's generation config (:func:`completion_stop_ids`), which stays in the loss (the model learns
+to stop); one cut at ``max_completion_length`` stays in the loss with reward 0
+(``mask_truncated_completions=False``); prompts are never truncated (the shared ``max_length`` does
+not apply); the logged ``loss`` is not an objective value (the ratio is 1: it is minus the
+length-weighted mean advantage); ``frac_reward_zero_std`` is the share of groups that gave no
+gradient.
+
 >>> trainer = train_grpo(model, tok, records, verify=verify_honestly, output_dir="runs/grpo",
 ...                      max_steps=20)                                      # doctest: +SKIP
 >>> trainer.cutkit_timing                                                   # doctest: +SKIP
