@@ -47,6 +47,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.train.trainer": ("CUTTrainer",),
     "cutkit.train.dpo": ("train_dpo",),
     "cutkit.train.kto": ("train_kto",),
+    "cutkit.train.grpo": ("train_grpo",),
     # evaluation
     "cutkit.eval.tokens": ("score_tokens",),
     "cutkit.eval.detection": (

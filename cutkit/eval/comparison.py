@@ -43,6 +43,7 @@ from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refi
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.models.lora import apply_lora
+from cutkit.train.grpo import refuse_records_without_tasks
 from cutkit.train.settings import TrainSettings, scoring_kwargs
 from cutkit.train.tracking import log_figures
 from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJECTIVES
@@ -50,8 +51,9 @@ from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJEC
 logger = logging.getLogger(__name__)
 
 COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
-"""Objectives :func:`compare` trains: CUTConfig's objectives, DPO and KTO (through TRL; an arm of
-theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`."""
+"""Objectives an arm may name: CUTConfig's objectives, DPO, KTO and GRPO (through TRL; an arm of
+theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`. GRPO also needs a
+verifier (:func:`train_objective`'s ``verify``), so :func:`compare` refuses it."""
 
 HEADLINE = [
     "pref_accuracy",
@@ -131,6 +133,9 @@ def check_training_records(
             f"{len(records)} records is positive; use 'ilf' to train on refinements, or another "
             "objective"
         )
+    if objective == "grpo":  # its prompts and reward come from the tasks, not the judgments
+        refuse_records_without_tasks(records, source=source)
+        return
     if objective == "kto" and not n_positive:
         raise ValueError(
             f"{source}: objective 'kto' weighs desirable (positive) against undesirable "
@@ -315,6 +320,12 @@ def check_comparison(
             "held-out judgment file with records"
         )
     for spec, (objective, overrides) in arms.items():
+        if objective == "grpo":
+            raise ValueError(
+                f"arm {spec!r}: GRPO's reward needs a verifier of the tasks, which compare() does "
+                "not take; train it with train_objective('grpo', ..., "
+                "verify=cutkit.online.checkers.verify_honestly)"
+            )
         check_training_records(
             train,
             objective,
@@ -335,6 +346,7 @@ def train_objective(
     run_dir: str | Path | None = None,
     callbacks: Sequence = (),
     lr_scheduler_type: str = "cosine",
+    verify=None,
     **config,
 ):
     """A fresh LoRA on ``model`` trained with ``objective`` for ``steps`` optimizer steps of
@@ -349,9 +361,21 @@ def train_objective(
     further keyword arguments are :class:`~cutkit.train.config.CUTConfig` fields that override the
     shared settings for this run (an arm's levers, e.g. ``unflagged="ignore"``, ``detector="spans"``,
     ``learning_rate=3e-4``); DPO and KTO take ``learning_rate`` only (KTO sees the records after
-    the same Align-P downsampling, and its micro-batch is the shared batch size)."""
+    the same Align-P downsampling, and its micro-batch is the shared batch size).
+
+    GRPO (:func:`cutkit.train.grpo.train_grpo`) samples ``settings.batch_size`` completions per
+    step (4 per prompt) of the records' tasks (``meta["task"]``) and needs ``verify``, its
+    reward's verifier: ``cutkit.online.checkers.verify_honestly`` (constraints met and content
+    sound). Its trainer's timing (generation vs total seconds) is kept as ``model.cutkit_timing``."""
     import torch
     from transformers import set_seed
+
+    if objective == "grpo" and verify is None:
+        raise ValueError(
+            "GRPO rewards completions that pass a verifier of their task: pass verify="
+            "cutkit.online.checkers.verify_honestly (or a (task dict, completion, finished) -> "
+            "bool of your own)"
+        )
 
     set_seed(seed)  # the LoRA A matrices are drawn at random
     model = apply_lora(model, settings.lora_config())
@@ -376,6 +400,13 @@ def train_objective(
     if objective in TRL_OBJECTIVES:
         if config:
             raise ValueError(f"{objective.upper()} takes no CUT settings, got {sorted(config)}")
+        if objective == "grpo":
+            from cutkit.train.grpo import train_grpo
+
+            trainer = train_grpo(model, tokenizer, train, template=settings.template,
+                                 verify=verify, callbacks=list(callbacks), **shared)  # fmt: skip
+            model.cutkit_timing = trainer.cutkit_timing
+            return model
         if objective == "dpo":
             from cutkit.train.dpo import train_dpo as train_trl
 

@@ -42,3 +42,12 @@ def satisfies_honestly(task: Task, response: str, finished: bool = True) -> bool
     answer (finished, not degenerate, on topic: :func:`task_content_problem`). "Small." meets a
     10-word limit; it does not satisfy honestly."""
     return satisfies(task, response) and task_content_problem(task, response, finished) is None
+
+
+def verify_honestly(task: Task | dict, response: str, finished: bool = True) -> bool:
+    """:func:`satisfies_honestly` of ``task`` or of its dict form (``Task.to_dict()``, as training
+    records carry it in ``meta["task"]``): the verifier of the GRPO arm's reward
+    (:func:`cutkit.train.grpo.train_grpo`)."""
+    if isinstance(task, dict):
+        task = Task.from_dict(task)
+    return satisfies_honestly(task, response, finished)

@@ -23,12 +23,14 @@ OBJECTIVES = ("cut", "sft", "hindsight", "forward", "ilf", "ul_all", "self_disti
 - ``ul_all``: CUT without detection: every token of a bad response is unlikelihood-trained;
 - ``self_distill``: the plain context distilled from the judged one on the negatives."""
 
-TRL_OBJECTIVES = ("dpo", "kto")
+TRL_OBJECTIVES = ("dpo", "kto", "grpo")
 """Objectives trained through TRL's own trainers, not CUTConfig (:mod:`cutkit.train.dpo`,
-:mod:`cutkit.train.kto`):
+:mod:`cutkit.train.kto`, :mod:`cutkit.train.grpo`):
 
 - ``dpo``: Direct Preference Optimization, the refinement preferred over the response;
-- ``kto``: Kahneman-Tversky Optimization, positives desirable and negatives undesirable."""
+- ``kto``: Kahneman-Tversky Optimization, positives desirable and negatives undesirable;
+- ``grpo``: Group Relative Policy Optimization from a verifiable reward on the model's own
+  samples (needs the records' tasks and a verifier; ignores their responses and judgments)."""
 
 ONLINE_OBJECTIVES = ("cut", "sft", "hindsight", "self_distill", "kto")
 """Objectives the online loop trains each round with (:class:`~cutkit.online.config.OnlineConfig`),
