@@ -40,6 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     records, report = load_records_with_report(args.data, lenient=True)
+    # the results name the data file, not where it lay on the machine that ran this
+    report = str(report).replace(report.source, Path(report.source).name, 1)
     model, tokenizer = load_model(args.model, device="cpu")
     start = time.perf_counter()
     scores = score_tokens(

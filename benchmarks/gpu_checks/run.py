@@ -17,7 +17,7 @@ is recorded and the next one runs):
    ``onpolicy_experiment.py worker --arms cut,cut-ignore-noN,sft,kto`` (3 seeds, the committed
    CPU experiment's sizes), timed; it needs the default model's real weights.
 
-Everything goes to ``--out`` (at most 8 files: what the device tool brings back): ``summary.json``
+Everything goes to ``--out`` (at most 8 files): ``summary.json``
 and ``summary.md`` (commit, device, versions, exact commands, per-stage status, wall-clock and
 peak memory, figures), ``log.txt`` (every command's output), ``step.json`` / ``step.md``,
 ``notebook03.ipynb`` (the executed copy) and ``onpolicy.md``. Run folders go to ``--work``.
@@ -27,11 +27,12 @@ bf16 on CUDA and ``--bf16 true`` autocasts), and FSDP2 / DeepSpeed keep their ow
 a config agrees when every per-step loss is within 2% (relative) of the plain run's and the LoRA B
 matrices are within 10% relative L2 distance. The CPU dry run is fp32: 1e-4 and 1e-3.
 
-    python benchmarks/gpu_checks/run.py --out $OUT        # on the GPU machine
-    python benchmarks/gpu_checks/run.py --dry-run --out /tmp/gc   # CPU, tiny random model
+    python benchmarks/gpu_checks/run.py --out DIR             # on the GPU machine
+    python benchmarks/gpu_checks/run.py --dry-run --out DIR   # CPU, tiny random model
 
-README.md beside this file has the exact command for this workplace's GPU machine (no registry
-there: prepare.sh carries the wheels), the time it takes and what that machine cannot run.
+README.md beside this file has the exact command for a GPU machine without a package registry
+(prepare.sh fills .gpu-carry/ with the wheels), the time it takes and what such a machine cannot
+run.
 
 The dry run takes the same code paths on the CPU with the tiny random model: the plain run and
 ``ddp-cpu.yaml`` through ``accelerate launch``, notebook 03 at ``SCALE="ci"``, the step benchmark on

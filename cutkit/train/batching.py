@@ -6,7 +6,7 @@ judged prompt (Align-N) and the plain prompt (Misalign) over the *same* response
 contexts pair up by response position (docs/method.md §10.1).
 
 :class:`CUTCollator` lays a micro-batch of B examples out as R = B + (number of negatives) rows, with
-no all-pad dummy rows for positives (pitfall 2)::
+no all-pad dummy rows for positives (docs/method.md §10.2)::
 
     row 0..B-1   the example's first context: judged prompt (negative) or plain prompt (positive)
     row B..R-1   the plain context of each negative example, in order
