@@ -73,6 +73,15 @@ def summary(found) -> pd.DataFrame:
                 ),
                 "logp_accepted": np.mean([run.get("logp_accepted", np.nan) for run in runs]),
                 "train_seconds": np.mean([run["train_seconds"] for run in runs]),
+                "sampling_share": np.mean(  # GRPO: share of its training time spent sampling
+                    [
+                        run["run_timing"]["generation_s"] / run["run_timing"]["total_s"]
+                        for run in runs
+                        if run.get("run_timing")
+                    ]
+                    or [np.nan]
+                ),
+                "commit": ",".join(sorted({str(run.get("commit", ""))[:10] for run in runs})),
             }
             for ref in curves.REFERENCES:
                 other = found.get((condition if ref != "base" else "full", ref), {})

@@ -53,18 +53,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onpolicy_experiment as onpolicy  # the shared on-policy set-up
 
+ARMS = {**onpolicy.ARMS, "grpo": ("grpo", {})}
+"""The on-policy arms and GRPO from the verifiable reward (the rule checker and the content check:
+``cutkit.online.checkers.verify_honestly``)."""
+
 PRIORITY = (
     "cut-ignore-noN",
     "sft",
     "cut",
     "kto",
+    "grpo",
     "cut-spans-ignore-noN",
     "hindsight",
     "ul_all",
     "dpo",
     "self_distill",
 )
-"""Arms (names of :data:`onpolicy_experiment.ARMS`) in the order workers take them."""
+"""Arms (names of :data:`ARMS`) in the order workers take them."""
 
 SCARCE_ARMS = ("cut-ignore-noN", "sft", "cut", "kto")
 """Arms also trained in the scarce condition, after every arm of the full one."""
@@ -228,7 +233,7 @@ def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: 
 
     if all((folder / f"step-{b}" / "seconds.txt").exists() for b in preset.budgets):
         return
-    objective, levers = onpolicy.ARMS[arm]
+    objective, levers = ARMS[arm]
     model, tokenizer = onpolicy._load(preset)
     settings = CompareSettings(
         model=preset.model, template="chat", batch_size=preset.batch_size, learning_rate=lr,
@@ -236,12 +241,16 @@ def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: 
         warmup=preset.warmup_steps, output=str(folder),
     )  # fmt: skip
     config = dict(levers)
-    if objective not in ("dpo", "kto"):
+    if objective == "grpo":
+        from cutkit.online.checkers import verify_honestly
+
+        config["verify"] = verify_honestly
+    elif objective not in ("dpo", "kto"):
         config |= {"ul_weight": preset.ul_weight, "packing": preset.packing}
     records = training_records(prepared, preset, condition)
     if objective in ("dpo", "ilf"):  # they train on refinements: content-only negatives have none
         records = [r for r in records if r.is_positive or r.refinement]
-    train_objective(
+    model = train_objective(
         objective, model, tokenizer, records, settings,
         seed=seed, steps=max(preset.budgets), run_dir=folder / "trainer", learning_rate=lr,
         callbacks=[_checkpoint_callback(folder, preset.budgets)],
@@ -250,6 +259,9 @@ def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: 
     import shutil
 
     shutil.rmtree(folder / "trainer", ignore_errors=True)
+    timing = getattr(model, "cutkit_timing", None)  # GRPO: sampling time apart from the rest
+    if timing:
+        (folder / "timing.json").write_text(json.dumps(timing) + "\n")
 
 
 def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> list[dict]:
@@ -275,6 +287,9 @@ def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> 
                     "rows": honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
                 }
             seconds = float((folder / f"step-{budget}" / "seconds.txt").read_text())
+            timing = folder / "timing.json"
+            if timing.exists():  # of the whole run (max(budgets) steps)
+                figures["run_timing"] = json.loads(timing.read_text())
             _json(path, {"steps": budget, "train_seconds": seconds, "commit": COMMIT, **figures})
         results.append(json.loads(path.read_text()))
     return results
