@@ -74,7 +74,7 @@ PRIORITY = (
 SCARCE_ARMS = ("cut-ignore-noN", "sft", "cut", "kto")
 """Arms also trained in the scarce condition, after every arm of the full one."""
 
-REFERENCES = ("base", "cut", "sft", "kto")
+REFERENCES = ("base", "cut", "sft", "kto", "grpo")
 """Arms every other arm is compared with at each budget (paired intervals)."""
 
 
