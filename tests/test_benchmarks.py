@@ -264,3 +264,19 @@ def test_committed_content_check_agreement_is_what_the_code_gives(tmp_path):
 
     assert agreement.cohen_kappa(pd.Series([1, 1, 0, 0]), pd.Series([1, 1, 0, 0])) == 1.0
     assert agreement.cohen_kappa(pd.Series([1, 0, 1, 0]), pd.Series([1, 1, 0, 0])) == 0.0
+
+
+def test_families_gate_runs_on_the_tiny_model(tmp_path):
+    """Each family's tasks stay on the training topics, single-constraint, and get a gate row."""
+    families = load_benchmark("families")
+    preset = load_benchmark("learning_curves").PRESETS["cpu"]
+    topics = families.train_topics(preset)
+    tasks = families.family_tasks(topics, "no_commas", 12)
+    assert len(tasks) == 12 and len({t.instruction for t in tasks}) == 12
+    assert all(t.topic in topics and len(t.constraints) == 1 for t in tasks)
+    out, results = tmp_path / "run", tmp_path / "results"
+    families.main(["--preset", "tiny", "--out", str(out), "--results", str(results),
+                   "--families", "max_words,no_commas"])  # fmt: skip
+    table = (results / "gates.md").read_text()
+    assert "| max_words |" in table and "| no_commas |" in table
+    assert (out / "no_commas.json").exists() and (results / "gates.json").exists()
