@@ -16,8 +16,8 @@ README = REPO / "README.md"
 PAGES = sorted([README, *(REPO / "docs").glob("**/*.md"), *(REPO / "benchmarks").glob("**/*.md")])
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
-PENDING = {"benchmarks/results/curves"}
-"""Results folders that are linked before their run lands (the learning curves are in progress)."""
+PENDING: set[str] = set()
+"""Results folders that may be linked before their run lands (none at present)."""
 
 MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(?:work|root|home|tmp|Users|mnt)/")
 PRODUCTION_WORDS = re.compile(
