@@ -27,10 +27,12 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from transformers import PrinterCallback
 
 from cutkit.eval.detection import detection_quality, push_balance
 from cutkit.eval.generation import generate_answers
@@ -101,6 +103,7 @@ def _figures(model, tokenizer, tasks, reference, settings) -> dict:
     metrics, _ = heldout_metrics(tasks, _answers(model, tokenizer, tasks, settings))
     figures = {
         "satisfaction": metrics["satisfaction_rate"],
+        "honest_satisfaction": metrics["honest_rate"],  # the limit met by a sound answer
         "mean_words": metrics["mean_words"],
         "degenerate": metrics["n_degenerate"] / max(metrics["n_tasks"], 1),
     }
@@ -119,8 +122,8 @@ def _figures(model, tokenizer, tasks, reference, settings) -> dict:
     return figures
 
 
-ROWS = ["satisfaction", "logp_error_tokens", "mean_words", "logp_other_tokens", "logp_good",
-        "degenerate"]  # fmt: skip
+ROWS = ["satisfaction", "honest_satisfaction", "logp_error_tokens", "mean_words",
+        "logp_other_tokens", "logp_good", "degenerate"]  # fmt: skip
 """The after-training table, led by what CUT is meant to move."""
 
 
@@ -185,8 +188,11 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         use_cpu=True, packing=True, **settings.cut_config_kwargs(), **levers,
     )  # fmt: skip
     trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)  # the progress bar, not a log dict per step
     print(f"      {trainer.build_reports['train']}")
-    trainer.train()
+    with warnings.catch_warnings():  # a library's deprecation notices are not the demo's report
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer.train()
     after = _figures(model, tokenizer, held_tasks, held, settings)
 
     print(f"[5/5] held-out figures before and after ({len(held_tasks)} instructions on other "
@@ -199,7 +205,10 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         f" ({before['satisfaction']:.3f} -> {after['satisfaction']:.3f}) on "
         f"{len(held_tasks)} instructions, one seed: a difference under about "
         f"{2 * (0.25 / len(held_tasks)) ** 0.5:.2f} is within noise here "
-        "(benchmarks/results/onpolicy has 3 seeds and intervals)."
+        "(benchmarks/results/onpolicy has 3 seeds and intervals).",
+        f"honest satisfaction (the limit met by a sound answer, not a degenerate one) "
+        f"{before['honest_satisfaction']:.3f} -> {after['honest_satisfaction']:.3f}: where it "
+        "lags the raw figure, answers meet the limit by saying nothing.",
     ]
     reading += read_figures(before, after, push_ratio=ratio, detect_auc=gate["detect_auc"])
     print("      reading:\n" + "\n".join(f"      - {line}" for line in reading))

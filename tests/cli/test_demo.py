@@ -33,10 +33,12 @@ def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
     lines = printed.split("[5/5]")[1].splitlines()
     assert lines[1].split()[0] == "before" or "before" in lines[1]
     assert lines[2].split()[0] == "satisfaction"  # the table leads with what CUT moves
+    assert lines[3].split()[0] == "honest_satisfaction"  # and the content-checked figure
+    assert "{'loss'" not in printed  # a progress bar, not a log dict per step
     assert "reading:" in printed and len(result["reading"]) >= 2
     for when in ("before", "after"):
         figures = result[when]
-        assert 0 <= figures["satisfaction"] <= 1
+        assert 0 <= figures["honest_satisfaction"] <= figures["satisfaction"] <= 1
         assert figures["logp_error_tokens"] < 0 and figures["logp_other_tokens"] < 0
     out = tmp_path / "demo"
     assert (out / "adapter_model.safetensors").exists()
