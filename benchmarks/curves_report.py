@@ -50,6 +50,24 @@ def collect(out: Path, preset) -> dict[tuple[str, str], dict[int, list[dict]]]:
     return found
 
 
+def diversity(texts: list[str]) -> tuple[float, float]:
+    """(distinct-2, top-phrase share) of one run's answers: unique word bigrams over all bigrams,
+    and the share of answers that contain the run's most frequent 4-word phrase. A model that
+    answers every topic with one template ("X is a beautiful sight in the sky") passes the content
+    check answer by answer; these two figures show it across answers."""
+    from collections import Counter
+
+    from cutkit.eval.degeneration import words
+
+    tokens = [words(t) for t in texts]
+    bigrams = [tuple(w[i : i + 2]) for w in tokens for i in range(len(w) - 1)]
+    distinct = len(set(bigrams)) / len(bigrams) if bigrams else float("nan")
+    grams = [{tuple(w[i : i + 4]) for i in range(len(w) - 3)} for w in tokens]
+    counts = Counter(g for answer in grams for g in answer)
+    top = counts.most_common(1)[0][1] / len(texts) if counts else 0.0
+    return distinct, top
+
+
 def _matrix(runs: list[dict], key: str) -> np.ndarray:
     return np.array([[bool(r[key]) for r in run["rows"]] for run in runs])
 
@@ -70,6 +88,12 @@ def summary(found) -> pd.DataFrame:
                 "degenerate": np.mean([r["degenerate"] is not None for r in answers]),
                 "met_limit_unsound": np.mean(
                     [r["satisfied"] and r["content_problem"] is not None for r in answers]
+                ),
+                "distinct2": np.mean(
+                    [diversity([r["response"] for r in run["rows"]])[0] for run in runs]
+                ),
+                "top_phrase": np.mean(
+                    [diversity([r["response"] for r in run["rows"]])[1] for run in runs]
                 ),
                 "logp_accepted": np.mean([run.get("logp_accepted", np.nan) for run in runs]),
                 "train_seconds": np.mean([run["train_seconds"] for run in runs]),
@@ -110,15 +134,17 @@ def markdown(table: pd.DataFrame) -> str:
     refs = list(curves.REFERENCES)
     head = ("| condition | arm | steps | seeds | n | honest [95% CI] | raw [95% CI] | "
             + " | ".join(f"honest vs {r}" for r in refs)
-            + " | words | degenerate | met limit, unsound | logp accepted | train s |")  # fmt: skip
-    lines = [head, "|" + "---|" * (12 + len(refs))]
+            + " | words | degenerate | met limit, unsound | distinct-2 | top phrase | "
+            "logp accepted | train s |")  # fmt: skip
+    lines = [head, "|" + "---|" * (14 + len(refs))]
     for _, row in table.iterrows():
         lines.append(
             f"| {row['condition']} | {row['arm']} | {row['steps']} | {row['seeds']} | "
             f"{row['n']} | {_interval(row, 'honest')} | {_interval(row, 'raw')} | "
             + " | ".join(_versus(row, r) for r in refs)
             + f" | {row['words']:.1f} | {row['degenerate']:.3f} | "
-            f"{row['met_limit_unsound']:.3f} | {row['logp_accepted']:.2f} | "
+            f"{row['met_limit_unsound']:.3f} | {row['distinct2']:.2f} | {row['top_phrase']:.2f} | "
+            f"{row['logp_accepted']:.2f} | "
             f"{row['train_seconds']:.0f} |"
         )
     return "\n".join(lines)
