@@ -283,11 +283,21 @@ def test_a_non_finite_loss_term_stops_training_before_the_step(tokenizer, tmp_pa
     assert not (tmp_path / "adapter_model.safetensors").exists()
 
 
+def free_port() -> str:
+    """A TCP port nobody listens on now (a fixed port can still be held by an earlier run)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 LAUNCHERS = {
-    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"],
+    "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port"],
     "accelerate": ["-m", "accelerate.commands.launch", "--config_file",
-                   "configs/accelerate/ddp-cpu.yaml", "--main_process_port", "29534"],
+                   "configs/accelerate/ddp-cpu.yaml", "--main_process_port"],
 }  # fmt: skip
+"""Launcher arguments; the port follows (:func:`free_port`)."""
 
 
 @pytest.mark.slow
@@ -298,7 +308,7 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path, launcher):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, *LAUNCHERS[launcher], "tests/scripts/ddp_train.py", str(out)],
+        [sys.executable, *LAUNCHERS[launcher], free_port(), "tests/scripts/ddp_train.py", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -331,7 +341,7 @@ def test_cutkit_train_under_accelerate_launch_is_one_ddp_run(shared_tiny_checkpo
             "--output", str(out), "--max_steps", "2", "--lora_r", "4", "--use_cpu", "true",
             "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1"]  # fmt: skip
     result = subprocess.run(
-        [sys.executable, *LAUNCHERS["accelerate"][:-1], "29535", "-m", "cutkit", "train", *argv],
+        [sys.executable, *LAUNCHERS["accelerate"], free_port(), "-m", "cutkit", "train", *argv],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
