@@ -299,6 +299,11 @@ LAUNCHERS = {
 }  # fmt: skip
 """Launcher arguments; the port follows (:func:`free_port`)."""
 
+TEARDOWN_ABORT = "terminate called without an active exception"
+"""What a rank prints when it aborts while the process group shuts down, after its work is done:
+a race in the gloo backend on busy CPUs (seen on 1 run in 4-6 with the cores loaded), retried
+once; any other failure fails the test at once."""
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
@@ -307,14 +312,14 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path, launcher):
     and by accelerate launch with the repository's configs/accelerate/ddp-cpu.yaml."""
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, *LAUNCHERS[launcher], free_port(), "tests/scripts/ddp_train.py", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    for _attempt in range(2):  # once more only when a rank aborted in gloo's teardown
+        result = subprocess.run(
+            [sys.executable, *LAUNCHERS[launcher], free_port(), "tests/scripts/ddp_train.py",
+             str(out)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if result.returncode == 0 or TEARDOWN_ABORT not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
     assert "falling back to full logits" not in result.stderr, "DDP keeps the chunked head"
     single = make_trainer(
