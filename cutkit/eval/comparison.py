@@ -39,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from cutkit._checks import check_number
+from cutkit.data.atomic_write import write_text_atomic
 from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refinements
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
@@ -260,7 +261,8 @@ def compare(
     out = Path(settings.output)
     out.mkdir(parents=True, exist_ok=True)
     runs = _previous_runs(out, settings) if resume else []
-    (out / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=1))
+    settings_json = json.dumps(dataclasses.asdict(settings), indent=1)
+    write_text_atomic(out / "settings.json", settings_json)
 
     def done(objective: str, seed: int) -> bool:
         return any(r["objective"] == objective and r["seed"] == seed for r in runs)

@@ -26,6 +26,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from cutkit.data.atomic_write import write_json_atomic  # re-exported: its old home
+
 OWNER_FILE = "cutkit_owner.json"
 CHECKPOINT_MANIFEST = "cutkit_checkpoint.json"
 RESUME_MAY_CHANGE = frozenset(
@@ -64,20 +66,6 @@ class RunDirError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be resumed from: missing, incomplete or damaged files (named)."""
-
-
-# ---------------------------------------------------------------------------------- JSON files
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file, fsynced, then renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=1, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------- ownership
