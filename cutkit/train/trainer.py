@@ -18,18 +18,15 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import logging
 
 from cutkit._version import __version__
+from cutkit.data.atomic_write import write_text_atomic
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.train.attention import use_varlen_attention
 from cutkit.train.batching import BuildReport, CUTCollator, context_length
 from cutkit.train.config import RUN_FILE, CUTConfig
+from cutkit.train.detection import flag_tokens
 from cutkit.train.distill import logprobs_and_divergence
 from cutkit.train.logprobs import label_logprobs_packed, model_chunk_rows, response_token_mask
-from cutkit.train.losses import (
-    CUTLossOutput,
-    count_items,
-    cut_loss,
-    detect_flagged,
-)
+from cutkit.train.losses import CUTLossOutput, count_items, cut_loss
 from cutkit.train.objectives import (
     build_objective_examples,
     unused_metrics,
@@ -295,25 +292,13 @@ class CUTTrainer(Trainer):
         if self.args.normalization != "official" and model.training:
             num_items = self._step_items
         settings = self.args.loss_settings()
-        flagged = None
-        detects = settings["misalign"] and settings["detect"]
-        if detects and self.args.detector == "spans":
-            flagged = _align(inputs["error_token_flags"], mask[:n])
-        elif (
-            detects
-            and distill is None
-            and model.training
-            and not self.args.detection_dropout
-            and inputs["negative"].any()
-        ):
-            flagged = self._detect_without_dropout(model, inputs)
         return cut_loss(
             logp[:n],
             logp[inputs["plain_row"]],
             mask[:n],
             inputs["negative"],
             num_items=num_items,
-            flagged=flagged,
+            flagged=self._flags_from_outside_the_loss(model, inputs, mask[:n], settings, distill),
             distill=distill,
             check_inputs=False,  # log_softmax values; the non-finite guard covers NaN and inf
             **settings,
@@ -351,6 +336,24 @@ class CUTTrainer(Trainer):
             chunk_size=self.head_chunk_rows,
         )
 
+    def _flags_from_outside_the_loss(self, model, inputs, mask, settings, distill):
+        """The ``flagged=`` of :func:`cut_loss` (which then keeps the negative tokens among them,
+        :func:`~cutkit.train.detection.flag_tokens`): the gold spans (``detector="spans"``),
+        an eval-mode pass while training without ``detection_dropout``, or None (the loss
+        detects from its own log-probs, or does not detect)."""
+        if not (settings["misalign"] and settings["detect"]):
+            return None
+        if self.args.detector == "spans":
+            return _align(inputs["error_token_flags"], mask)
+        if (
+            distill is None
+            and model.training
+            and not self.args.detection_dropout
+            and inputs["negative"].any()
+        ):
+            return self._detect_without_dropout(model, inputs)
+        return None
+
     @torch.no_grad()
     def _detect_without_dropout(self, model, inputs) -> torch.Tensor:
         """(B, L) flags from an eval-mode (dropout-free) pass over the same micro-batch."""
@@ -361,7 +364,7 @@ class CUTTrainer(Trainer):
             model.train()
         n = inputs["negative"].shape[0]
         negative_tokens = mask[:n] & inputs["negative"][:, None]
-        return detect_flagged(
+        return flag_tokens(
             logp[:n], logp[inputs["plain_row"]], negative_tokens, self.args.threshold
         )
 
@@ -380,7 +383,7 @@ class CUTTrainer(Trainer):
                 "build_reports": {k: asdict(v) for k, v in self.build_reports.items()},
                 **extra,
             }
-            (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+            write_text_atomic(out / RUN_FILE, json.dumps(run, indent=1, default=str))
         return out
 
     # ------------------------------------------------------------------ checkpoints and resume
