@@ -155,11 +155,44 @@ def build_examples(
         ``plain_prompt_ids``, ``judged_prompt_ids`` (None for positives) and
         ``error_token_flags`` (module docstring).
     """
-    template = get_template(template, tokenizer)
+    response_budget_of(max_length, max_response_length)
+    refuse_junk(records)
+    return tokenize_examples(
+        records,
+        tokenizer,
+        template,
+        max_length=max_length,
+        max_response_length=max_response_length,
+        align_p_ratio=align_p_ratio,
+        seed=seed,
+    )
+
+
+def response_budget_of(max_length: int, max_response_length: int | None) -> int:
+    """The response budget in tokens (with EOS): ``max_response_length``, default
+    ``max_length // 2``; ValueError unless it is in (0, max_length)."""
     response_budget = max_response_length or max_length // 2
     if not 0 < response_budget < max_length:
         raise ValueError(f"max_response_length must be in (0, max_length={max_length})")
-    refuse_junk(records)
+    return response_budget
+
+
+def tokenize_examples(
+    records: Sequence[JudgmentRecord],
+    tokenizer,
+    template: str | PromptTemplate = "alpaca",
+    *,
+    max_length: int = 2048,
+    max_response_length: int | None = None,
+    align_p_ratio: float | None = None,
+    seed: int = 42,
+) -> tuple[list[dict[str, Any]], BuildReport]:
+    """:func:`build_examples` of records already cleared of junk judgments: by
+    :func:`cutkit.load_records` (the one refusal of the main path) or by a caller's own
+    :func:`~cutkit.data.records.refuse_junk` (:func:`cutkit.train.objectives.build_objective_examples`
+    calls it once for the records given straight to the trainer). Same arguments and result."""
+    template = get_template(template, tokenizer)
+    response_budget = response_budget_of(max_length, max_response_length)
     kept, dropped = downsample_positives(records, align_p_ratio, seed)
     report = BuildReport(
         n_records=len(records),
