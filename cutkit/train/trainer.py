@@ -26,7 +26,7 @@ from cutkit.train.checkpoints import check_checkpoint as check_checkpoint  # its
 from cutkit.train.config import RUN_FILE, CUTConfig
 from cutkit.train.detection import flag_tokens
 from cutkit.train.distill import logprobs_and_divergence
-from cutkit.train.logprobs import label_logprobs_packed, model_chunk_rows, response_token_mask
+from cutkit.train.logprobs import label_logprobs_left_aligned, model_chunk_rows, response_token_mask
 from cutkit.train.losses import CUTLossOutput, count_items, cut_loss
 from cutkit.train.nonfinite import NonFiniteError as NonFiniteError  # its old home
 from cutkit.train.nonfinite import NonFiniteGuard
@@ -232,7 +232,7 @@ class CUTTrainer(NonFiniteGuard, CompleteCheckpoints, Trainer):
 
     def _response_logprobs(self, model, inputs):
         """Every context row's response log-probs, left-aligned: values and mask, (R, Lr)."""
-        return label_logprobs_packed(
+        return label_logprobs_left_aligned(
             model,
             inputs["input_ids"],
             inputs.get("attention_mask"),
