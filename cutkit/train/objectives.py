@@ -58,7 +58,8 @@ from typing import Any
 
 from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
-from cutkit.train.batching import IGNORE_INDEX, BuildReport, downsample_positives, tokenize_examples
+from cutkit.train.batching import IGNORE_INDEX
+from cutkit.train.examples import BuildReport, downsample_positives, tokenize_examples
 from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
 
 _SWITCHES: dict[str, dict[str, bool]] = {

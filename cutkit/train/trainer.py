@@ -20,12 +20,13 @@ from cutkit._version import __version__
 from cutkit.data.atomic_write import write_text_atomic
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.train.attention import use_varlen_attention
-from cutkit.train.batching import BuildReport, CUTCollator, context_length
+from cutkit.train.batching import CUTCollator, context_length
 from cutkit.train.checkpoints import CompleteCheckpoints
 from cutkit.train.checkpoints import check_checkpoint as check_checkpoint  # its old home
 from cutkit.train.config import RUN_FILE, CUTConfig
 from cutkit.train.detection import flag_tokens
 from cutkit.train.distill import logprobs_and_divergence
+from cutkit.train.examples import BuildReport
 from cutkit.train.logprobs import label_logprobs_left_aligned, model_chunk_rows, response_token_mask
 from cutkit.train.losses import CUTLossOutput, count_items, cut_loss
 from cutkit.train.nonfinite import NonFiniteError as NonFiniteError  # its old home
