@@ -5,7 +5,11 @@
 imports inside functions count (they run when the function is first called, and a cycle through
 them is a cycle of the design); only those under ``if TYPE_CHECKING:`` (never run) do not.
 
-The checker is tested on small packages with planted violations before it clears the real tree."""
+No module imports another module's private name (one leading underscore; a private *module* such
+as ``cutkit._checks`` counts as a module, so importing it is allowed), and no module is longer than
+:data:`MAX_MODULE_LINES` lines.
+
+The checkers are tested on small packages with planted violations before they clear the real tree."""
 
 from __future__ import annotations
 
@@ -57,12 +61,19 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, k
     a module of the tree, ``p`` otherwise); relative imports resolved against ``module``."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
+    base = _from_module(node, module, is_package)
+    return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+
+
+def _from_module(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module a ``from ... import`` statement of ``module`` imports from, relative imports
+    resolved."""
     base = node.module or ""
     if node.level:
         package = module.split(".") if is_package else module.split(".")[:-1]
         anchor = package[: len(package) - (node.level - 1)]
         base = ".".join([*anchor, *([base] if base else [])])
-    return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    return base
 
 
 def _layer(name: str, package: str) -> str | None:
@@ -328,3 +339,84 @@ def test_the_vocabulary_is_a_leaf():
     assert import_graph(REPO / "cutkit")["cutkit.train.vocabulary"] == set()
     tree = _parse(REPO / "cutkit" / "train" / "vocabulary.py")
     assert [getattr(node, "module", None) for node in _imports(tree)] == ["__future__"]
+
+
+# ---------------------------------------------------------------------------------- private names
+
+MAX_MODULE_LINES = 400
+"""No module of cutkit is longer (the design notes: "modules stay under ~400 lines")."""
+
+
+def private_name_imports(root: Path) -> list[str]:
+    """Every import, anywhere in a module of the package at ``root`` (functions included), of a
+    *private name* (one leading underscore, not a dunder) from another module of the package, one
+    line each. A private *module* (``from pkg import _checks``, ``import pkg._version``) is a
+    module, not a name: it is allowed (the shared root modules are private modules on purpose);
+    ``from pkg._version import __version__`` is a dunder, allowed too."""
+    package = root.name
+    names = _modules(root)
+    known = set(names)
+    problems = []
+    for name, path in names.items():
+        is_package = path.name == "__init__.py"
+        for node in _imports(_parse(path)):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = _from_module(node, name, is_package)
+            if base != package and not base.startswith(package + "."):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if not private or f"{base}.{alias.name}" in known:
+                    continue
+                rel = f"{package}/{path.relative_to(root).as_posix()}"
+                problems.append(f"{rel}:{node.lineno}: imports private {alias.name} from {base}")
+    return problems
+
+
+def long_modules(root: Path, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """``path: N lines`` for every module of the package at ``root`` longer than ``limit`` lines."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > limit:
+            found.append(f"{root.name}/{path.relative_to(root).as_posix()}: {n} lines")
+    return found
+
+
+def test_private_name_checker_on_a_planted_package(tmp_path):
+    root = write_package(
+        tmp_path / "pkg",
+        {
+            "__init__.py": "",
+            "_checks.py": "def check():\n    pass\n",
+            "_version.py": "__version__ = '0'\n",
+            "data/__init__.py": "",
+            "data/a.py": "_SECRET = 1\nPUBLIC = 2\n",
+            "data/b.py": "from pkg.data.a import PUBLIC\n"  # public: fine
+            "from pkg import _checks\n"  # a private module: a module, not a name
+            "from pkg._version import __version__\n"  # a dunder
+            "from pkg._checks import check\n"
+            "def f():\n    from .a import _SECRET\n",  # inside a function, relative
+            "data/c.py": "from pkg.data.a import PUBLIC, _SECRET\nfrom os import _exit\n",
+        },
+    )
+    assert private_name_imports(root) == [
+        "pkg/data/b.py:6: imports private _SECRET from pkg.data.a",
+        "pkg/data/c.py:1: imports private _SECRET from pkg.data.a",
+    ]
+
+
+def test_no_cutkit_module_imports_another_modules_private_name():
+    problems = private_name_imports(REPO / "cutkit")
+    assert not problems, "\n".join(problems)
+
+
+def test_long_module_checker_on_a_planted_package(tmp_path):
+    root = write_package(tmp_path / "pkg", {"short.py": "x = 1\n" * 3, "long.py": "x = 1\n" * 5})
+    assert long_modules(root, limit=4) == ["pkg/long.py: 5 lines"]
+
+
+def test_no_cutkit_module_is_over_400_lines():
+    found = long_modules(REPO / "cutkit")
+    assert not found, "split along a seam (one reason to change per module):\n" + "\n".join(found)

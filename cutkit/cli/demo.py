@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 from transformers import PrinterCallback
 
+from cutkit.data.atomic_write import write_text_atomic
 from cutkit.eval.detection import detection_quality, push_balance
 from cutkit.eval.generation import generate_answers
 from cutkit.eval.metrics import mean_response_logprobs, read_figures
@@ -217,7 +218,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     elapsed = time.perf_counter() - start
     result = {"gate": gate, "before": before, "after": after, "reading": reading,
               "seconds": elapsed}  # fmt: skip
-    (out / "figures.json").write_text(json.dumps(result, indent=1))
+    write_text_atomic(out / "figures.json", json.dumps(result, indent=1))
     print(f"done in {elapsed:.0f} s; run directory {out}/ (adapter, cutkit_run.json, "
           "trainer_state.json, figures.json)")  # fmt: skip
     return result

@@ -11,20 +11,20 @@ from typing import Any
 
 from cutkit.data.checks import FieldProblem, check_id, check_text, check_unicode, wrong_type
 from cutkit.data.records import RecordError
-from cutkit.data.sources import _Context
+from cutkit.data.sources import SourceContext
 
 
 @dataclass
-class _Fields:
+class RecordFields:
     """Typed access to one raw record (or a nested object in it), with located errors."""
 
     row: Mapping[str, Any]
-    context: _Context
+    context: SourceContext
     index: int
     prefix: str = ""  # path of ``row`` inside the record, e.g. "data.questions[2]."
 
     @classmethod
-    def of(cls, row: Any, context: _Context, index: int) -> _Fields:
+    def of(cls, row: Any, context: SourceContext, index: int) -> RecordFields:
         if not isinstance(row, Mapping):
             problem = f"record is a {type(row).__name__}, not an object"
             raise context.error(problem, index=index, fix="Make every record a JSON object / dict")
@@ -94,12 +94,12 @@ class _Fields:
             raise self.wrong_type(name, "a finite number", value)
         return None if value is None else float(value)
 
-    def child(self, name: str) -> _Fields:
+    def child(self, name: str) -> RecordFields:
         """A required nested object."""
         value = self.get(name)
         if not isinstance(value, Mapping):
             raise self.wrong_type(name, "an object", value)
-        return _Fields(value, self.context, self.index, f"{self.prefix}{name}.")
+        return RecordFields(value, self.context, self.index, f"{self.prefix}{name}.")
 
     def sequence(self, name: str) -> list[Any]:
         """A required list."""
@@ -108,20 +108,22 @@ class _Fields:
             raise self.wrong_type(name, "a list", value)
         return list(value)
 
-    def item(self, name: str, position: int) -> _Fields:
+    def item(self, name: str, position: int) -> RecordFields:
         """The object at ``row[name][position]``."""
         value = self.row[name][position]
         label = f"{name}[{position}]"
         if not isinstance(value, Mapping):
             raise self.wrong_type(label, "an object", value)
-        return _Fields(value, self.context, self.index, f"{self.prefix}{label}.")
+        return RecordFields(value, self.context, self.index, f"{self.prefix}{label}.")
 
     def extras(self, known: Iterable[str]) -> dict[str, Any]:
         """The fields not in ``known`` (they go to ``JudgmentRecord.meta``)."""
         return {key: value for key, value in self.row.items() if key not in known}
 
 
-def _record_id(fields: _Fields, default: int) -> str:
+def record_id_field(fields: RecordFields, default: int) -> str:
+    """The record id of a raw record: its ``id`` field checked (:func:`check_id`), or ``default``
+    (its index) when it has none; a bad id is a located error."""
     value = fields.row.get("id")
     try:
         return str(default) if value is None else check_id(value)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from cutkit.data.checks import FieldProblem, check_error_spans
-from cutkit.data.fields import _Fields, _record_id
+from cutkit.data.fields import RecordFields, record_id_field
 from cutkit.data.records import ROLES, JudgmentRecord, RecordError, check_history
-from cutkit.data.sources import _Context, _read_file
+from cutkit.data.sources import SourceContext, read_source_file
 
 FORMAT_FIELDS: dict[str, str] = {
     "cut": "instruction, output, judgment",
@@ -60,7 +60,9 @@ def detect_format(row: Any) -> str | None:
     return None
 
 
-def _resolve_format(rows: list[Any], format: str, context: _Context) -> str:
+def resolve_format(rows: list[Any], format: str, context: SourceContext) -> str:
+    """The format of ``rows``: ``format`` itself when it is not "auto" (checked against
+    :data:`FORMAT_FIELDS`), else the one whose fields the first row has; a located error otherwise."""
     known = ", ".join(FORMAT_FIELDS)
     if format != "auto":
         if format not in FORMAT_FIELDS:
@@ -81,27 +83,32 @@ def _resolve_format(rows: list[Any], format: str, context: _Context) -> str:
 
 
 @dataclass
-class _Loaded:
+class LoadedRecord:
+    """One record converted from a source row, with where it came from."""
+
     index: int  # row index in the source
     record: JudgmentRecord
     judgment_field: str  # where the judgment came from, for junk errors
 
 
 @dataclass
-class _Converted:
-    loaded: list[_Loaded] = field(default_factory=list)
+class ConvertedRows:
+    """What a converter made of the rows: the records loaded (:class:`LoadedRecord`) and the rows
+    skipped, by reason."""
+
+    loaded: list[LoadedRecord] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, fields: _Fields, record: JudgmentRecord, judgment_field: str) -> None:
-        self.loaded.append(_Loaded(fields.index, record, fields.prefix + judgment_field))
+    def add(self, fields: RecordFields, record: JudgmentRecord, judgment_field: str) -> None:
+        self.loaded.append(LoadedRecord(fields.index, record, fields.prefix + judgment_field))
 
     def skip(self, reason: str, record_id: str) -> None:
         self.skipped.setdefault(reason, []).append(record_id)
 
 
-def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+def _cut_records(rows: list[Any], context: SourceContext, out: ConvertedRows) -> None:
     for index, row in enumerate(rows):
-        fields = _Fields.of(row, context, index)
+        fields = RecordFields.of(row, context, index)
         instruction, response = fields.text("instruction"), fields.text("output")
         if not {"judgment", "is_positive", "score"} & fields.row.keys():
             raise fields.error(
@@ -113,7 +120,7 @@ def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
         refinement_field = "refinement" if "refinement" in fields.row else "i_ans"
         with fields.building(response="output", refinement=refinement_field):
             record = JudgmentRecord(
-                id=_record_id(fields, index),
+                id=record_id_field(fields, index),
                 instruction=instruction,
                 input=fields.optional_text("input") or "",
                 response=response,
@@ -131,9 +138,9 @@ def _cut_records(rows: list[Any], context: _Context, out: _Converted) -> None:
 _MESSAGES_FIELDS = _CUT_FIELDS - {"instruction", "input", "output", "history"} | {"messages"}
 
 
-def _messages_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+def _messages_records(rows: list[Any], context: SourceContext, out: ConvertedRows) -> None:
     for index, row in enumerate(rows):
-        fields = _Fields.of(row, context, index)
+        fields = RecordFields.of(row, context, index)
         messages = fields.sequence("messages")
         turns = [fields.item("messages", k) for k in range(len(messages))]
         for k, turn in enumerate(turns):
@@ -177,7 +184,7 @@ def _messages_records(rows: list[Any], context: _Context, out: _Converted) -> No
             response=f"messages[{len(turns) - 1}].content",
         ):
             record = JudgmentRecord(
-                id=_record_id(fields, index),
+                id=record_id_field(fields, index),
                 instruction=turns[-2].row["content"],
                 response=response,
                 judgment=judgment,
@@ -191,7 +198,7 @@ def _messages_records(rows: list[Any], context: _Context, out: _Converted) -> No
         out.add(fields, record, judgment_field)
 
 
-def _history(fields: _Fields) -> list[dict[str, str]]:
+def _history(fields: RecordFields) -> list[dict[str, str]]:
     """A CUT-format record's optional ``history`` (earlier turns, as cutkit writes them)."""
     try:
         return check_history(fields.row.get("history") or [])
@@ -199,7 +206,7 @@ def _history(fields: _Fields) -> list[dict[str, str]]:
         raise fields.error(error.problem, error.field, fix=error.fix) from None
 
 
-def _error_spans(fields: _Fields, response: str) -> list[tuple[int, int]]:
+def _error_spans(fields: RecordFields, response: str) -> list[tuple[int, int]]:
     """``error_spans`` as character spans: [start, end] pairs or substrings of the response."""
     try:
         return check_error_spans(fields.row.get("error_spans"), response)
@@ -207,16 +214,18 @@ def _error_spans(fields: _Fields, response: str) -> list[tuple[int, int]]:
         raise fields.located(problem) from None
 
 
-def _shepherd_records(
-    rows: list[Any], context: _Context, out: _Converted, refinements: str | Path | None
+def shepherd_records(
+    rows: list[Any], context: SourceContext, out: ConvertedRows, refinements: str | Path | None
 ) -> None:
+    """Convert Shepherd rows into ``out``; ``refinements`` optionally names a file of refined
+    answers."""
     refined = _shepherd_refinements(refinements, rows, context) if refinements else None
     for index, row in enumerate(rows):
-        fields = _Fields.of(row, context, index)
+        fields = RecordFields.of(row, context, index)
         instruction, response = fields.text("question"), fields.text("answer")
         with fields.building(instruction="question", response="answer", judgment="feedback"):
             record = JudgmentRecord(
-                id=_record_id(fields, index),
+                id=record_id_field(fields, index),
                 instruction=instruction,
                 response=response,
                 judgment=fields.optional_text("feedback", required=True),  # empty: junk
@@ -227,9 +236,9 @@ def _shepherd_records(
         out.add(fields, record, "feedback")
 
 
-def _shepherd_refinements(path: str | Path, rows: list[Any], context: _Context) -> list[str]:
+def _shepherd_refinements(path: str | Path, rows: list[Any], context: SourceContext) -> list[str]:
     """``metadata.output_correct`` of each raw record, checked to parallel the feedback rows."""
-    raw_rows, raw_context = _read_file(Path(path))
+    raw_rows, raw_context = read_source_file(Path(path))
     if len(raw_rows) != len(rows):
         raise raw_context.error(
             f"holds {len(raw_rows)} records but the feedback file {context.name} holds {len(rows)}",
@@ -237,8 +246,8 @@ def _shepherd_refinements(path: str | Path, rows: list[Any], context: _Context) 
         )
     refined = []
     for index, (raw, row) in enumerate(zip(raw_rows, rows, strict=True)):
-        metadata = _Fields.of(raw, raw_context, index).child("metadata")
-        feedback = _Fields.of(row, context, index)
+        metadata = RecordFields.of(raw, raw_context, index).child("metadata")
+        feedback = RecordFields.of(row, context, index)
         for raw_name, name in (("context", "question"), ("output_candidate", "answer")):
             if raw_name in metadata.row and metadata.row[raw_name] != feedback.get(name):
                 problem = f"does not match {name!r} of record {index} in {context.name}"
@@ -248,10 +257,10 @@ def _shepherd_refinements(path: str | Path, rows: list[Any], context: _Context) 
     return refined
 
 
-def _summarization_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+def _summarization_records(rows: list[Any], context: SourceContext, out: ConvertedRows) -> None:
     for index, row in enumerate(rows):
-        fields = _Fields.of(row, context, index)
-        data, row_id = fields.child("data"), _record_id(fields, index)
+        fields = RecordFields.of(row, context, index)
+        data, row_id = fields.child("data"), record_id_field(fields, index)
         passage = data.child("passage").text("text")
         for q in range(len(data.sequence("questions"))):
             question = data.item("questions", q)
@@ -259,7 +268,7 @@ def _summarization_records(rows: list[Any], context: _Context, out: _Converted) 
 
 
 def _summarization_question(
-    question: _Fields, passage: str, record_id: str, out: _Converted
+    question: RecordFields, passage: str, record_id: str, out: ConvertedRows
 ) -> None:
     """One record from the top-ranked answer of one question (as the released CUT converter)."""
     answers = question.sequence("answers")
@@ -305,9 +314,9 @@ def _top_ranked(rankings: Any, n_answers: int) -> int:
     return max(range(n_answers), key=lambda k: (rankings[k], -k)) if fits else 0
 
 
-def _ultrafeedback_records(rows: list[Any], context: _Context, out: _Converted) -> None:
+def _ultrafeedback_records(rows: list[Any], context: SourceContext, out: ConvertedRows) -> None:
     for index, row in enumerate(rows):
-        fields = _Fields.of(row, context, index)
+        fields = RecordFields.of(row, context, index)
         instruction = fields.text("instruction")
         shared = fields.extras({"instruction", "completions"})
         for k in range(len(fields.sequence("completions"))):
@@ -324,9 +333,11 @@ def _ultrafeedback_records(rows: list[Any], context: _Context, out: _Converted) 
             out.add(completion, record, "critique")
 
 
-_CONVERTERS: dict[str, Callable[[list[Any], _Context, _Converted], None]] = {
+CONVERTERS: dict[str, Callable[[list[Any], SourceContext, ConvertedRows], None]] = {
     "cut": _cut_records,
     "messages": _messages_records,
     "summarization": _summarization_records,
     "ultrafeedback": _ultrafeedback_records,
 }
+"""Format name -> the converter that turns its rows into records (the ``shepherd`` format, which
+takes a refinements file too, is :func:`shepherd_records`)."""

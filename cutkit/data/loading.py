@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from cutkit.data.formats import (
-    _CONVERTERS,
-    _Converted,
-    _Loaded,
-    _resolve_format,
-    _shepherd_records,
+    CONVERTERS,
+    ConvertedRows,
+    LoadedRecord,
+    resolve_format,
+    shepherd_records,
 )
 from cutkit.data.records import JUNK_REASONS, JudgmentRecord, RecordError, junk_reason
-from cutkit.data.sources import _Context, _read_rows
+from cutkit.data.sources import SourceContext, read_source_rows
 
 
 class JunkRecordWarning(UserWarning):
@@ -117,15 +117,15 @@ def load_records_with_report(
     refinements: str | Path | None = None,
 ) -> tuple[list[JudgmentRecord], LoadReport]:
     """:func:`load_records` and a :class:`LoadReport` of what it read, kept and skipped."""
-    rows, context = _read_rows(source)
-    chosen = _resolve_format(rows, format, context)
+    rows, context = read_source_rows(source)
+    chosen = resolve_format(rows, format, context)
     if refinements is not None and chosen != "shepherd":
         raise ValueError(f"refinements= is only for format='shepherd', not {chosen!r}")
-    converted = _Converted()
+    converted = ConvertedRows()
     if chosen == "shepherd":
-        _shepherd_records(rows, context, converted, refinements)
+        shepherd_records(rows, context, converted, refinements)
     else:
-        _CONVERTERS[chosen](rows, context, converted)
+        CONVERTERS[chosen](rows, context, converted)
     return _keep_trainable(converted, chosen, context, lenient=lenient)
 
 
@@ -133,7 +133,7 @@ def load_records_with_report(
 
 
 def _keep_trainable(
-    converted: _Converted, format: str, context: _Context, *, lenient: bool
+    converted: ConvertedRows, format: str, context: SourceContext, *, lenient: bool
 ) -> tuple[list[JudgmentRecord], LoadReport]:
     """Check ids, drop (lenient) or raise on junk, and count everything in a LoadReport."""
     _check_unique_ids(converted.loaded, context)
@@ -161,7 +161,7 @@ def _keep_trainable(
     return records, report
 
 
-def _check_unique_ids(loaded: list[_Loaded], context: _Context) -> None:
+def _check_unique_ids(loaded: list[LoadedRecord], context: SourceContext) -> None:
     first_seen: dict[str, int] = {}
     for item in loaded:
         earlier = first_seen.setdefault(item.record.id, item.index)
@@ -174,7 +174,7 @@ def _check_unique_ids(loaded: list[_Loaded], context: _Context) -> None:
             )
 
 
-def _junk_error(junk: list[tuple[_Loaded, str]], context: _Context) -> RecordError:
+def _junk_error(junk: list[tuple[LoadedRecord, str]], context: SourceContext) -> RecordError:
     item, why = junk[0]
     more = Counter(reason for _, reason in junk[1:])
     held = f"{len(junk) - 1} more junk records ({_count_text(more)})" if more else "no other junk"

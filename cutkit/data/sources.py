@@ -17,7 +17,7 @@ from cutkit.data.records import JudgmentRecord, RecordError
 
 
 @dataclass
-class _Context:
+class SourceContext:
     """Where rows came from, so errors can say file, record and JSONL line."""
 
     name: str
@@ -30,20 +30,22 @@ class _Context:
         return RecordError(problem, source=self.name, index=index, field=field, fix=fix, line=line)
 
 
-def _read_rows(source: Any) -> tuple[list[Any], _Context]:
+def read_source_rows(source: Any) -> tuple[list[Any], SourceContext]:
+    """The rows of any source ``load_records`` takes (a path, a DataFrame, a datasets.Dataset or a
+    list of dicts) and the :class:`SourceContext` its errors name."""
     if isinstance(source, str | Path):
-        return _read_file(Path(source).expanduser())
+        return read_source_file(Path(source).expanduser())
     if hasattr(source, "columns") and hasattr(source, "to_dict"):  # pandas.DataFrame
         rows = [{k: _nan_to_none(v) for k, v in row.items()} for row in source.to_dict("records")]
-        context = _Context("<DataFrame>")
+        context = SourceContext("<DataFrame>")
         _check_frame_ids(rows, context)
         return rows, context
     if callable(getattr(source, "to_list", None)):  # datasets.Dataset
-        return list(source.to_list()), _Context(f"<{type(source).__name__}>")
+        return list(source.to_list()), SourceContext(f"<{type(source).__name__}>")
     if isinstance(source, Iterable) and not isinstance(source, Mapping | bytes | str):
         # records already built (e.g. a filtered list) load as their dict form: checked again
         rows = [row.to_dict() if isinstance(row, JudgmentRecord) else row for row in source]
-        return rows, _Context("<list>")
+        return rows, SourceContext("<list>")
     raise RecordError(
         f"cannot load records from a {type(source).__name__}",
         source=f"<{type(source).__name__}>",
@@ -52,8 +54,10 @@ def _read_rows(source: Any) -> tuple[list[Any], _Context]:
     )
 
 
-def _read_file(path: Path) -> tuple[list[Any], _Context]:
-    context = _Context(str(path))
+def read_source_file(path: Path) -> tuple[list[Any], SourceContext]:
+    """The rows of a .json / .jsonl file and the :class:`SourceContext` naming it; a missing file,
+    a folder or text that does not parse is a located error."""
+    context = SourceContext(str(path))
     if not path.is_file():
         problem = "is a directory, not a file" if path.is_dir() else "file does not exist"
         raise context.error(problem, fix=f"Check the path {str(path)!r} (cwd is {Path.cwd()})")
@@ -69,7 +73,7 @@ def _read_file(path: Path) -> tuple[list[Any], _Context]:
     return _parse_json(text, context), context
 
 
-def _read_bytes(path: Path, context: _Context) -> bytes:
+def _read_bytes(path: Path, context: SourceContext) -> bytes:
     """The file's bytes, a ``.gz`` file's decompressed; a damaged archive or an unreadable file
     is a RecordError naming the file."""
     if path.suffix.lower() != ".gz":
@@ -95,7 +99,7 @@ def _read_bytes(path: Path, context: _Context) -> bytes:
         raise context.error(f"cannot read the file ({err})", fix="Check its permissions") from err
 
 
-def _decode(raw: bytes, context: _Context) -> str:
+def _decode(raw: bytes, context: SourceContext) -> str:
     """UTF-8 text (a leading byte-order mark dropped); invalid bytes are a RecordError saying
     where."""
     try:
@@ -110,7 +114,7 @@ def _decode(raw: bytes, context: _Context) -> str:
         ) from err
 
 
-def _parse_json(text: str, context: _Context) -> list[Any]:
+def _parse_json(text: str, context: SourceContext) -> list[Any]:
     duplicated: list[_DuplicateKeys] = []
     try:
         data = json.loads(text, object_pairs_hook=_pairs_hook(duplicated))
@@ -137,7 +141,7 @@ def _parse_json(text: str, context: _Context) -> list[Any]:
     return data
 
 
-def _parse_jsonl(text: str, context: _Context) -> list[Any]:
+def _parse_jsonl(text: str, context: SourceContext) -> list[Any]:
     rows: list[Any] = []
     context.lines = []
     # split on "\n" only: str.splitlines() would also split at U+2028, which JSON strings may hold
@@ -185,7 +189,7 @@ def _pairs_hook(found: list[_DuplicateKeys]):
     return hook
 
 
-def _refuse_duplicate_keys(rows: list[Any], context: _Context, first: int = 0) -> None:
+def _refuse_duplicate_keys(rows: list[Any], context: SourceContext, first: int = 0) -> None:
     """RecordError at the first of ``rows`` (from index ``first``) holding an object with a
     repeated key, naming the record and the key (its path inside the record)."""
     for index in range(first, len(rows)):
@@ -221,7 +225,7 @@ def _find_duplicate(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _check_frame_ids(rows: list[dict[str, Any]], context: _Context) -> None:
+def _check_frame_ids(rows: list[dict[str, Any]], context: SourceContext) -> None:
     """A DataFrame's ``id`` column: whole-number floats become ints again (pandas stores an
     integer column with a missing value as floats: ``3.0`` -> 3), and when some rows have an id,
     the first row without one is refused by name (a default id could collide with the others)."""

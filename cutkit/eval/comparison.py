@@ -4,7 +4,8 @@
 with the same number of optimizer steps, micro-batch size, learning rate and schedule, evaluates it
 with :func:`cutkit.evaluate` on the held-out records, and returns a tidy frame: one row per run
 (plus one ``base`` row, the untrained model) and one column per figure. :func:`summarize` turns it
-into mean and spread per objective. ``cutkit compare`` is the command-line form; it writes
+into mean and spread per objective (:mod:`cutkit.eval.comparison_report`, whose names are
+re-exported here). ``cutkit compare`` is the command-line form; it writes
 ``runs.csv``, ``summary.csv``, ``summary.md`` and ``settings.json`` to the output folder and, when
 run again with the same settings, skips the runs already there.
 
@@ -39,10 +40,16 @@ from pathlib import Path
 import pandas as pd
 
 from cutkit._checks import check_number
+from cutkit.data.atomic_write import write_text_atomic
 from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refinements
+from cutkit.eval.arm_training import train_objective as train_objective
+from cutkit.eval.comparison_report import HEADLINE as HEADLINE
+from cutkit.eval.comparison_report import save_comparison as save_comparison
+from cutkit.eval.comparison_report import seed_interval as seed_interval
+from cutkit.eval.comparison_report import summarize as summarize
+from cutkit.eval.comparison_report import summary_markdown as summary_markdown
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
-from cutkit.models.lora import apply_lora
 from cutkit.train.grpo import refuse_records_without_tasks
 from cutkit.train.settings import TrainSettings, scoring_kwargs
 from cutkit.train.tracking import log_figures
@@ -54,17 +61,6 @@ COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
 """Objectives an arm may name: CUTConfig's objectives, DPO, KTO and GRPO (through TRL; an arm of
 theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`. GRPO also needs a
 verifier (:func:`train_objective`'s ``verify``), so :func:`compare` refuses it."""
-
-HEADLINE = [
-    "pref_accuracy",
-    "pref_margin",
-    "logp_good",
-    "logp_error_tokens",
-    "logp_other_tokens",
-    "detect_f1",
-    "gen_accuracy",
-]
-"""The figures :func:`summarize` reports by default (see :mod:`cutkit.eval.metrics`)."""
 
 
 def _value(text: str):
@@ -260,7 +256,8 @@ def compare(
     out = Path(settings.output)
     out.mkdir(parents=True, exist_ok=True)
     runs = _previous_runs(out, settings) if resume else []
-    (out / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=1))
+    settings_json = json.dumps(dataclasses.asdict(settings), indent=1)
+    write_text_atomic(out / "settings.json", settings_json)
 
     def done(objective: str, seed: int) -> bool:
         return any(r["objective"] == objective and r["seed"] == seed for r in runs)
@@ -334,106 +331,6 @@ def check_comparison(
         )
 
 
-def train_objective(
-    objective: str,
-    model,
-    tokenizer,
-    train: Sequence[JudgmentRecord],
-    settings: CompareSettings,
-    *,
-    seed: int,
-    steps: int,
-    run_dir: str | Path | None = None,
-    callbacks: Sequence = (),
-    lr_scheduler_type: str = "cosine",
-    verify=None,
-    **config,
-):
-    """A fresh LoRA on ``model`` trained with ``objective`` for ``steps`` optimizer steps of
-    ``settings.batch_size`` records; returns the trained (PEFT) model.
-
-    ``callbacks`` are ``transformers.TrainerCallback`` objects given to the trainer (for example
-    one that saves the adapter at intermediate steps: a learning curve from one run, best with
-    ``lr_scheduler_type="constant_with_warmup"``); ``lr_scheduler_type`` is any transformers
-    schedule name.
-
-    ``run_dir`` is the trainer's output folder (default ``<settings.output>/<objective>-seed<seed>``);
-    further keyword arguments are :class:`~cutkit.train.config.CUTConfig` fields that override the
-    shared settings for this run (an arm's levers, e.g. ``unflagged="ignore"``, ``detector="spans"``,
-    ``learning_rate=3e-4``); DPO and KTO take ``learning_rate`` only (KTO sees the records after
-    the same Align-P downsampling, and its micro-batch is the shared batch size).
-
-    GRPO (:func:`cutkit.train.grpo.train_grpo`) samples ``settings.batch_size`` completions per
-    step (4 per prompt) of the records' tasks (``meta["task"]``) and needs ``verify``, its
-    reward's verifier: ``cutkit.online.checkers.verify_honestly`` (constraints met and content
-    sound). Its trainer's timing (generation vs total seconds) is kept as ``model.cutkit_timing``."""
-    import torch
-    from transformers import set_seed
-
-    if objective == "grpo" and verify is None:
-        raise ValueError(
-            "GRPO rewards completions that pass a verifier of their task: pass verify="
-            "cutkit.online.checkers.verify_honestly (or a (task dict, completion, finished) -> "
-            "bool of your own)"
-        )
-
-    set_seed(seed)  # the LoRA A matrices are drawn at random
-    model = apply_lora(model, settings.lora_config())
-    run_dir = Path(run_dir or Path(settings.output) / f"{objective}-seed{seed}")
-    # the budget is counted in steps here, so a warm-up fraction becomes a step count (rounded
-    # down; passed as a fraction of a step, transformers would read it as a fraction once more)
-    warmup_steps = int(settings.warmup * steps) if settings.warmup < 1 else settings.warmup
-    shared = settings.training_kwargs() | dict(
-        output_dir=str(run_dir),
-        max_steps=steps,
-        lr_scheduler_type=lr_scheduler_type,
-        warmup_steps=warmup_steps,
-        seed=seed,
-        save_strategy="no",
-        logging_steps=max(1, steps // 10),
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-    )
-    if "learning_rate" in config:
-        shared["learning_rate"] = config.pop("learning_rate")
-    if objective in TRL_OBJECTIVES:
-        if config:
-            raise ValueError(f"{objective.upper()} takes no CUT settings, got {sorted(config)}")
-        if objective == "grpo":
-            from cutkit.train.grpo import train_grpo
-
-            trainer = train_grpo(model, tokenizer, train, template=settings.template,
-                                 verify=verify, callbacks=list(callbacks), **shared)  # fmt: skip
-            model.cutkit_timing = trainer.cutkit_timing
-            return model
-        if objective == "dpo":
-            from cutkit.train.dpo import train_dpo as train_trl
-
-            extra = dict(beta=settings.dpo_beta)
-        else:
-            from cutkit.train.kto import train_kto as train_trl
-
-            extra = dict(beta=settings.kto_beta, align_p_ratio=settings.align_p_ratio)
-        train_trl(model, tokenizer, train, template=settings.template,
-                  max_length=settings.max_length, callbacks=list(callbacks), **extra,
-                  **shared)  # fmt: skip
-        return model
-    from cutkit.train.config import CUTConfig
-    from cutkit.train.trainer import CUTTrainer
-
-    cut = dict(objective=objective, packing=settings.packing)
-    args = CUTConfig(**(settings.cut_config_kwargs() | shared | cut | config))
-    trainer = CUTTrainer(
-        model, args, train_dataset=train, processing_class=tokenizer, callbacks=list(callbacks)
-    )
-    from transformers import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints every log line
-    trainer.train()
-    return model
-
-
 def _evaluate(model, tokenizer, test, settings: CompareSettings) -> dict:
     return evaluate(
         model,
@@ -452,87 +349,3 @@ def _previous_runs(out: Path, settings: CompareSettings) -> list[dict]:
         return pd.read_csv(out / "runs.csv").to_dict("records") if same else []
     except (FileNotFoundError, json.JSONDecodeError, pd.errors.EmptyDataError):
         return []
-
-
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
-"""Student t 97.5% quantiles for 1..10 degrees of freedom (1.96 beyond)."""
-
-
-def seed_interval(values: Sequence[float]) -> tuple[float, float]:
-    """95% interval of the mean over seeds (Student t; NaN with fewer than two values)."""
-    values = [v for v in values if not pd.isna(v)]
-    if len(values) < 2:
-        return (math.nan, math.nan)
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    t = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
-    half = t * sd / math.sqrt(len(values))
-    return (mean - half, mean + half)
-
-
-def summarize(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> pd.DataFrame:
-    """Per arm (base first, then in the order they appear): for each figure its mean, standard
-    deviation and 95% interval over seeds (``low``/``high``, :func:`seed_interval`), plus
-    ``seeds``, ``n`` (held-out pairs, else records, per run) and mean ``train_seconds``."""
-    figures = [f for f in figures if f in frame.columns]
-    order = list(dict.fromkeys(frame["objective"]))
-    grouped = frame.groupby("objective", sort=False)
-    table = grouped[figures].agg(["mean", "std"])
-    for figure in figures:
-        bounds = grouped[figure].apply(lambda v: seed_interval(list(v)))
-        table[(figure, "low")] = bounds.map(lambda b: b[0])
-        table[(figure, "high")] = bounds.map(lambda b: b[1])
-    table = table[[(f, stat) for f in figures for stat in ("mean", "std", "low", "high")]]
-    table[("seeds", "")] = grouped["seed"].nunique()
-    size = "n_pairs" if "n_pairs" in frame.columns else "n_records"
-    if size in frame.columns:
-        table[("n", "")] = grouped[size].max()
-    table[("train_seconds", "mean")] = grouped["train_seconds"].mean()
-    return table.loc[order]
-
-
-def summary_markdown(frame: pd.DataFrame, figures: Sequence[str] = HEADLINE) -> str:
-    """:func:`summarize` as a Markdown table: each figure as ``mean [95% interval]`` over seeds
-    (3 decimals), ``(tie)`` where the base model's value lies inside the interval; a note under
-    the table states n and the seeds."""
-    table = summarize(frame, figures)
-    names = [f for f in figures if f in frame.columns]
-    base = table.loc["base"] if "base" in table.index else None
-    lines = [
-        "| objective | seeds | train s | " + " | ".join(names) + " |",
-        "|---|---:|---:|" + "---:|" * len(names),
-    ]
-    for objective, row in table.iterrows():
-        cells = []
-        for name in names:
-            mean, low, high = row[(name, "mean")], row[(name, "low")], row[(name, "high")]
-            cell = f"{mean:.3f}"
-            if not pd.isna(low):
-                cell += f" [{low:.3f}, {high:.3f}]"
-                reference = None if base is None else base[(name, "mean")]
-                if objective != "base" and reference is not None and low <= reference <= high:
-                    cell += " (tie)"
-            cells.append(cell)
-        lines.append(
-            f"| {objective} | {int(row[('seeds', '')])} | {row[('train_seconds', 'mean')]:.0f} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    seeds = sorted(int(s) for s in frame.loc[frame["objective"] != "base", "seed"].unique())
-    n = f"n = {int(table[('n', '')].max())} held-out pairs per run; " if ("n", "") in table else ""
-    lines.append("")
-    lines.append(
-        f"{n}seeds {seeds}; [low, high]: 95% interval of the mean over seeds (Student t); "
-        "(tie): the base model's value lies inside it."
-    )
-    return "\n".join(lines)
-
-
-def save_comparison(frame: pd.DataFrame, out: str | Path) -> Path:
-    """Write ``runs.csv``, ``summary.csv`` and ``summary.md`` to ``out``; returns the folder."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "runs.csv", index=False)
-    summarize(frame).round(4).to_csv(out / "summary.csv")
-    (out / "summary.md").write_text(summary_markdown(frame) + "\n")
-    return out

@@ -13,7 +13,7 @@ import torch
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.train.detection import is_flagged
-from cutkit.train.losses import log1mexp
+from cutkit.train.losses import push_per_token, unlikelihood_weight
 from cutkit.train.vocabulary import UNFLAGGED
 
 
@@ -195,12 +195,14 @@ def push_balance(
     judged = tokens[tokens["log_ratio"].notna().to_numpy(dtype=bool)]
     flagged = flags_at(judged, threshold).to_numpy(dtype=bool)
     logp = torch.tensor(judged["logp_plain"].to_numpy(dtype=float), dtype=torch.float64)
-    odds = torch.exp(logp - log1mexp(logp)).numpy()  # p / (1 - p), stable near p = 1
-    weight = np.full(len(judged), float(ul_weight))
+    weight = float(ul_weight)
     if gamma != 0:
-        weight = weight * np.exp(gamma * judged["logp_judged"].to_numpy(dtype=float))
-    down = np.where(flagged, weight * odds, 0.0)
-    up = (~flagged).astype(float) if unflagged == "mle" else np.zeros(len(judged))
+        logp_judged = judged["logp_judged"].to_numpy(dtype=float)
+        weight = unlikelihood_weight(weight, gamma, torch.tensor(logp_judged, dtype=torch.float64))
+    down, up = push_per_token(
+        logp, torch.from_numpy(flagged), torch.ones_like(logp, dtype=torch.bool), weight, unflagged
+    )
+    down, up = down.numpy(), up.numpy().astype(float)
     push_down, push_up = float(down.sum()), float(up.sum())
     result: dict[str, float] = {
         "push_down": push_down,

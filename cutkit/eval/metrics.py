@@ -40,7 +40,7 @@ from cutkit.eval.detection import detection_quality, detection_scores, push_bala
 from cutkit.eval.generation import generate_responses
 from cutkit.eval.scoring import score_examples
 from cutkit.eval.tokens import score_tokens
-from cutkit.train.batching import build_examples
+from cutkit.train.examples import build_examples
 
 
 def mean_response_logprobs(

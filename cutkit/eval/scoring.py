@@ -1,7 +1,7 @@
 """Batched, gradient-free scoring of CUT examples: per-token log-probs in both contexts.
 
 The one place inspection and evaluation get their numbers from; it reuses the training path
-(:class:`~cutkit.train.batching.CUTCollator` and :func:`~cutkit.train.logprobs.label_logprobs_packed`), so what
+(:class:`~cutkit.train.batching.CUTCollator` and :func:`~cutkit.train.logprobs.label_logprobs_left_aligned`), so what
 a user inspects is exactly what the loss sees.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from cutkit.train.batching import CUTCollator
-from cutkit.train.logprobs import ChunkSize, label_logprobs_packed
+from cutkit.train.logprobs import ChunkSize, label_logprobs_left_aligned
 
 
 @dataclass
@@ -51,7 +51,7 @@ def score_examples(
 
     Examples are batched by length (fewer pad tokens) and returned in their input order.
     ``chunk_size`` is the output layer's rows per chunk, as for
-    :func:`~cutkit.train.logprobs.label_logprobs_packed` (``"auto"`` follows the vocabulary).
+    :func:`~cutkit.train.logprobs.label_logprobs_left_aligned` (``"auto"`` follows the vocabulary).
     """
     from tqdm.auto import tqdm
 
@@ -70,7 +70,7 @@ def score_examples(
         for start in tqdm(starts, desc="scoring", disable=not progress, unit="batch"):
             indices = order[start : start + batch_size]
             batch = collate([examples[i] for i in indices])
-            logp, mask = label_logprobs_packed(
+            logp, mask = label_logprobs_left_aligned(
                 model,
                 batch["input_ids"].to(device),
                 batch["attention_mask"].to(device),

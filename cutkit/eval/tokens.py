@@ -24,8 +24,8 @@ import pandas as pd
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import PromptTemplate
 from cutkit.eval.scoring import score_examples
-from cutkit.train.batching import build_examples, overlaps_span, response_char_spans
 from cutkit.train.detection import check_threshold, is_flagged
+from cutkit.train.examples import build_examples, overlaps_span, response_char_spans
 
 TOKEN_COLUMNS = [
     "record_id",

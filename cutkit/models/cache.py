@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cutkit.data.atomic_write import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "cutkit-cache.json"
@@ -110,4 +112,4 @@ def _convert_gguf(gguf_path: Path, out: Path) -> None:
         if p.is_file()
     }
     manifest = {"format": CACHE_FORMAT, "source": str(gguf_path), "files": files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1))

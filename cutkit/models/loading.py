@@ -9,7 +9,7 @@ from cutkit.models.lora import apply_lora
 from cutkit.models.registry import (
     DEFAULT_MODEL,
     ModelNotFoundError,
-    _known_names_hint,
+    known_names_hint,
     resolve_checkpoint,
 )
 
@@ -61,7 +61,7 @@ def _from_pretrained(cls, checkpoint: str, **kwargs):
             raise
         raise ModelNotFoundError(
             f"could not load {checkpoint!r}: it is not a local path and the Hugging Face hub did "
-            f"not provide it (offline?). {_known_names_hint()}"
+            f"not provide it (offline?). {known_names_hint()}"
         ) from error
 
 

@@ -72,7 +72,8 @@ class ModelNotFoundError(FileNotFoundError):
 # ----------------------------------------------------------------------------- name resolution
 
 
-def _known_names_hint() -> str:
+def known_names_hint() -> str:
+    """A sentence listing the known model names and what else may be passed, for errors."""
     names = ", ".join(f"{name!r} ({gguf.description})" for name, gguf in KNOWN_MODELS.items())
     return (
         f"Known names: {names}. Otherwise pass a local Hugging Face checkpoint folder (with "
@@ -102,19 +103,19 @@ def resolve_checkpoint(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> str:
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
                 f"{path} is a folder but holds no config.json, so it is not a Hugging Face "
-                f"checkpoint. {_known_names_hint()}"
+                f"checkpoint. {known_names_hint()}"
             )
         return str(path)
     if path.exists():
         raise ModelNotFoundError(
-            f"{path} is neither a checkpoint folder nor a .gguf file. {_known_names_hint()}"
+            f"{path} is neither a checkpoint folder nor a .gguf file. {known_names_hint()}"
         )
     if _looks_like_path(name):
-        raise ModelNotFoundError(f"no such file or folder: {path}. {_known_names_hint()}")
+        raise ModelNotFoundError(f"no such file or folder: {path}. {known_names_hint()}")
     if not hub_reachable():
         raise ModelNotFoundError(
             f"{name!r} is not a known name or an existing local path, and the Hugging Face hub is "
-            f"not reachable from here (offline, or HF_HUB_OFFLINE is set). {_known_names_hint()}"
+            f"not reachable from here (offline, or HF_HUB_OFFLINE is set). {known_names_hint()}"
         )
     return name  # a hub id
 

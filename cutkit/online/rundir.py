@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from cutkit.data.atomic_write import write_json_atomic, write_text_atomic
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` atomically (temporary file + rename)."""
-    _write_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
+    """Write JSON to ``path`` atomically (:func:`cutkit.data.atomic_write.write_json_atomic`)."""
+    write_json_atomic(path, data)
 
 
 def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     """Write one JSON object per line to ``path`` atomically."""
-    _write_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row, default=str) + "\n" for row in rows))
 
 
 def read_json(path: Path, *, fix: str) -> Any:

@@ -1,7 +1,7 @@
 """CUTConfig and CUTTrainer: the CUT loss inside a standard ``transformers.Trainer``.
 
 The trainer is thin: the collator lays out the contexts (:mod:`cutkit.train.batching`), one forward pass
-scores every response token (:func:`cutkit.train.logprobs.label_logprobs_packed`), and the pure loss
+scores every response token (:func:`cutkit.train.logprobs.label_logprobs_left_aligned`), and the pure loss
 function (:func:`cutkit.train.losses.cut_loss`) does the maths. Everything else (LoRA, gradient
 accumulation, checkpoints, DDP through ``torchrun`` / ``accelerate launch``, logging) is
 ``transformers.Trainer``'s own.

@@ -52,3 +52,27 @@ def is_flagged(log_ratio, threshold: float):
         bool, or a bool array / Series / tensor of ``log_ratio``'s shape.
     """
     return log_ratio > log_threshold(threshold)
+
+
+def flag_tokens(logp_judged, logp_plain, candidates, threshold: float, *, detect=True, given=None):
+    """Which tokens get unlikelihood: the one decision of training (docs/method.md §3), asked by
+    :func:`cutkit.train.losses.cut_loss`, :func:`cutkit.train.losses.detect_flagged` and the
+    trainer's dropout-free detection.
+
+    Args:
+        logp_judged, logp_plain: (B, L) tensors, log p of the same tokens in the two contexts.
+        candidates: (B, L) bool, the tokens that may be flagged (negative rows' response tokens).
+        threshold: lambda >= 1, finite.
+        detect: False flags every candidate (the ``ul_all`` ablation: no detection).
+        given: (B, L) bool flags decided elsewhere (gold spans, a dropout-free pass); only the
+            candidates among them stay flagged. None: :func:`is_flagged` of the detached log
+            ratio.
+
+    Returns:
+        (B, L) bool tensor, with no gradient.
+    """
+    if not detect:
+        return candidates.clone()
+    if given is not None:
+        return given.bool() & candidates
+    return candidates & is_flagged(logp_judged.detach() - logp_plain.detach(), threshold)

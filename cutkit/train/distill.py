@@ -50,15 +50,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from cutkit._checks import check_number
-from cutkit.train.logprobs import (
-    ChunkSize,
-    _chunked,
-    _pack,
-    _scored_rows,
-    _upcast,
-    rows_per_chunk,
-    scored_rows,
-)
+from cutkit.train.chunked_head import ChunkSize, head_logprobs_in_chunks, upcast_logits
+from cutkit.train.logprobs import left_align, rows_per_chunk, scored_rows, scored_token_contexts
 from cutkit.train.vocabulary import COUNT_WHY
 
 TEMPERATURE_WHY = "the softmax temperature of both contexts; 1 distils the model's own distribution"
@@ -90,8 +83,8 @@ def _chunk_divergence(
 ) -> Tensor:
     """student, teacher (n, H) rows -> T^2 KL(q || p) (n,) in at least fp32 (one chunk)."""
     with torch.no_grad():
-        log_q = _teacher_logprobs(_upcast(project(teacher)) / temperature, top_k)  # (n, V)
-    log_p = torch.log_softmax(_upcast(project(student)) / temperature, dim=-1)  # (n, V)
+        log_q = _teacher_logprobs(upcast_logits(project(teacher)) / temperature, top_k)  # (n, V)
+    log_p = torch.log_softmax(upcast_logits(project(student)) / temperature, dim=-1)  # (n, V)
     q = log_q.exp()
     # 0 * log 0 = 0 outside a top-k teacher's support
     per_token = torch.where(q > 0, q * (log_q - log_p), 0.0).sum(-1)
@@ -159,7 +152,7 @@ def logprobs_and_divergence(
 
     Args:
         model, input_ids, attention_mask, labels, position_ids, chunk_size: as for
-            :func:`cutkit.train.logprobs.label_logprobs_packed` (padded or packed batch);
+            :func:`cutkit.train.logprobs.label_logprobs_left_aligned` (padded or packed batch);
             ``chunk_size`` counts pairs of rows for the divergence (``"auto"``: as many pairs
             as label rows, :func:`cutkit.train.logprobs.chunk_rows` (V)).
         teacher_rows, student_rows: (P,) context indices (rows of the packed output): pair p
@@ -168,7 +161,7 @@ def logprobs_and_divergence(
         temperature, top_k: as for :func:`chunked_divergence`.
 
     Returns:
-        ``values`` (R, Lr) and ``mask`` (R, Lr) as ``label_logprobs_packed`` gives them, and
+        ``values`` (R, Lr) and ``mask`` (R, Lr) as ``label_logprobs_left_aligned`` gives them, and
         ``divergence`` (P, Lr): T^2 KL(q || p) at each scored position of pair p (0 where
         ``mask[student_rows[p]]`` is False).
     """
@@ -176,9 +169,11 @@ def logprobs_and_divergence(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
     chunk = rows_per_chunk(chunk_size, project, rows)
-    row, n_rows = _scored_rows(scored, position_ids)
-    values, mask = _pack(_chunked(project, rows, targets, chunk), row, n_rows)  # (R, Lr)
-    index, _ = _pack(torch.arange(row.numel(), device=row.device), row, n_rows)  # (R, Lr)
+    row, n_rows = scored_token_contexts(scored, position_ids)
+    values, mask = left_align(
+        head_logprobs_in_chunks(project, rows, targets, chunk), row, n_rows
+    )  # (R, Lr)
+    index, _ = left_align(torch.arange(row.numel(), device=row.device), row, n_rows)  # (R, Lr)
     pair_mask = mask[student_rows]  # (P, Lr)
     if not torch.equal(pair_mask, mask[teacher_rows]):
         raise ValueError(

@@ -30,7 +30,7 @@ from typing import Any
 from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
-from cutkit.train.batching import downsample_positives
+from cutkit.train.examples import downsample_positives
 from cutkit.train.trl_bridge import default_precision, require_trl, trl_prompt
 
 

@@ -32,7 +32,6 @@ full-logits path with a warning.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable
 from typing import Literal
@@ -40,108 +39,30 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
-from cutkit._checks import check_number
 from cutkit.train.attention import packed_attention_kwargs
-from cutkit.train.vocabulary import COUNT_WHY
+from cutkit.train.chunked_head import CHUNK_MEMORY_MB as CHUNK_MEMORY_MB
+from cutkit.train.chunked_head import CHUNK_MEMORY_WHY as CHUNK_MEMORY_WHY
+from cutkit.train.chunked_head import (
+    ChunkSize,
+    head_logprobs,
+    head_logprobs_in_chunks,
+    resolve_chunk_size,
+)
+from cutkit.train.chunked_head import chunk_rows as chunk_rows
+from cutkit.train.head_split import head_vocab_size, keeps_logits, split_model, unwrap_ddp
+from cutkit.train.head_split import model_chunk_rows as model_chunk_rows
 
 IGNORE_INDEX = -100
-
-CHUNK_MEMORY_MB = 128.0
-"""Default memory budget of one output-layer chunk, in MB (10**6 bytes): the fp32 logits of the
-chunk's rows. The head's extra peak is about 3 chunks (400 MB), see :func:`chunk_rows`."""
-CHUNK_MEMORY_WHY = (
-    "the output layer's memory per chunk, in MB (10**6 bytes) of fp32 logits; the head's extra "
-    "peak is about 3 times this"
-)
-
-ChunkSize = int | Literal["auto"] | None
-"""Output-layer rows per chunk: an int, ``"auto"`` (:func:`chunk_rows` of the output layer's
-vocabulary), or ``None`` (no chunking: the plain full-logits path)."""
-
-# config attributes of heads that transform the logits after the matmul (or could), with the value
-# that means "no transform"; any other value sends label_logprobs to the plain path.
-_LOGIT_TRANSFORMS: dict[str, object] = {
-    "final_logit_softcapping": None,  # Gemma2/3: tanh soft-cap
-    "logit_scale": None,  # Cohere: logits * scale
-    "logits_scaling": 1.0,  # Granite: logits / scaling
-    "lm_head_multiplier": 1.0,  # Falcon-H1: logits * multiplier
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# the head: (N, H) hidden rows -> (N,) label log-probs, chunked
-
-
-def _upcast(logits: Tensor) -> Tensor:
-    """Logits in at least fp32 (bf16/fp16 -> fp32, fp64 stays fp64)."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
-def _chunk_logprobs(project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor) -> Tensor:
-    """hidden (n, H), labels (n,) -> log p(label) (n,) in at least fp32 (one chunk, full vocab)."""
-    # the (n, V) logits die once log_softmax has run; log_softmax is a single fused kernel
-    # (faster than logsumexp on CPU, and stable) and its output is what backward needs
-    logp = torch.log_softmax(_upcast(project(hidden)), dim=-1)  # (n, V) fp32+
-    return logp.gather(-1, labels[:, None]).squeeze(-1)
-
-
-def chunk_rows(vocab_size: int, memory_mb: float = CHUNK_MEMORY_MB) -> int:
-    """Output-layer rows per chunk whose fp32 logits fit in ``memory_mb`` MB.
-
-    One chunk of n rows holds n x vocab_size x 4 bytes of fp32 logits; the head's extra peak memory
-    is about 3 such chunks (backward holds the chunk's log-softmax, its incoming gradient and the
-    logits' gradient), so the default 128 MB per chunk keeps it near 400 MB at any vocabulary and
-    any number of tokens.
-
-    Args:
-        vocab_size: V, the output layer's rows (``lm_head.weight.shape[0]``).
-        memory_mb: the budget of one chunk's fp32 logits, in MB (10**6 bytes), finite > 0.
-
-    Returns:
-        floor(memory_mb x 10**6 / (4 x V)) rows, at least 1.
-
-    >>> chunk_rows(32_000), chunk_rows(128_256), chunk_rows(256_000), chunk_rows(128_256, 512)
-    (1000, 249, 125, 998)
-    """
-    vocab_size = check_number(
-        "vocab_size", vocab_size, minimum=1, integer=True, why="the output layer's rows"
-    )
-    memory_mb = check_number(
-        "chunk_memory_mb", memory_mb, minimum=0, min_open=True, why=CHUNK_MEMORY_WHY
-    )
-    return max(1, int(memory_mb * 1e6 // (4 * vocab_size)))
-
-
-def resolve_chunk_size(
-    chunk_size: ChunkSize, vocab_size: int, memory_mb: float = CHUNK_MEMORY_MB
-) -> int | None:
-    """``"auto"`` -> :func:`chunk_rows` (vocab_size, memory_mb); an int or None is returned as is."""
-    if isinstance(chunk_size, str):
-        if chunk_size != "auto":
-            raise ValueError(
-                f"chunk_size must be a positive integer, 'auto' or None, got {chunk_size!r}"
-            )
-        return chunk_rows(vocab_size, memory_mb)
-    return chunk_size
 
 
 def _chunked(
     project: Callable[[Tensor], Tensor], hidden: Tensor, labels: Tensor, chunk_size: int
 ) -> Tensor:
-    """Apply :func:`_chunk_logprobs` to row chunks; checkpoint each chunk when grad is enabled."""
-    check_number("chunk_size", chunk_size, minimum=1, integer=True, why=COUNT_WHY)
-    pieces = []
-    for start in range(0, hidden.shape[0], chunk_size):
-        h, y = hidden[start : start + chunk_size], labels[start : start + chunk_size]
-        if torch.is_grad_enabled():
-            pieces.append(checkpoint(_chunk_logprobs, project, h, y, use_reentrant=False))
-        else:
-            pieces.append(_chunk_logprobs(project, h, y))
-    if not pieces:  # no scored token
-        return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
-    return torch.cat(pieces)
+    """:func:`~cutkit.train.chunked_head.head_logprobs_in_chunks`, called through this module's
+    name so that every model-level path here (and :func:`chunked_label_logprobs`) goes through
+    one seam a test can watch."""
+    return head_logprobs_in_chunks(project, hidden, labels, chunk_size)
 
 
 def chunked_label_logprobs(
@@ -169,109 +90,6 @@ def chunked_label_logprobs(
     """
     chunk_size = resolve_chunk_size(chunk_size, weight.shape[0])
     return _chunked(lambda h: F.linear(h, weight, bias), hidden, labels, chunk_size)
-
-
-# ---------------------------------------------------------------------------------------------
-# splitting a causal LM into decoder body + output layer
-
-
-def _unwrap_peft(model: nn.Module) -> tuple[nn.Module, str | None]:
-    """The transformers model inside a PEFT wrapper, or a reason it cannot be bypassed."""
-    if not hasattr(model, "get_base_model"):
-        return model, None
-    config = getattr(model, "active_peft_config", None)
-    if getattr(config, "is_prompt_learning", False):
-        return model, "a prompt-learning adapter adds virtual tokens outside the base model"
-    return model.get_base_model(), None
-
-
-def _unwrap_ddp(model: nn.Module) -> nn.Module:
-    """The module inside ``DistributedDataParallel`` (where the Trainer wraps it), else ``model``."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def _keeps_logits(model: nn.Module) -> bool:
-    """Whether the (PEFT-unwrapped) model's forward takes ``logits_to_keep``."""
-    base, _ = _unwrap_peft(model)
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
-
-
-def _is_linear_head(head: nn.Module | None) -> bool:
-    """A row-wise linear map: nn.Linear (any subclass), a PEFT tuner layer (LoRA, ...) around one,
-    or a PEFT modules_to_save wrapper whose copies are all nn.Linear."""
-    if isinstance(head, nn.Linear):
-        return True
-    get_base_layer = getattr(head, "get_base_layer", None)
-    if callable(get_base_layer) and isinstance(get_base_layer(), nn.Linear):
-        return True
-    copies = getattr(head, "modules_to_save", None)
-    return (
-        isinstance(getattr(head, "original_module", None), nn.Linear)
-        and isinstance(copies, nn.ModuleDict)
-        and all(isinstance(m, nn.Linear) for m in copies.values())
-    )
-
-
-def head_vocab_size(head: nn.Module) -> int:
-    """V, the rows of an output layer :func:`_is_linear_head` accepts (through a PEFT layer)."""
-    get_base_layer = getattr(head, "get_base_layer", None)
-    layer = get_base_layer() if callable(get_base_layer) else head
-    layer = getattr(layer, "original_module", layer)  # PEFT modules_to_save: the same shape
-    return int(layer.weight.shape[0])
-
-
-def model_chunk_rows(model: nn.Module, memory_mb: float = CHUNK_MEMORY_MB) -> int:
-    """:func:`chunk_rows` for the model's output layer (what ``chunk_size="auto"`` gives it).
-
-    V is the output layer's rows when :func:`split_model` can split the model (PEFT-wrapped too),
-    else the (text) config's ``vocab_size``.
-    """
-    _, head, _ = split_model(model)
-    if head is not None:
-        return chunk_rows(head_vocab_size(head), memory_mb)
-    base, _ = _unwrap_peft(model)
-    config = getattr(base, "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    vocab_size = getattr(config, "vocab_size", None)
-    if vocab_size is None:
-        raise ValueError("cannot tell the model's vocabulary size: pass an integer chunk_size")
-    return chunk_rows(vocab_size, memory_mb)
-
-
-def split_model(model: nn.Module) -> tuple[nn.Module | None, nn.Module | None, str | None]:
-    """(decoder body, output layer, None), or (None, None, why the head cannot be chunked)."""
-    base, reason = _unwrap_peft(model)
-    if reason:
-        return None, None, reason
-    config = getattr(base, "config", None)
-    configs = [config]
-    if config is not None and hasattr(config, "get_text_config"):
-        configs.append(config.get_text_config())
-    if any(getattr(c, "is_encoder_decoder", False) for c in configs):
-        return None, None, "encoder-decoder models are not supported by the chunked path"
-    for name, identity in _LOGIT_TRANSFORMS.items():
-        for holder in [*configs, base]:
-            value = getattr(holder, name, identity)
-            if value is not None and value != identity:
-                return (
-                    None,
-                    None,
-                    f"the model transforms its logits after the head ({name}={value})",
-                )
-    if getattr(base, "final_logits_bias", None) is not None:
-        return None, None, "the model adds final_logits_bias after the head"
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if not _is_linear_head(head):
-        return None, None, f"the output layer is {type(head).__name__}, not a linear layer"
-    body = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
-    if body is None or body is base:
-        return None, None, "no separate decoder body (get_decoder() / .model) was found"
-    return body, head, None
-
-
-# ---------------------------------------------------------------------------------------------
-# public: model-level log-probs
 
 
 def _scored(labels: Tensor) -> Tensor:
@@ -306,11 +124,11 @@ def scored_rows(
     )
     if position_ids is not None and attention_mask is None and input_ids.shape[0] == 1:
         inputs |= packed_attention_kwargs(position_ids)  # once, not once per attention layer
-    inner = _unwrap_ddp(model)
+    inner = unwrap_ddp(model)
     body, head, reason = (
         (None, None, "chunk_size=None") if chunk_size is None else split_model(inner)
     )
-    if body is not None and inner is not model and not _keeps_logits(inner):
+    if body is not None and inner is not model and not keeps_logits(inner):
         body, head, reason = None, None, "DDP-wrapped model without logits_to_keep"
     if body is None:
         if chunk_size is not None:
@@ -350,7 +168,7 @@ def _flat_label_logprobs(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
     if project is _identity:  # full logits already: one piece
-        return _chunk_logprobs(project, rows, targets), scored
+        return head_logprobs(project, rows, targets), scored
     return _chunked(project, rows, targets, rows_per_chunk(chunk_size, project, rows)), scored
 
 
@@ -405,16 +223,18 @@ def context_index(position_ids: Tensor) -> Tensor:
     return (position_ids[0] == 0).cumsum(0) - 1
 
 
-def _scored_rows(scored: Tensor, position_ids: Tensor | None) -> tuple[Tensor, int]:
-    """The row (context) of each scored token, row-major, and the number of rows."""
+def scored_token_contexts(scored: Tensor, position_ids: Tensor | None) -> tuple[Tensor, int]:
+    """The row (context, in a packed row) of each scored token, row-major, and the number of rows
+    (contexts); not to be confused with :func:`scored_rows`, the hidden states at those tokens."""
     if position_ids is None:
         return scored.nonzero(as_tuple=True)[0], scored.shape[0]
     context = context_index(position_ids)[1:]  # (S-1,): label t + 1's context
     return context[scored[0]], int(context[-1]) + 1 if context.numel() else 1
 
 
-def _pack(flat: Tensor, row: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
-    """flat (N,) values, row (N,) non-decreasing row numbers -> left-aligned (R, Lr), mask (R, Lr)."""
+def left_align(flat: Tensor, row: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
+    """flat (N,) values, row (N,) non-decreasing row numbers -> left-aligned (R, Lr), mask (R, Lr):
+    row r's k-th value at column k (what "packed" meant in the old name ``label_logprobs_packed``)."""
     counts = torch.bincount(row, minlength=n_rows)  # (R,)
     width = int(counts.max()) if row.numel() else 0
     starts = counts.cumsum(0) - counts  # (R,) index of each row's first value in flat
@@ -441,18 +261,18 @@ def response_logprobs(
         response give equal masks, whatever their prompt lengths (docs/method.md §10.1).
     """
     scored = _scored(labels)
-    return _pack(logp[:, 1:][scored], *_scored_rows(scored, position_ids))
+    return left_align(logp[:, 1:][scored], *scored_token_contexts(scored, position_ids))
 
 
 def response_token_mask(labels: Tensor, position_ids: Tensor | None = None) -> Tensor:
     """(R, Lr) bool: which response positions of each context are scored (the mask of
     :func:`response_logprobs`, without running a model)."""
     scored = _scored(labels)
-    row, n_rows = _scored_rows(scored, position_ids)
-    return _pack(torch.ones(row.shape, device=row.device), row, n_rows)[1]
+    row, n_rows = scored_token_contexts(scored, position_ids)
+    return left_align(torch.ones(row.shape, device=row.device), row, n_rows)[1]
 
 
-def label_logprobs_packed(
+def label_logprobs_left_aligned(
     model: nn.Module,
     input_ids: Tensor,
     attention_mask: Tensor | None,
@@ -466,8 +286,15 @@ def label_logprobs_packed(
     Takes either a padded batch (input_ids, attention_mask, labels of shape (R, T)) or a packed
     one (shape (1, S), ``attention_mask=None`` and the ``position_ids`` that mark where each
     context starts); both give the same (R, Lr) values and mask for the same contexts.
+    "Left-aligned" is the output (each context's scored tokens from column 0), whatever the input
+    layout; its old name ``label_logprobs_packed`` said "packed" for that.
     """
     flat, scored = _flat_label_logprobs(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
-    return _pack(flat, *_scored_rows(scored, position_ids))
+    return left_align(flat, *scored_token_contexts(scored, position_ids))
+
+
+label_logprobs_packed = label_logprobs_left_aligned
+"""The old name of :func:`label_logprobs_left_aligned` ("packed" meant left-aligned, not
+``packing``), kept for existing callers."""

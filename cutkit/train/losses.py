@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from cutkit._checks import check_number
-from cutkit.train.detection import check_threshold, is_flagged
+from cutkit.train.detection import check_threshold, flag_tokens
 from cutkit.train.loss_inputs import check_logprob_values, check_loss_shapes, check_num_items
 from cutkit.train.vocabulary import (
     DISTILL_WEIGHT_WHY,
@@ -92,7 +92,7 @@ def detect_flagged(
     mask: Tensor,
     threshold: float = 1.1,
 ) -> Tensor:
-    """Inappropriate tokens: mask & :func:`~cutkit.train.detection.is_flagged` of the log ratio.
+    """Inappropriate tokens: :func:`~cutkit.train.detection.flag_tokens` after a shape check.
 
     Args:
         logp_judged, logp_plain: (B, L) log-probs of the same tokens in the two contexts.
@@ -103,7 +103,42 @@ def detect_flagged(
         (B, L) bool, detached (no gradient flows through the decision).
     """
     check_loss_shapes(logp_judged, logp_plain, mask, logp_judged.new_empty(logp_judged.shape[:1]))
-    return mask.bool() & is_flagged(logp_judged.detach() - logp_plain.detach(), threshold)
+    return flag_tokens(logp_judged, logp_plain, mask.bool(), threshold)
+
+
+def unlikelihood_weight(ul_weight: float, gamma: float, logp_judged: Tensor) -> Tensor | float:
+    """The weight w_t = alpha * p_judged^gamma of a flagged token's unlikelihood: ``ul_weight``
+    itself when ``gamma`` is 0, else a tensor of ``logp_judged``'s shape (pass it detached)."""
+    return ul_weight * torch.exp(gamma * logp_judged) if gamma != 0 else ul_weight
+
+
+def push_per_token(
+    logp_plain: Tensor,
+    flagged: Tensor,
+    counted: Tensor,
+    weight: Tensor | float,
+    unflagged: str = "mle",
+) -> tuple[Tensor, Tensor]:
+    """The push balance of the Misalign term, per token (module doc): the one formula of the
+    loss statistics and of :func:`cutkit.eval.detection.push_balance`.
+
+    Args:
+        logp_plain: (B, L) log p of the tokens in the plain prompt (pass it detached).
+        flagged: (B, L) bool, the tokens given unlikelihood.
+        counted: (B, L) bool, the Misalign tokens to count.
+        weight: the unlikelihood weight, a float or a (B, L) tensor (:func:`unlikelihood_weight`).
+        unflagged: "mle" (unflagged tokens trained with likelihood push up, weight 1) or
+            "ignore" (they push nothing).
+
+    Returns:
+        ``(down, up)``: (B, L) w p / (1 - p) on the counted flagged tokens (0 elsewhere; p / (1 - p)
+        through :func:`log1mexp`, so p = 1 stays finite) and (B, L) bool, the counted unflagged
+        tokens that push up.
+    """
+    odds = torch.exp(logp_plain - log1mexp(logp_plain))  # p / (1 - p)
+    down = torch.where(counted & flagged, weight * odds, 0.0)
+    up = counted & ~flagged if unflagged == "mle" else torch.zeros_like(counted)
+    return down, up
 
 
 @dataclass
@@ -274,13 +309,8 @@ def cut_loss(
     lj = torch.where(mask, logp_judged.to(dtype), 0.0)  # (B, L)
     lp = torch.where(neg, logp_plain.to(dtype), 0.0)  # (B, L)
 
-    if not detect:
-        flagged = neg.clone()  # (B, L) every bad-response token
-    elif flagged is None:
-        flagged = detect_flagged(lj, lp, neg, threshold)
-    else:
-        flagged = flagged.bool() & neg
-    weight = ul_weight * torch.exp(gamma * lj.detach()) if gamma != 0 else ul_weight
+    flagged = flag_tokens(lj, lp, neg, threshold, detect=detect, given=flagged)  # (B, L)
+    weight = unlikelihood_weight(ul_weight, gamma, lj.detach())
     log1m_p = log1mexp(lp)  # (B, L) log(1 - p_plain)
     kept = -lp if unflagged == "mle" else torch.zeros_like(lp)  # unflagged tokens
     mis_tok = torch.where(flagged, -weight * log1m_p, kept)  # (B, L) Misalign per token
@@ -317,9 +347,7 @@ def cut_loss(
     if distill is not None:
         stats["distill_sum"] = torch.where(neg, distill.to(dtype), 0.0).sum().detach()
     elif misalign:
-        down = ul_tok & flagged  # (B, L) tokens pushed down
-        odds = torch.exp(lp.detach() - log1m_p.detach())  # p / (1 - p)
-        stats["push_down"] = torch.where(down, weight * odds, 0.0).sum().detach()
-        up = ul_tok & ~flagged if unflagged == "mle" else torch.zeros_like(ul_tok)
+        down, up = push_per_token(lp.detach(), flagged, ul_tok, weight, unflagged)
+        stats["push_down"] = down.sum().detach()
         stats["push_up"] = up.sum()
     return CUTLossOutput(loss=mle + ul, mle=mle, ul=ul, flagged=flagged, stats=stats)

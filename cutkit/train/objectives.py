@@ -58,7 +58,8 @@ from typing import Any
 
 from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
-from cutkit.train.batching import IGNORE_INDEX, BuildReport, build_examples, downsample_positives
+from cutkit.train.batching import IGNORE_INDEX
+from cutkit.train.examples import BuildReport, downsample_positives, tokenize_examples
 from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
 
 _SWITCHES: dict[str, dict[str, bool]] = {
@@ -229,7 +230,7 @@ def build_objective_examples(
     records = list(records)
     refuse_junk(records)
     if objective in ("cut", "ul_all", "hindsight", "self_distill"):
-        examples, report = build_examples(
+        examples, report = tokenize_examples(
             records,
             tokenizer,
             template,
@@ -268,7 +269,7 @@ def build_objective_examples(
     else:
         if objective == "ilf":
             kept = ilf_records(kept)
-        examples, report = build_examples(
+        examples, report = tokenize_examples(
             kept,
             tokenizer,
             template,

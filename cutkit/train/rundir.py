@@ -1,16 +1,12 @@
-"""The training run directory: who owns it, and which of its checkpoints are complete.
+"""The training run directory: who owns it, and the adapter it leaves.
 
 Ownership: ``cutkit train`` writes :data:`OWNER_FILE` (``cutkit_owner.json``) into the run
 directory before it trains: the cutkit version, the settings (paths resolved) and a fingerprint of
 the training records. Another run into a directory that holds one is refused unless it asks to
 overwrite; a resume must match the stored settings (but for :data:`RESUME_MAY_CHANGE`) and data.
 
-Checkpoints: :class:`~cutkit.train.trainer.CUTTrainer` writes :data:`CHECKPOINT_MANIFEST`
-(``cutkit_checkpoint.json``: every file of the checkpoint and its size) into a ``checkpoint-N``
-folder last, atomically, once every other file is written. A checkpoint is *complete* when its
-manifest is there, every file it lists has the listed size, and the torch / safetensors / JSON
-files open (their structure is intact). A save killed half-way leaves no manifest, so resuming
-skips that checkpoint for the newest complete one.
+Checkpoints (which are complete, and how the trainer writes and resumes them) live in
+:mod:`cutkit.train.checkpoints`; their names are re-exported here, their home before.
 """
 
 from __future__ import annotations
@@ -18,16 +14,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import struct
-import zipfile
 from collections.abc import Iterable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from cutkit.data.atomic_write import write_json_atomic as write_json_atomic  # its old home
+from cutkit.train.checkpoints import CHECKPOINT_FOLDER, file_problem
+
+# re-exported from their home before cutkit.train.checkpoints (``X as X``: kept on purpose)
+from cutkit.train.checkpoints import CHECKPOINT_MANIFEST as CHECKPOINT_MANIFEST
+from cutkit.train.checkpoints import CheckpointError as CheckpointError
+from cutkit.train.checkpoints import checkpoint_problems as checkpoint_problems
+from cutkit.train.checkpoints import checkpoints as checkpoints
+from cutkit.train.checkpoints import describe_skipped as describe_skipped
+from cutkit.train.checkpoints import latest_complete_checkpoint as latest_complete_checkpoint
+from cutkit.train.checkpoints import write_checkpoint_manifest as write_checkpoint_manifest
+
 OWNER_FILE = "cutkit_owner.json"
-CHECKPOINT_MANIFEST = "cutkit_checkpoint.json"
 RESUME_MAY_CHANGE = frozenset(
     {
         "resume",
@@ -55,29 +59,10 @@ RESUME_MAY_CHANGE = frozenset(
     }
 )
 """Settings a resumed run may change: what it logs, saves and shows, and where it runs."""
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class RunDirError(ValueError):
     """The run directory refuses this run (another run's, or other settings on resume)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be resumed from: missing, incomplete or damaged files (named)."""
-
-
-# ---------------------------------------------------------------------------------- JSON files
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file, fsynced, then renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=1, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------- ownership
@@ -118,7 +103,7 @@ def is_run_directory(path: Path) -> bool:
     checkpoint, a trainer state or a saved adapter)."""
     names = {p.name for p in Path(path).iterdir()}
     markers = {OWNER_FILE, "cutkit_run.json", "trainer_state.json", "adapter_config.json"}
-    return bool(names & markers) or any(_CHECKPOINT.match(n) for n in names)
+    return bool(names & markers) or any(CHECKPOINT_FOLDER.match(n) for n in names)
 
 
 def identity_differences(stored: dict, current: dict) -> list[str]:
@@ -220,121 +205,6 @@ def _read_owner(path: Path) -> dict:
             f"{path} (the run directory's owner record) cannot be read ({error}); start a new "
             "run in another --output, or --overwrite this one"
         ) from error
-
-
-# -------------------------------------------------------------------------------- checkpoints
-
-
-def write_checkpoint_manifest(folder: str | os.PathLike, step: int) -> Path:
-    """Fsync every file of ``folder`` and then write its :data:`CHECKPOINT_MANIFEST` (the
-    files and their sizes) atomically: the mark that the checkpoint is complete."""
-    folder = Path(folder)
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != CHECKPOINT_MANIFEST and not path.name.startswith("."):
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-            files[path.relative_to(folder).as_posix()] = path.stat().st_size
-    manifest = folder / CHECKPOINT_MANIFEST
-    write_json_atomic(manifest, {"step": step, "files": files})
-    return manifest
-
-
-def file_problem(path: Path) -> str | None:
-    """Why ``path`` (a checkpoint file) is damaged, or None: a torch file (.pt, .pth, .bin) must
-    be a complete zip archive, a .safetensors file must hold its header's data, a .json file must
-    parse."""
-    try:
-        if path.suffix in (".pt", ".pth", ".bin"):
-            with zipfile.ZipFile(path) as archive:
-                archive.infolist()
-        elif path.suffix == ".safetensors":
-            with open(path, "rb") as handle:
-                (length,) = struct.unpack("<Q", handle.read(8))
-                header = json.loads(handle.read(length))
-            end = max(
-                (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
-                default=0,
-            )
-            if path.stat().st_size < 8 + length + end:
-                return f"{path.name} is truncated ({path.stat().st_size} bytes)"
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
-    except (OSError, ValueError, zipfile.BadZipFile, struct.error, KeyError, TypeError) as error:
-        return f"{path.name} is damaged ({type(error).__name__}: {error})"
-    return None
-
-
-def checkpoint_problems(folder: str | os.PathLike, *, require_manifest: bool = True) -> list[str]:
-    """What makes checkpoint ``folder`` unusable (empty when it is complete): no manifest, a
-    listed file missing or of another size, a damaged file (:func:`file_problem`). Without
-    ``require_manifest`` a folder with no manifest is checked for a trainer state and weights."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return [f"{folder} is not a folder"]
-    manifest = folder / CHECKPOINT_MANIFEST
-    problems = []
-    if manifest.exists():
-        try:
-            files = json.loads(manifest.read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            return [f"{CHECKPOINT_MANIFEST} is damaged ({error})"]
-        for name, size in files.items():
-            path = folder / name
-            if not path.is_file():
-                problems.append(f"{name} is missing")
-            elif path.stat().st_size != size:
-                problems.append(f"{name} has {path.stat().st_size} bytes, {size} when it was saved")
-    elif require_manifest:
-        return [f"no {CHECKPOINT_MANIFEST}: the save did not finish (interrupted)"]
-    else:
-        names = {p.name for p in folder.iterdir()}
-        if "trainer_state.json" not in names:
-            problems.append("trainer_state.json is missing")
-        if not any(n.endswith((".safetensors", ".bin")) and "model" in n for n in names):
-            problems.append("no model or adapter weights")
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != CHECKPOINT_MANIFEST:
-            problem = file_problem(path)
-            if problem and not any(p.startswith(path.name + " ") for p in problems):
-                problems.append(problem)
-    return problems
-
-
-def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """The ``checkpoint-N`` folders of ``run_dir``, newest (highest N) first."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _CHECKPOINT.match(p.name))]
-    return [p for _, p in sorted(found, reverse=True) if p.is_dir()]
-
-
-def latest_complete_checkpoint(
-    run_dir: str | os.PathLike,
-) -> tuple[Path, list[tuple[Path, list[str]]]]:
-    """``(checkpoint, skipped)``: the newest complete checkpoint of ``run_dir`` and the newer
-    incomplete ones passed over, each with its problems. Raises :class:`CheckpointError` when
-    there is no complete one."""
-    skipped = []
-    for folder in checkpoints(run_dir):
-        problems = checkpoint_problems(folder)
-        if not problems:
-            return folder, skipped
-        skipped.append((folder, problems))
-    if not skipped:
-        raise CheckpointError(f"no checkpoint to resume in {Path(run_dir).resolve()}")
-    detail = "; ".join(f"{p.name}: {', '.join(why)}" for p, why in skipped)
-    raise CheckpointError(
-        f"no complete checkpoint to resume in {Path(run_dir).resolve()} ({detail}); start "
-        "again, or pass one checkpoint folder to --resume to try it anyway (its files are "
-        "checked as it loads)"
-    )
-
-
-def describe_skipped(skipped: list[tuple[Path, list[str]]]) -> str:
-    """One line per skipped checkpoint: its name and problems."""
-    return "\n".join(f"skipped incomplete {p.name}: {', '.join(why)}" for p, why in skipped)
 
 
 def load_adapter(model, folder: str | os.PathLike, *, fix: str):

@@ -1,12 +1,12 @@
 """The CUT trainer: a ``transformers.Trainer`` whose loss scores both contexts of every example
-and applies :func:`~cutkit.train.losses.cut_loss`.
+and applies :func:`~cutkit.train.losses.cut_loss`; it keeps the loss and its bookkeeping (the item
+counts of a step, the metrics). The non-finite guard (:mod:`cutkit.train.nonfinite`) and
+checkpoint integrity (:mod:`cutkit.train.checkpoints`) are mixins of its own.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -15,48 +15,26 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.utils import logging
 
 from cutkit._version import __version__
+from cutkit.data.atomic_write import write_text_atomic
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.train.attention import use_varlen_attention
-from cutkit.train.batching import BuildReport, CUTCollator, context_length
+from cutkit.train.batching import CUTCollator, context_length
+from cutkit.train.checkpoints import CompleteCheckpoints
+from cutkit.train.checkpoints import check_checkpoint as check_checkpoint  # its old home
 from cutkit.train.config import RUN_FILE, CUTConfig
+from cutkit.train.detection import flag_tokens
 from cutkit.train.distill import logprobs_and_divergence
-from cutkit.train.logprobs import label_logprobs_packed, model_chunk_rows, response_token_mask
-from cutkit.train.losses import (
-    CUTLossOutput,
-    count_items,
-    cut_loss,
-    detect_flagged,
-)
+from cutkit.train.examples import BuildReport
+from cutkit.train.logprobs import label_logprobs_left_aligned, model_chunk_rows, response_token_mask
+from cutkit.train.losses import CUTLossOutput, count_items, cut_loss
+from cutkit.train.nonfinite import NonFiniteError as NonFiniteError  # its old home
+from cutkit.train.nonfinite import NonFiniteGuard
 from cutkit.train.objectives import (
     build_objective_examples,
     unused_metrics,
 )
-from cutkit.train.rundir import (
-    CheckpointError,
-    checkpoint_problems,
-    describe_skipped,
-    file_problem,
-    latest_complete_checkpoint,
-    write_checkpoint_manifest,
-)
-
-_TERMS = ("align_p", "align_n", "misalign", "likelihood (align_p + align_n)", "loss")
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss term or the gradient went NaN or inf during training; ``step`` is the optimizer
-    step being taken and ``term`` what went non-finite (align_p, align_n, misalign, ..., or
-    gradient). Raised before the optimizer step, so the weights stay finite and nothing is saved."""
-
-    def __init__(self, message: str, *, step: int, term: str):
-        super().__init__(message)
-        self.step, self.term = step, term
-
-
-logger = logging.get_logger(__name__)
 
 
 def _refuse_empty(train_dataset, stage: str) -> None:
@@ -69,7 +47,7 @@ def _refuse_empty(train_dataset, stage: str) -> None:
         )
 
 
-class CUTTrainer(Trainer):
+class CUTTrainer(NonFiniteGuard, CompleteCheckpoints, Trainer):
     """A ``transformers.Trainer`` whose loss is CUT (or a baseline: ``args.objective``).
 
     ``train_dataset`` / ``eval_dataset`` may be lists of :class:`~cutkit.JudgmentRecord` (tokenized
@@ -123,7 +101,6 @@ class CUTTrainer(Trainer):
             "eval": defaultdict(float),
         }
         self._last_eval_metrics: dict[str, float] = {}
-        self._nonfinite: torch.Tensor | None = None  # (len(_TERMS),) first bad values this step
         # output-layer rows per chunk for the whole run: the configured count, or (chunk_size None)
         # as many as fit chunk_memory_mb of fp32 logits at this model's vocabulary
         self.head_chunk_rows = (
@@ -209,80 +186,6 @@ class CUTTrainer(Trainer):
             self._track_nonfinite(out, loss)
         return (loss, {"flagged": out.flagged}) if return_outputs else loss
 
-    # ------------------------------------------------------------------ the non-finite guard
-    def _track_nonfinite(self, out: CUTLossOutput, loss: torch.Tensor) -> None:
-        """Keep the first non-finite value of each term this step (no device sync; checked
-        once per optimizer step in :meth:`_get_grad_norm`)."""
-        mle = out.mle.detach().float()
-        bad_mle = ~torch.isfinite(mle)
-        pos, judged = (out.stats[k].detach().float() for k in ("pos_sum", "judged_sum"))
-        values = torch.stack(
-            [
-                torch.where(bad_mle & ~torch.isfinite(pos), mle, 0.0),  # align_p
-                torch.where(bad_mle & ~torch.isfinite(judged), mle, 0.0),  # align_n
-                out.ul.detach().float(),  # misalign
-                mle,
-                loss.detach().float(),
-            ]
-        )
-        if self._nonfinite is None or self._nonfinite.device != values.device:
-            self._nonfinite = torch.zeros_like(values)
-        first = torch.isfinite(self._nonfinite) & ~torch.isfinite(values)
-        self._nonfinite = torch.where(first, values, self._nonfinite)
-
-    def _get_grad_norm(self, model, grad_norm=None):
-        """The Trainer's gradient norm (after clipping, before the optimizer step), and the
-        guard: a non-finite loss term this step, or a non-finite gradient, raises
-        :class:`NonFiniteError` naming the step and the term before the weights change."""
-        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
-        step = self.state.global_step + 1
-        found, self._nonfinite = self._nonfinite, None
-        if found is not None and not bool(torch.isfinite(found).all()):
-            values = dict(zip(_TERMS, found.tolist(), strict=True))
-            bad = [t for t in _TERMS if not math.isfinite(values[t])]
-            named = [t for t in bad if t in ("align_p", "align_n", "misalign")] or bad[:1]
-            terms = ", ".join(f"{t}={values[t]}" for t in named)
-            raise NonFiniteError(
-                f"training stopped at step {step}: non-finite loss term {terms} (loss="
-                f"{values['loss']}); the weights were not updated by this step and the run was "
-                "not saved. Check ul_weight, gamma and threshold, lower the learning rate, or "
-                "train in float32",
-                step=step,
-                term=named[0].split(" ")[0],
-            )
-        norm = float(grad_norm) if grad_norm is not None else 0.0
-        if not math.isfinite(norm):
-            names = [
-                name
-                for name, p in model.named_parameters()
-                if p.grad is not None and not bool(torch.isfinite(p.grad).all())
-            ]
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            raise NonFiniteError(
-                f"training stopped at step {step}: the gradient norm is {norm} (non-finite "
-                f"gradient in {shown or 'the parameters'}) although the loss terms are finite; "
-                "the weights were not updated by this step and the run was not saved. Lower "
-                "the learning rate, set max_grad_norm, or train in float32",
-                step=step,
-                term="gradient",
-            )
-        return grad_norm
-
-    def _check_finite_weights(self, what: str) -> None:
-        """Refuse to save non-finite trainable weights (``what`` is being saved)."""
-        bad = [
-            name
-            for name, p in self.model.named_parameters()
-            if p.requires_grad and not bool(torch.isfinite(p.detach()).all())
-        ]
-        if bad:
-            raise NonFiniteError(
-                f"not saving {what}: {len(bad)} trainable tensor(s) hold NaN or inf "
-                f"({', '.join(bad[:3])}); nothing was written",
-                step=self.state.global_step,
-                term="weights",
-            )
-
     def cut_loss_output(self, model, inputs) -> CUTLossOutput:
         """Score the micro-batch and return the full :class:`CUTLossOutput`."""
         n = inputs["negative"].shape[0]
@@ -295,25 +198,13 @@ class CUTTrainer(Trainer):
         if self.args.normalization != "official" and model.training:
             num_items = self._step_items
         settings = self.args.loss_settings()
-        flagged = None
-        detects = settings["misalign"] and settings["detect"]
-        if detects and self.args.detector == "spans":
-            flagged = _align(inputs["error_token_flags"], mask[:n])
-        elif (
-            detects
-            and distill is None
-            and model.training
-            and not self.args.detection_dropout
-            and inputs["negative"].any()
-        ):
-            flagged = self._detect_without_dropout(model, inputs)
         return cut_loss(
             logp[:n],
             logp[inputs["plain_row"]],
             mask[:n],
             inputs["negative"],
             num_items=num_items,
-            flagged=flagged,
+            flagged=self._flags_from_outside_the_loss(model, inputs, mask[:n], settings, distill),
             distill=distill,
             check_inputs=False,  # log_softmax values; the non-finite guard covers NaN and inf
             **settings,
@@ -342,7 +233,7 @@ class CUTTrainer(Trainer):
 
     def _response_logprobs(self, model, inputs):
         """Every context row's response log-probs, left-aligned: values and mask, (R, Lr)."""
-        return label_logprobs_packed(
+        return label_logprobs_left_aligned(
             model,
             inputs["input_ids"],
             inputs.get("attention_mask"),
@@ -350,6 +241,24 @@ class CUTTrainer(Trainer):
             position_ids=inputs.get("position_ids"),
             chunk_size=self.head_chunk_rows,
         )
+
+    def _flags_from_outside_the_loss(self, model, inputs, mask, settings, distill):
+        """The ``flagged=`` of :func:`cut_loss` (which then keeps the negative tokens among them,
+        :func:`~cutkit.train.detection.flag_tokens`): the gold spans (``detector="spans"``),
+        an eval-mode pass while training without ``detection_dropout``, or None (the loss
+        detects from its own log-probs, or does not detect)."""
+        if not (settings["misalign"] and settings["detect"]):
+            return None
+        if self.args.detector == "spans":
+            return _align(inputs["error_token_flags"], mask)
+        if (
+            distill is None
+            and model.training
+            and not self.args.detection_dropout
+            and inputs["negative"].any()
+        ):
+            return self._detect_without_dropout(model, inputs)
+        return None
 
     @torch.no_grad()
     def _detect_without_dropout(self, model, inputs) -> torch.Tensor:
@@ -361,7 +270,7 @@ class CUTTrainer(Trainer):
             model.train()
         n = inputs["negative"].shape[0]
         negative_tokens = mask[:n] & inputs["negative"][:, None]
-        return detect_flagged(
+        return flag_tokens(
             logp[:n], logp[inputs["plain_row"]], negative_tokens, self.args.threshold
         )
 
@@ -380,82 +289,8 @@ class CUTTrainer(Trainer):
                 "build_reports": {k: asdict(v) for k, v in self.build_reports.items()},
                 **extra,
             }
-            (out / RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+            write_text_atomic(out / RUN_FILE, json.dumps(run, indent=1, default=str))
         return out
-
-    # ------------------------------------------------------------------ checkpoints and resume
-    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        """``Trainer.train``; ``resume_from_checkpoint=True`` resumes the newest *complete*
-        checkpoint of output_dir (incomplete newer ones are skipped with a warning) and a given
-        checkpoint is checked first (:func:`~cutkit.train.rundir.checkpoint_problems`): a damaged
-        or missing file stops with its name. A run that already reached its last step takes no
-        further step."""
-        if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
-            checkpoint, skipped = latest_complete_checkpoint(self.args.output_dir)
-            if skipped:
-                logger.warning(describe_skipped(skipped))
-            resume_from_checkpoint = str(checkpoint)
-        if resume_from_checkpoint:
-            check_checkpoint(resume_from_checkpoint)
-        return super().train(
-            resume_from_checkpoint=resume_from_checkpoint,
-            trial=trial,
-            ignore_keys_for_eval=ignore_keys_for_eval,
-            **kwargs,
-        )
-
-    def _run_epoch(self, *args, **kwargs):
-        # transformers would take one more step when resuming a run that finished mid-epoch
-        if 0 < self.state.max_steps <= self.state.global_step:
-            self.control.should_training_stop = True
-            return None
-        return super()._run_epoch(*args, **kwargs)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        """``Trainer._save_checkpoint``, then :data:`~cutkit.train.rundir.CHECKPOINT_MANIFEST`
-        written last: a checkpoint without one (a save killed half-way) is incomplete. Older
-        checkpoints are rotated out only after the new one is complete."""
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
-
-        self._check_finite_weights(f"checkpoint {self.state.global_step}")
-        run_dir = self._get_output_dir(trial=trial)
-        folder = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if self.args.should_save and folder.exists():  # left by an interrupted run: replace it
-            import shutil
-
-            shutil.rmtree(folder)
-        self.accelerator.wait_for_everyone()
-        limit = self.args.save_total_limit
-        self.args.save_total_limit = None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = limit
-        self.accelerator.wait_for_everyone()  # every rank's files (rng states) are written
-        if self.args.should_save:
-            write_checkpoint_manifest(folder, self.state.global_step)
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=True,
-            )
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        with _naming_damaged_files(resume_from_checkpoint, "the model weights"):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        with _naming_damaged_files(checkpoint, "the optimizer and scheduler"):
-            return super()._load_optimizer_and_scheduler(checkpoint)
-
-    def _load_rng_state(self, checkpoint):
-        with _naming_damaged_files(checkpoint, "the random states"):
-            return super()._load_rng_state(checkpoint)
-
-    def _load_scaler(self, checkpoint):
-        with _naming_damaged_files(checkpoint, "the gradient scaler"):
-            return super()._load_scaler(checkpoint)
 
     # ------------------------------------------------------------------ metrics
     def _accumulate(self, out: CUTLossOutput, mode: str) -> None:
@@ -503,45 +338,6 @@ class CUTTrainer(Trainer):
         self._last_eval_metrics = {}
         metrics = super().evaluate(*args, **kwargs)
         return {**metrics, **self._last_eval_metrics}
-
-
-def check_checkpoint(folder: str | os.PathLike) -> None:
-    """Raise :class:`~cutkit.train.rundir.CheckpointError` naming what is missing or damaged in
-    checkpoint ``folder`` (one without a manifest, from other tools, is checked for a trainer
-    state and weights and for damaged files)."""
-    problems = checkpoint_problems(folder, require_manifest=False)
-    if problems:
-        raise CheckpointError(
-            f"cannot resume from {folder}: {'; '.join(problems)}. Resume an earlier checkpoint "
-            "(--resume last picks the newest complete one)"
-        )
-
-
-class _naming_damaged_files:
-    """Turn an error while loading ``what`` from a checkpoint into a :class:`CheckpointError`
-    naming the damaged file (found by :func:`~cutkit.train.rundir.file_problem`)."""
-
-    def __init__(self, checkpoint, what: str):
-        self.checkpoint, self.what = Path(checkpoint), what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is None or not isinstance(error, Exception) or isinstance(error, CheckpointError):
-            return False
-        damaged = []
-        if self.checkpoint.is_dir():
-            damaged = [
-                problem
-                for path in sorted(self.checkpoint.iterdir())
-                if path.is_file() and (problem := file_problem(path))
-            ]
-        where = "; ".join(damaged) if damaged else f"{type(error).__name__}: {error}"
-        raise CheckpointError(
-            f"cannot load {self.what} from {self.checkpoint}: {where}. Resume an earlier "
-            "checkpoint (--resume last picks the newest complete one)"
-        ) from error
 
 
 def _align(flags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,8 @@ def instruction_text(instruction: str | Task) -> str:
     return instruction.instruction if isinstance(instruction, Task) else instruction
 
 
-def _check_lengths(instructions: Sequence, responses: Sequence) -> None:
+def check_judge_lengths(instructions: Sequence, responses: Sequence) -> None:
+    """ValueError unless a judge got one response per instruction."""
     if len(instructions) != len(responses):
         raise ValueError(
             f"judge() needs one response per instruction: got {len(instructions)} instructions "

@@ -20,7 +20,7 @@ from cutkit.online.judges.base import (
     JUDGE_PROMPT,
     JudgeFailure,
     JudgeResult,
-    _check_lengths,
+    check_judge_lengths,
     instruction_text,
     judgment_from_text,
 )
@@ -162,7 +162,7 @@ class OpenAICompatibleJudge:
     def judge(
         self, instructions: Sequence[str | Task], responses: Sequence[str]
     ) -> list[JudgeResult]:
-        _check_lengths(instructions, responses)
+        check_judge_lengths(instructions, responses)
         prompts = [
             self.prompt.format(instruction=instruction_text(i), response=r)
             for i, r in zip(instructions, responses, strict=True)

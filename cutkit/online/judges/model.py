@@ -9,7 +9,7 @@ from cutkit.online.judges.base import (
     JUDGE_PROMPT,
     JUDGMENT_CUE,
     JudgeResult,
-    _check_lengths,
+    check_judge_lengths,
     instruction_text,
     judgment_from_text,
 )
@@ -55,7 +55,7 @@ class ModelJudge:
 
     def prompts(self, instructions: Sequence[str | Task], responses: Sequence[str]) -> list[str]:
         """The full prompt texts the model is given (chat template applied)."""
-        _check_lengths(instructions, responses)
+        check_judge_lengths(instructions, responses)
         texts = [
             self.prompt.format(instruction=instruction_text(i), response=r)
             for i, r in zip(instructions, responses, strict=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from cutkit.eval.content import echo
 from cutkit.eval.degeneration import repetition
 from cutkit.online.checkers import check, task_content_problem
-from cutkit.online.judges.base import JudgeResult, Judgment, _check_lengths
+from cutkit.online.judges.base import JudgeResult, Judgment, check_judge_lengths
 from cutkit.online.kinds.registry import CONSTRAINT_KINDS
 from cutkit.online.tasks import Task
 from cutkit.online.text import clip
@@ -70,7 +70,7 @@ class RuleJudge:
     def judge(
         self, instructions: Sequence[str | Task], responses: Sequence[str]
     ) -> list[JudgeResult]:
-        _check_lengths(instructions, responses)
+        check_judge_lengths(instructions, responses)
         return [
             self.judge_one(self._task(i), r) for i, r in zip(instructions, responses, strict=True)
         ]
