@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from transformers import PrinterCallback
+from transformers import PrinterCallback, ProgressCallback
 
 from cutkit.data.atomic_write import write_text_atomic
 from cutkit.eval.detection import detection_quality, push_balance
@@ -123,6 +123,14 @@ def _figures(model, tokenizer, tasks, reference, settings) -> dict:
     return figures
 
 
+class QuietProgress(ProgressCallback):
+    """transformers' progress bar without the log dict it writes under the bar at every logging
+    step (the figures are kept in ``trainer_state.json``; the demo prints its own report)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return None
+
+
 ROWS = ["satisfaction", "honest_satisfaction", "logp_error_tokens", "mean_words",
         "logp_other_tokens", "logp_good", "degenerate"]  # fmt: skip
 """The after-training table, led by what CUT is meant to move."""
@@ -190,6 +198,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     )  # fmt: skip
     trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)  # the progress bar, not a log dict per step
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress())
     print(f"      {trainer.build_reports['train']}")
     with warnings.catch_warnings():  # a library's deprecation notices are not the demo's report
         warnings.simplefilter("ignore", FutureWarning)
