@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cutkit._checks import check_number
 from cutkit.models.lora import ModelSettings
 from cutkit.train.detection import check_threshold
-from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
+from cutkit.train.settings import CUTLevers, TrainSettings, setting, shared_field
 from cutkit.train.vocabulary import UL_WEIGHT_WHY
 
 
@@ -26,18 +27,14 @@ class InspectArguments:
         default="token_report.html",
         metadata={"help": "Where to write the HTML report.", "aliases": ["--out"]},
     )
+    PRESET: ClassVar[str] = "train"
+
     # the template cutkit train uses by default (CUTConfig's), so a trained run is read as trained
-    template: str = shared_field(TrainSettings, "template", "alpaca")
+    template: str = shared_field(TrainSettings, "template", "train")
     threshold: float = shared_field(TrainSettings, "threshold")
     ul_weight: float = shared_field(CUTLevers, "ul_weight")
     limit: int = field(default=50, metadata={"help": "At most this many negative records."})
-    max_length: int = field(
-        default=2048,
-        metadata={
-            "help": "Longest context in tokens; a response longer than half of it is scored on "
-            "its first max_length // 2 tokens (the command says how many were cut)."
-        },
-    )
+    max_length: int = setting("max_length")  # the command says how many response tokens were cut
     lenient: bool = field(
         default=False, metadata={"help": "Skip junk records instead of stopping."}
     )
