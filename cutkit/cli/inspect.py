@@ -7,9 +7,7 @@ from typing import ClassVar
 
 from cutkit._checks import check_number
 from cutkit.models.lora import ModelSettings
-from cutkit.train.detection import check_threshold
-from cutkit.train.settings import CUTLevers, TrainSettings, setting, shared_field
-from cutkit.train.vocabulary import UL_WEIGHT_WHY
+from cutkit.train.settings import CUTLevers, TrainSettings, check_setting, setting, shared_field
 
 
 @dataclass
@@ -40,13 +38,11 @@ class InspectArguments:
     )
 
     def __post_init__(self) -> None:
-        from cutkit.train.settings import check_max_length
-
-        check_max_length(self.max_length)
+        check_setting(self, "max_length")
         # the rules of training: a lambda or alpha it would refuse is refused here too
         check_number("limit", self.limit, minimum=1, integer=True, why="negative records to score")
-        check_threshold(self.threshold)
-        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_setting(self, "threshold")
+        check_setting(self, "ul_weight")
 
 
 def inspect_main(argv: list[str]) -> None:

@@ -20,24 +20,20 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from cutkit._checks import check_number
-from cutkit.train.detection import check_threshold
 from cutkit.train.distill import check_distill_settings
 from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY
 from cutkit.train.objectives import (
     check_objective,
     objective_switches,
 )
-from cutkit.train.settings import check_max_length, setting
+from cutkit.train.settings import check_setting, setting
 from cutkit.train.vocabulary import (
     COUNT_WHY,
     DETECTORS,
     DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
-    LR_WHY,
     NORMALIZATIONS,
     OBJECTIVES,
-    RATIO_WHY,
-    UL_WEIGHT_WHY,
     UNFLAGGED,
 )
 
@@ -178,7 +174,7 @@ class CUTConfig(TrainingArguments):
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
-        check_threshold(self.threshold)
+        check_setting(self, "threshold")
         self._check_numbers()
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
@@ -189,11 +185,11 @@ class CUTConfig(TrainingArguments):
     def _check_numbers(self) -> None:
         """Every numeric setting finite and in range (ValueError naming the field, the value, the
         range and why), before transformers or a model sees it."""
-        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_setting(self, "ul_weight")
         check_number("gamma", self.gamma, minimum=0, why=GAMMA_WHY)
         check_number("distill_weight", self.distill_weight, minimum=0, why=DISTILL_WEIGHT_WHY)
         check_distill_settings(self.distill_temperature, self.distill_top_k)
-        check_max_length(self.max_length)
+        check_setting(self, "max_length")
         check_number(
             "max_response_length",
             self.max_response_length,
@@ -205,14 +201,8 @@ class CUTConfig(TrainingArguments):
             why=f"the response shares max_length={self.max_length} with its prompt; None "
             "gives max_length // 2",
         )
-        check_number("align_p_ratio", self.align_p_ratio, minimum=0, optional=True, why=RATIO_WHY)
-        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, why=LR_WHY)
-        check_number(
-            "warmup_steps",
-            self.warmup_steps,
-            minimum=0,
-            why="a fraction of the steps (< 1) or a step count",
-        )
+        for name in ("align_p_ratio", "learning_rate", "warmup_steps"):
+            check_setting(self, name)
         check_number(
             "num_train_epochs",
             self.num_train_epochs,
@@ -221,7 +211,7 @@ class CUTConfig(TrainingArguments):
             why="passes over the records (max_steps > 0 overrides it)",
         )
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
+            check_setting(self, name)
         check_number(
             "chunk_size", self.chunk_size, minimum=1, integer=True, optional=True, why=COUNT_WHY
         )

@@ -21,6 +21,7 @@ Importing this module pulls in neither torch nor transformers (checking the leve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -53,6 +54,17 @@ class Setting:
 
     default: Any
     help: str
+    check: Callable[[str, Any], Any] | None = None
+    """The one rule of its values, called with the name the settings give it and the value
+    (:func:`check_setting`); None where the settings check it themselves."""
+
+
+def _number(**rule: Any) -> Callable[[str, Any], Any]:
+    """A setting's rule: :func:`cutkit._checks.check_number` with these bounds and reason."""
+    return lambda name, value: check_number(name, value, **rule)
+
+
+_COUNT = _number(minimum=1, integer=True, why=COUNT_WHY)
 
 
 SETTINGS: dict[str, Setting] = {
@@ -63,28 +75,38 @@ SETTINGS: dict[str, Setting] = {
     ),
     "max_length": Setting(
         DEFAULT_MAX_LENGTH,
-        "Longest context in tokens, >= 64 (training and scoring); prompts are cut from the left "
-        "so the response survives, and a response from the right to max_length // 2 tokens "
-        "(cutkit train: max_response_length; a "
-        "negative record whose judgment would push its instruction out of the judged prompt is "
-        "refused: cutkit.train.batching.build_examples).",
+        "Longest context in tokens, >= 64 (training and scoring): prompts are cut from the left "
+        "so the response survives, responses from the right to max_length // 2 tokens (cutkit "
+        "train: max_response_length), and a negative record whose judgment would push its "
+        "instruction out of the judged prompt is refused (cutkit.train.batching.build_examples).",
+        lambda name, value: check_max_length(value),
     ),
     "threshold": Setting(
         DEFAULT_THRESHOLD,
         "Detection lambda (training and evaluation): a token is flagged when p(y_t | x, j) > "
         "lambda * p(y_t | x) (1.1 online, 1.2 Shepherd).",
+        lambda name, value: check_threshold(value),
     ),
     "align_p_ratio": Setting(
         0.25,
         "Positive (Align-P) records kept per negative, chosen with the seed (paper: 0.25); "
         "'none' keeps all.",
+        _number(minimum=0, optional=True, why=RATIO_WHY),
     ),
-    "learning_rate": Setting(4e-4, "Peak learning rate (paper: 4e-4 with LoRA)."),
+    "learning_rate": Setting(
+        4e-4,
+        "Peak learning rate (paper: 4e-4 with LoRA).",
+        _number(minimum=0, min_open=True, why=LR_WHY),
+    ),
     "num_train_epochs": Setting(1.0, "Training epochs (paper: 1)."),
-    "per_device_train_batch_size": Setting(1, "Records per micro-batch (paper: 1)."),
-    "gradient_accumulation_steps": Setting(8, "Micro-batches per optimizer step (paper: 8)."),
+    "per_device_train_batch_size": Setting(1, "Records per micro-batch (paper: 1).", _COUNT),
+    "gradient_accumulation_steps": Setting(
+        8, "Micro-batches per optimizer step (paper: 8).", _COUNT
+    ),
     "warmup_steps": Setting(
-        100, "Linear warm-up: a fraction of the steps (< 1) or a step count (paper: 100 steps)."
+        100,
+        "Linear warm-up: a fraction of the steps (< 1) or a step count (paper: 100 steps).",
+        _number(minimum=0, why="a fraction of the steps (< 1) or a step count"),
     ),
     "detector": Setting(
         "model",
@@ -104,6 +126,7 @@ SETTINGS: dict[str, Setting] = {
     "ul_weight": Setting(
         1.0,
         "Unlikelihood weight alpha >= 0, finite, on the flagged tokens (1.0 online, 0.5 Shepherd).",
+        _number(minimum=0, why=UL_WEIGHT_WHY),
     ),
     "packing": Setting(
         False,
@@ -166,6 +189,12 @@ def preset_default(preset: str, name: str) -> Any:
     ``preset``."""
     name = SHORT_NAMES.get(name, name)
     return PRESET_OVERRIDES[preset].get(name, SETTINGS[name].default)
+
+
+def check_setting(settings: Any, name: str) -> None:
+    """Check the setting ``name`` of ``settings`` by its one declared rule (ValueError naming
+    ``name``, the value, the range and why)."""
+    SETTINGS[SHORT_NAMES.get(name, name)].check(name, getattr(settings, name))
 
 
 def setting(name: str, preset: str = "train", **metadata: Any):
@@ -257,16 +286,11 @@ class TrainSettings(ModelSettings):
             why="these settings train a fresh LoRA adapter of that rank (full fine-tuning, "
             "rank 0, is `cutkit train --lora_r 0` only)",
         )
-        check_max_length(self.max_length)
-        check_threshold(self.threshold)
-        check_number("align_p_ratio", self.align_p_ratio, minimum=0, optional=True, why=RATIO_WHY)
-        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, why=LR_WHY)
+        for name in ("max_length", "threshold", "align_p_ratio", "learning_rate"):
+            check_setting(self, name)
         check_number("epochs", self.epochs, minimum=0, min_open=True, why="passes over the records")
-        for name in ("batch_size", "gradient_accumulation_steps"):
-            check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
-        check_number(
-            "warmup", self.warmup, minimum=0, why="a fraction of the steps (< 1) or a step count"
-        )
+        for name in ("batch_size", "gradient_accumulation_steps", "warmup"):
+            check_setting(self, name)
         check_report_to(self.report_to)
 
     @property
@@ -311,7 +335,7 @@ class CUTLevers:
                 f"detector must be one of {DETECTORS} and unflagged one of {UNFLAGGED}, got "
                 f"{self.detector!r} and {self.unflagged!r}"
             )
-        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_setting(self, "ul_weight")
 
     def lever_kwargs(self) -> dict[str, Any]:
         """The :class:`~cutkit.train.config.CUTConfig` keywords of the levers (same names)."""

@@ -137,3 +137,25 @@ def test_the_scan_finds_a_literal_default():
     )
     names = {name for _, name, _ in _literal_defaults(tree, SCORING_FIELDS)}
     assert names == set(SCORING_FIELDS)
+
+
+RULED = [name for name, declared in SETTINGS.items() if declared.check is not None]
+
+
+@pytest.mark.parametrize("name", RULED)
+def test_cutconfig_and_the_entry_points_refuse_by_the_one_declared_rule(name):
+    """A value out of range is refused by the declared rule, with the same message in CUTConfig
+    and in the entry point's settings (which name the setting as their option does)."""
+    nan = float("nan")
+    with pytest.raises(ValueError) as declared:
+        SETTINGS[name].check(name, nan)
+    with pytest.raises(ValueError) as in_config:
+        CUTConfig(**{name: nan})
+    assert str(in_config.value) == str(declared.value)
+    short = {long: short for short, long in SHORT_NAMES.items()}.get(name, name)
+    entry_point = TrainSettings if short in _fields(TrainSettings) else CUTLevers
+    with pytest.raises(ValueError) as in_entry_point:
+        entry_point(**{short: nan})
+    with pytest.raises(ValueError) as declared_short:
+        SETTINGS[name].check(short, nan)
+    assert str(in_entry_point.value) == str(declared_short.value)
