@@ -49,8 +49,8 @@ evaluation of a run must agree on them."""
 
 @dataclass(frozen=True)
 class Setting:
-    """The one declaration of a training setting: its default (CUTConfig's, the paper's recipe)
-    and its help text."""
+    """The one declaration of a training setting: its default (CUTConfig's, the paper's recipe),
+    its help text and the rule of its values."""
 
     default: Any
     help: str
