@@ -30,6 +30,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 from transformers import PrinterCallback, ProgressCallback
@@ -56,9 +57,10 @@ class DemoSettings(CUTLevers, TrainSettings):
     """What the demo runs; the defaults finish in a few minutes on a 2-core CPU. The model, LoRA,
     template, context and budget are :class:`TrainSettings`', the levers :class:`CUTLevers`'."""
 
-    # the demo's own budget: two passes over its few dozen judged answers, the recipe of
-    # benchmarks/onpolicy_experiment.py (Preset.epochs) at a few minutes' scale
-    epochs: float = shared_field(TrainSettings, "epochs", 2.0)
+    PRESET: ClassVar[str] = "demo"
+
+    # the demo's own budget (PRESET_OVERRIDES["demo"]): two passes over its judged answers
+    epochs: float = shared_field(TrainSettings, "epochs", "demo")
     output: str = field(default="runs/demo", metadata={"help": "Run directory."})
     n_train: int = field(default=48, metadata={"help": "Training instructions (answered, judged)."})
     n_heldout: int = field(default=40, metadata={"help": "Held-out instructions (other topics)."})

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cutkit._checks import check_number
 from cutkit.models.lora import ModelSettings
-from cutkit.train.detection import check_threshold
-from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
-from cutkit.train.vocabulary import UL_WEIGHT_WHY
+from cutkit.train.settings import CUTLevers, TrainSettings, check_setting, setting, shared_field
 
 
 @dataclass
@@ -26,30 +25,24 @@ class InspectArguments:
         default="token_report.html",
         metadata={"help": "Where to write the HTML report.", "aliases": ["--out"]},
     )
+    PRESET: ClassVar[str] = "train"
+
     # the template cutkit train uses by default (CUTConfig's), so a trained run is read as trained
-    template: str = shared_field(TrainSettings, "template", "alpaca")
+    template: str = shared_field(TrainSettings, "template", "train")
     threshold: float = shared_field(TrainSettings, "threshold")
     ul_weight: float = shared_field(CUTLevers, "ul_weight")
     limit: int = field(default=50, metadata={"help": "At most this many negative records."})
-    max_length: int = field(
-        default=2048,
-        metadata={
-            "help": "Longest context in tokens; a response longer than half of it is scored on "
-            "its first max_length // 2 tokens (the command says how many were cut)."
-        },
-    )
+    max_length: int = setting("max_length")  # the command says how many response tokens were cut
     lenient: bool = field(
         default=False, metadata={"help": "Skip junk records instead of stopping."}
     )
 
     def __post_init__(self) -> None:
-        from cutkit.train.settings import check_max_length
-
-        check_max_length(self.max_length)
+        check_setting(self, "max_length")
         # the rules of training: a lambda or alpha it would refuse is refused here too
         check_number("limit", self.limit, minimum=1, integer=True, why="negative records to score")
-        check_threshold(self.threshold)
-        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_setting(self, "threshold")
+        check_setting(self, "ul_weight")
 
 
 def inspect_main(argv: list[str]) -> None:

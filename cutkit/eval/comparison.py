@@ -36,6 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -51,7 +52,7 @@ from cutkit.eval.comparison_report import summary_markdown as summary_markdown
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
 from cutkit.train.grpo import refuse_records_without_tasks
-from cutkit.train.settings import TrainSettings, scoring_kwargs
+from cutkit.train.settings import TrainSettings, scoring_kwargs, setting
 from cutkit.train.tracking import log_figures
 from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJECTIVES
 
@@ -168,6 +169,8 @@ class CompareSettings(TrainSettings):
     :class:`~cutkit.train.settings.TrainSettings`, and the evaluation. An arm's levers
     (:func:`parse_arm`) override the shared settings for that arm."""
 
+    PRESET: ClassVar[str] = "compare"
+
     steps: int | None = field(
         default=None,
         metadata={
@@ -183,10 +186,7 @@ class CompareSettings(TrainSettings):
     generate: bool = field(
         default=True, metadata={"help": "Evaluate greedy answers (gen_accuracy)."}
     )
-    packing: bool = field(
-        default=False,
-        metadata={"help": "Padding-free micro-batches for the CUT-family objectives (same loss)."},
-    )
+    packing: bool = setting("packing", "compare")
     output: str = field(default="runs/compare", metadata={"help": "Output folder."})
 
     def __post_init__(self) -> None:

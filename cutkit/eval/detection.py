@@ -14,7 +14,7 @@ import torch
 from cutkit.data.records import JudgmentRecord
 from cutkit.train.detection import is_flagged
 from cutkit.train.losses import push_per_token, unlikelihood_weight
-from cutkit.train.vocabulary import UNFLAGGED
+from cutkit.train.vocabulary import DEFAULT_THRESHOLD, UNFLAGGED
 
 
 def detection_scores(tokens: pd.DataFrame) -> dict[str, float]:
@@ -142,7 +142,10 @@ def _quality_row(group: str, gold: pd.DataFrame, threshold: float) -> dict:
 
 
 def detection_quality(
-    tokens: pd.DataFrame, threshold: float = 1.1, *, groups: Mapping[str, str] | None = None
+    tokens: pd.DataFrame,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    groups: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """How well the judgment's log ratio finds the gold error tokens: row "all", then one row per
     group (sorted by name).
@@ -170,7 +173,7 @@ def detection_quality(
 
 def push_balance(
     tokens: pd.DataFrame,
-    threshold: float = 1.1,
+    threshold: float = DEFAULT_THRESHOLD,
     *,
     ul_weight: float = 1.0,
     unflagged: str = "mle",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from cutkit.data.templates import PromptTemplate, get_template
+from cutkit.train.vocabulary import DEFAULT_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def generate_answers(
     tokenizer,
     instructions: Sequence[str],
     *,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
     batch_size: int = 16,
     do_sample: bool = False,

@@ -41,6 +41,7 @@ from cutkit.eval.generation import generate_responses
 from cutkit.eval.scoring import score_examples
 from cutkit.eval.tokens import score_tokens
 from cutkit.train.examples import build_examples
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, DEFAULT_THRESHOLD
 
 
 def mean_response_logprobs(
@@ -48,8 +49,8 @@ def mean_response_logprobs(
     tokenizer,
     pairs: Sequence[tuple[str, str]],
     *,
-    template="alpaca",
-    max_length=2048,
+    template=DEFAULT_TEMPLATE,
+    max_length=DEFAULT_MAX_LENGTH,
     batch_size=8,
 ) -> np.ndarray:
     """Mean token log-prob (nats) of each ``(instruction, response)`` under the plain prompt."""
@@ -67,8 +68,8 @@ def records_response_logprobs(
     records: Sequence[JudgmentRecord],
     responses: Sequence[str],
     *,
-    template="alpaca",
-    max_length=2048,
+    template=DEFAULT_TEMPLATE,
+    max_length=DEFAULT_MAX_LENGTH,
     batch_size=8,
 ) -> np.ndarray:
     """Mean token log-prob (nats) of ``responses[i]`` under the plain prompt of ``records[i]``
@@ -130,7 +131,7 @@ def generation_accuracy(
     tokenizer,
     records: Sequence[JudgmentRecord],
     *,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
     batch_size: int = 64,  # decoding is step-bound: a wide batch costs little more per step
 ) -> pd.DataFrame:
@@ -167,9 +168,9 @@ def evaluate(
     tokenizer,
     records: Sequence[JudgmentRecord],
     *,
-    template: str | PromptTemplate = "alpaca",
-    threshold: float = 1.1,
-    max_length: int = 2048,
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = 8,
     generate: bool = True,
     max_new_tokens: int = 64,

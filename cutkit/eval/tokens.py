@@ -26,6 +26,7 @@ from cutkit.data.templates import PromptTemplate
 from cutkit.eval.scoring import score_examples
 from cutkit.train.detection import check_threshold, is_flagged
 from cutkit.train.examples import build_examples, overlaps_span, response_char_spans
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, DEFAULT_THRESHOLD
 
 TOKEN_COLUMNS = [
     "record_id",
@@ -47,9 +48,9 @@ def score_tokens(
     tokenizer,
     records: Sequence[JudgmentRecord],
     *,
-    template: str | PromptTemplate = "alpaca",
-    threshold: float = 1.1,
-    max_length: int = 2048,
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = 8,
     progress: bool = False,
 ) -> pd.DataFrame:

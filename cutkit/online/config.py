@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cutkit._checks import check_number
 from cutkit.online.generator import check_families
@@ -56,12 +56,13 @@ class OnlineConfig(CUTLevers, TrainSettings):
     The model, LoRA, template, context and budget fields are :class:`TrainSettings`', the CUT
     levers :class:`CUTLevers`'; this class adds the rounds, the tasks, the judge and generation."""
 
-    # online's own defaults for two shared settings: training contexts hold a prompt, a judgment
-    # and an answer of up to max_new_tokens (192) tokens, so 1024 keeps them whole; the rounds
-    # train with the paper's learning rate (CUTConfig's), the short CPU runs of demo / compare
-    # with 1e-3
-    max_length: int = shared_field(TrainSettings, "max_length", 1024)
-    learning_rate: float = shared_field(TrainSettings, "learning_rate", 4e-4)
+    PRESET: ClassVar[str] = "online"
+
+    # online's own defaults for two shared settings (PRESET_OVERRIDES["online"]): 1024 tokens
+    # keep a prompt, a judgment and an answer of up to max_new_tokens whole; the rounds train
+    # with the paper's learning rate (CUTConfig's), the short CPU runs of demo / compare with 1e-3
+    max_length: int = shared_field(TrainSettings, "max_length", "online")
+    learning_rate: float = shared_field(TrainSettings, "learning_rate", "online")
     output_dir: str = field(
         default="runs/online",
         metadata={"help": "Run directory (resumed when it holds a run).", "aliases": ["--output"]},

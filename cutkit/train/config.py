@@ -20,24 +20,20 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from cutkit._checks import check_number
-from cutkit.train.detection import check_threshold
 from cutkit.train.distill import check_distill_settings
 from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY
 from cutkit.train.objectives import (
     check_objective,
     objective_switches,
 )
-from cutkit.train.settings import check_max_length
+from cutkit.train.settings import check_setting, setting
 from cutkit.train.vocabulary import (
     COUNT_WHY,
     DETECTORS,
     DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
-    LR_WHY,
     NORMALIZATIONS,
     OBJECTIVES,
-    RATIO_WHY,
-    UL_WEIGHT_WHY,
     UNFLAGGED,
 )
 
@@ -63,40 +59,16 @@ class CUTConfig(TrainingArguments):
             "goes through cutkit.train.dpo.train_dpo."
         },
     )
-    template: str = field(
-        default="alpaca",
-        metadata={
-            "help": "Prompt template: 'alpaca' (paper-exact) or 'chat' (the tokenizer's chat "
-            "template). Use the same one at inference."
-        },
-    )
-    max_length: int = field(
-        default=2048,
-        metadata={
-            "help": "Longest context in tokens, >= 64; prompts are cut from the left so the "
-            "response survives (a negative record whose judgment would push its instruction out "
-            "of the judged prompt is refused: cutkit.train.batching.build_examples)."
-        },
-    )
+    template: str = setting("template")
+    max_length: int = setting("max_length")
     max_response_length: int | None = field(
         default=None,
         metadata={
             "help": "Responses longer than this (with EOS) are cut from the right; default max_length // 2."
         },
     )
-    threshold: float = field(
-        default=1.1,
-        metadata={
-            "help": "lambda: a token is flagged when p(y_t | x, j) > lambda * p(y_t | x) (1.1 online, 1.2 Shepherd)."
-        },
-    )
-    ul_weight: float = field(
-        default=1.0,
-        metadata={
-            "help": "alpha >= 0, finite: weight of the unlikelihood term on flagged tokens (1.0 "
-            "online, 0.5 Shepherd)."
-        },
-    )
+    threshold: float = setting("threshold")
+    ul_weight: float = setting("ul_weight")
     gamma: float = field(
         default=0.0,
         metadata={
@@ -112,19 +84,11 @@ class CUTConfig(TrainingArguments):
             "accumulation step, so they do not depend on how records fall into micro-batches."
         },
     )
-    align_p_ratio: float | None = field(
-        default=0.25,
-        metadata={
-            "help": "Keep this many positive (Align-P) records per negative, chosen with `seed`; None keeps all."
-        },
-    )
+    align_p_ratio: float | None = setting("align_p_ratio")
     align_p: bool = field(
         default=True, metadata={"help": "Ablation switch: likelihood on good responses."}
     )
-    align_n: bool = field(
-        default=True,
-        metadata={"help": "Ablation switch: likelihood on bad responses given their judgment."},
-    )
+    align_n: bool = setting("align_n")
     misalign: bool = field(
         default=True,
         metadata={"help": "Ablation switch: the Misalign term (L1); False gives Hindsight."},
@@ -135,22 +99,8 @@ class CUTConfig(TrainingArguments):
             "help": "Ablation switch: False puts unlikelihood on every token of a bad response (no detection)."
         },
     )
-    detector: str = field(
-        default="model",
-        metadata={
-            "help": "Which tokens get unlikelihood: 'model' (the paper: p(y_t | x, j) > lambda * "
-            "p(y_t | x)) or 'spans' (oracle: the tokens inside each negative record's gold "
-            "error_spans; every negative record must have spans)."
-        },
-    )
-    unflagged: str = field(
-        default="mle",
-        metadata={
-            "help": "Unflagged tokens of a bad response under the plain prompt: 'mle' (the "
-            "paper: likelihood) or 'ignore' (no loss). 'mle' teaches the rest of the bad "
-            "response back; see docs/method.md."
-        },
-    )
+    detector: str = setting("detector")
+    unflagged: str = setting("unflagged")
     distill_weight: float = field(
         default=1.0,
         metadata={
@@ -195,17 +145,9 @@ class CUTConfig(TrainingArguments):
             "times this (128 MB: about 400 MB, at any vocabulary and number of tokens)."
         },
     )
-    packing: bool = field(
-        default=False,
-        metadata={
-            "help": "Padding-free micro-batches: every context of a micro-batch laid end to end in "
-            "one row with restarting position ids; the model attends per context (flash attention "
-            "2/3 if set, else cutkit.train.attention's 'cutkit_varlen'). Same loss and gradients as the "
-            "padded layout, no pad tokens computed. For the padded layout, "
-            "train_sampling_strategy='group_by_length' batches records of similar length instead."
-        },
-    )
-    # paper recipe and CUT-friendly defaults for inherited fields
+    packing: bool = setting("packing")
+    # paper recipe and CUT-friendly defaults for inherited fields (the shared ones declared in
+    # cutkit.train.settings.SETTINGS)
     output_dir: str | None = field(
         default="runs/cut",
         metadata={
@@ -213,22 +155,14 @@ class CUTConfig(TrainingArguments):
             "aliases": ["--output"],
         },
     )
-    learning_rate: float = field(
-        default=4e-4, metadata={"help": "Peak learning rate (paper: 4e-4 with LoRA)."}
-    )
+    learning_rate: float = setting("learning_rate")
     lr_scheduler_type: str = field(
         default="cosine", metadata={"help": "Learning-rate schedule (paper: cosine)."}
     )
-    warmup_steps: float = field(
-        default=100, metadata={"help": "Linear warm-up steps (paper: 100)."}
-    )
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (paper: 1)."})
-    per_device_train_batch_size: int = field(
-        default=1, metadata={"help": "Micro-batch size (paper: 1)."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=8, metadata={"help": "Accumulation steps (paper: 8)."}
-    )
+    warmup_steps: float = setting("warmup_steps")
+    num_train_epochs: float = setting("num_train_epochs")
+    per_device_train_batch_size: int = setting("per_device_train_batch_size")
+    gradient_accumulation_steps: int = setting("gradient_accumulation_steps")
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: CUT examples carry their own columns."}
     )
@@ -240,7 +174,7 @@ class CUTConfig(TrainingArguments):
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
-        check_threshold(self.threshold)
+        check_setting(self, "threshold")
         self._check_numbers()
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
@@ -251,11 +185,11 @@ class CUTConfig(TrainingArguments):
     def _check_numbers(self) -> None:
         """Every numeric setting finite and in range (ValueError naming the field, the value, the
         range and why), before transformers or a model sees it."""
-        check_number("ul_weight", self.ul_weight, minimum=0, why=UL_WEIGHT_WHY)
+        check_setting(self, "ul_weight")
         check_number("gamma", self.gamma, minimum=0, why=GAMMA_WHY)
         check_number("distill_weight", self.distill_weight, minimum=0, why=DISTILL_WEIGHT_WHY)
         check_distill_settings(self.distill_temperature, self.distill_top_k)
-        check_max_length(self.max_length)
+        check_setting(self, "max_length")
         check_number(
             "max_response_length",
             self.max_response_length,
@@ -267,14 +201,8 @@ class CUTConfig(TrainingArguments):
             why=f"the response shares max_length={self.max_length} with its prompt; None "
             "gives max_length // 2",
         )
-        check_number("align_p_ratio", self.align_p_ratio, minimum=0, optional=True, why=RATIO_WHY)
-        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, why=LR_WHY)
-        check_number(
-            "warmup_steps",
-            self.warmup_steps,
-            minimum=0,
-            why="a fraction of the steps (< 1) or a step count",
-        )
+        for name in ("align_p_ratio", "learning_rate", "warmup_steps"):
+            check_setting(self, name)
         check_number(
             "num_train_epochs",
             self.num_train_epochs,
@@ -283,7 +211,7 @@ class CUTConfig(TrainingArguments):
             why="passes over the records (max_steps > 0 overrides it)",
         )
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            check_number(name, getattr(self, name), minimum=1, integer=True, why=COUNT_WHY)
+            check_setting(self, name)
         check_number(
             "chunk_size", self.chunk_size, minimum=1, integer=True, optional=True, why=COUNT_WHY
         )

@@ -28,12 +28,13 @@ from typing import Any
 from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refinements
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.trl_bridge import default_precision, require_trl, trl_prompt
+from cutkit.train.vocabulary import DEFAULT_TEMPLATE
 
 
 def dpo_pairs(
     records: Sequence[JudgmentRecord],
     tokenizer,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
 ):
     """A ``datasets.Dataset`` of (prompt, chosen, rejected) preference pairs for TRL.
 
@@ -71,7 +72,7 @@ def train_dpo(
     records: Sequence[JudgmentRecord],
     *,
     output_dir: str,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     beta: float = 0.1,
     eval_records: Sequence[JudgmentRecord] | None = None,
     peft_config=None,

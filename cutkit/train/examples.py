@@ -26,7 +26,7 @@ from typing import Any
 from cutkit._checks import check_number
 from cutkit.data.records import JudgmentRecord, RecordError, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
-from cutkit.train.vocabulary import RATIO_WHY
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, RATIO_WHY
 
 
 @dataclass
@@ -91,9 +91,9 @@ def downsample_positives(
 def build_examples(
     records: Sequence[JudgmentRecord],
     tokenizer,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     *,
-    max_length: int = 2048,
+    max_length: int = DEFAULT_MAX_LENGTH,
     max_response_length: int | None = None,
     align_p_ratio: float | None = None,
     seed: int = 42,
@@ -147,9 +147,9 @@ def response_budget_of(max_length: int, max_response_length: int | None) -> int:
 def tokenize_examples(
     records: Sequence[JudgmentRecord],
     tokenizer,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     *,
-    max_length: int = 2048,
+    max_length: int = DEFAULT_MAX_LENGTH,
     max_response_length: int | None = None,
     align_p_ratio: float | None = None,
     seed: int = 42,

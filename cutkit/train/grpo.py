@@ -58,6 +58,7 @@ from typing import Any
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.trl_bridge import default_precision, require_trl, trl_prompt
+from cutkit.train.vocabulary import DEFAULT_TEMPLATE
 
 Verifier = Callable[[dict, str, bool], bool]
 """``verify(task, completion, finished) -> passed``: ``task`` a ``Task.to_dict()``, ``finished``
@@ -86,7 +87,7 @@ def refuse_records_without_tasks(
 def grpo_prompts(
     records: Sequence[JudgmentRecord],
     tokenizer,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
 ):
     """A ``datasets.Dataset`` of (prompt, task_id, task) rows, one per distinct task.
 
@@ -181,7 +182,7 @@ def train_grpo(
     *,
     output_dir: str,
     verify: Verifier,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     num_generations: int = 4,
     max_completion_length: int = 64,
     beta: float = 0.0,

@@ -32,12 +32,13 @@ from cutkit.data.records import JudgmentRecord, refuse_junk
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.examples import downsample_positives
 from cutkit.train.trl_bridge import default_precision, require_trl, trl_prompt
+from cutkit.train.vocabulary import DEFAULT_TEMPLATE
 
 
 def kto_examples(
     records: Sequence[JudgmentRecord],
     tokenizer,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     *,
     align_p_ratio: float | None = None,
     refinements: bool = False,
@@ -103,7 +104,7 @@ def train_kto(
     records: Sequence[JudgmentRecord],
     *,
     output_dir: str,
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     beta: float = 0.1,
     align_p_ratio: float | None = None,
     refinements: bool = False,

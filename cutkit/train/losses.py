@@ -53,6 +53,7 @@ from cutkit._checks import check_number
 from cutkit.train.detection import check_threshold, flag_tokens
 from cutkit.train.loss_inputs import check_logprob_values, check_loss_shapes, check_num_items
 from cutkit.train.vocabulary import (
+    DEFAULT_THRESHOLD,
     DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
     NORMALIZATIONS,
@@ -90,7 +91,7 @@ def detect_flagged(
     logp_judged: Tensor,
     logp_plain: Tensor,
     mask: Tensor,
-    threshold: float = 1.1,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> Tensor:
     """Inappropriate tokens: :func:`~cutkit.train.detection.flag_tokens` after a shape check.
 
@@ -233,7 +234,7 @@ def cut_loss(
     mask: Tensor,
     negative: Tensor,
     *,
-    threshold: float = 1.1,
+    threshold: float = DEFAULT_THRESHOLD,
     ul_weight: float = 1.0,
     gamma: float = 0.0,
     normalization: str = "official",

@@ -60,7 +60,7 @@ from cutkit.data.records import JudgmentRecord, refuse_junk, refuse_missing_refi
 from cutkit.data.templates import PromptTemplate, get_template
 from cutkit.train.batching import IGNORE_INDEX
 from cutkit.train.examples import BuildReport, downsample_positives, tokenize_examples
-from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, OBJECTIVES, TRL_OBJECTIVES
 
 _SWITCHES: dict[str, dict[str, bool]] = {
     "cut": {},
@@ -214,9 +214,9 @@ def build_objective_examples(
     records: Sequence[JudgmentRecord],
     tokenizer,
     objective: str = "cut",
-    template: str | PromptTemplate = "alpaca",
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
     *,
-    max_length: int = 2048,
+    max_length: int = DEFAULT_MAX_LENGTH,
     max_response_length: int | None = None,
     align_p_ratio: float | None = None,
     seed: int = 42,

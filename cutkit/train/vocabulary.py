@@ -92,3 +92,12 @@ THRESHOLD_WHY = (
 )
 """Why lambda (``threshold``) must be finite and >= 1
 (:func:`cutkit.train.detection.check_threshold`)."""
+
+DEFAULT_TEMPLATE = "alpaca"
+"""The prompt template of ``CUTConfig`` (paper-exact) and of every training, scoring and
+generation function that takes ``template``."""
+DEFAULT_THRESHOLD = 1.1
+"""lambda of ``CUTConfig`` (the paper's online setting) and of every function that flags tokens."""
+DEFAULT_MAX_LENGTH = 2048
+"""The context length of ``CUTConfig`` (the paper's cutoff) and of every function that lays out
+or scores contexts."""

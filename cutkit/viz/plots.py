@@ -9,6 +9,7 @@ import pandas as pd
 
 from cutkit.eval.detection import flags_at
 from cutkit.train.detection import log_threshold
+from cutkit.train.vocabulary import DEFAULT_THRESHOLD
 from cutkit.viz.escaping import plain_escapes
 
 
@@ -53,7 +54,7 @@ def _plotly_text(token: str) -> str:
 
 
 def plot_token_log_ratios(
-    scores: pd.DataFrame | Mapping[str, pd.DataFrame], threshold: float = 1.1
+    scores: pd.DataFrame | Mapping[str, pd.DataFrame], threshold: float = DEFAULT_THRESHOLD
 ):
     """Plotly bar chart of one record's log p_judged - log p_plain per token (nats), one bar
     series per model (a mapping label -> frame), dashed line at log(threshold), flagged bars

@@ -9,6 +9,7 @@ import pandas as pd
 from cutkit.data.records import JudgmentRecord
 from cutkit.data.templates import PromptTemplate
 from cutkit.eval.tokens import score_tokens, truncation_text
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, DEFAULT_THRESHOLD
 
 
 def write_report(
@@ -17,9 +18,9 @@ def write_report(
     records: Sequence[JudgmentRecord],
     path,
     *,
-    template: str | PromptTemplate = "alpaca",
-    threshold: float = 1.1,
-    max_length: int = 2048,
+    template: str | PromptTemplate = DEFAULT_TEMPLATE,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = 8,
     progress: bool = False,
     title: str = "cutkit token inspection",

@@ -38,6 +38,7 @@ import pandas as pd
 
 from cutkit.data.records import JudgmentRecord
 from cutkit.train.detection import check_threshold, is_flagged, log_threshold
+from cutkit.train.vocabulary import DEFAULT_THRESHOLD
 from cutkit.viz.escaping import escape_attribute, escape_text, plain_escapes
 
 RAISED_RGB = (214, 96, 77)  # judgment raised p(token)
@@ -310,7 +311,7 @@ class TokenView:
         self,
         scores: pd.DataFrame,
         records: Sequence[JudgmentRecord] | None = None,
-        threshold: float = 1.1,
+        threshold: float = DEFAULT_THRESHOLD,
         record_ids: Iterable | None = None,
         *,
         clip: float = 3.0,

@@ -38,6 +38,7 @@ from cutkit.data.templates import TEMPLATES
 from cutkit.eval.tokens import score_tokens
 from cutkit.train.detection import check_threshold, log_threshold
 from cutkit.train.settings import COUNT_WHY, check_max_length
+from cutkit.train.vocabulary import DEFAULT_MAX_LENGTH, DEFAULT_TEMPLATE, DEFAULT_THRESHOLD
 from cutkit.viz.escaping import escape_text
 from cutkit.viz.plots import plot_token_log_ratios
 from cutkit.viz.tokenview import (
@@ -82,13 +83,13 @@ class TokenInspector:
         tokenizer,
         records: Sequence[JudgmentRecord],
         *,
-        template: str = "alpaca",
-        threshold: float = 1.1,
+        template: str = DEFAULT_TEMPLATE,
+        threshold: float = DEFAULT_THRESHOLD,
         compare_model=None,
         label: str = "model",
         compare_label: str = "compare model",
         batch_size: int = 8,
-        max_length: int = 2048,
+        max_length: int = DEFAULT_MAX_LENGTH,
         clip: float = 3.0,
     ):
         import ipywidgets as w
