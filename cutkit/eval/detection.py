@@ -203,7 +203,11 @@ def push_balance(
         logp_judged = judged["logp_judged"].to_numpy(dtype=float)
         weight = unlikelihood_weight(weight, gamma, torch.tensor(logp_judged, dtype=torch.float64))
     down, up = push_per_token(
-        logp, torch.from_numpy(flagged), torch.ones_like(logp, dtype=torch.bool), weight, unflagged
+        logp,
+        torch.tensor(flagged, dtype=torch.bool),
+        torch.ones_like(logp, dtype=torch.bool),
+        weight,
+        unflagged,
     )
     down, up = down.numpy(), up.numpy().astype(float)
     push_down, push_up = float(down.sum()), float(up.sum())
