@@ -78,6 +78,7 @@ def summary(found) -> pd.DataFrame:
         for budget, runs in sorted(by_budget.items()):
             honest, raw = _matrix(runs, "honest"), _matrix(runs, "satisfied")
             answers = [r for run in runs for r in run["rows"]]
+            spread = [diversity([r["response"] for r in run["rows"]]) for run in runs]
             row = {"condition": condition, "arm": arm, "steps": budget, "seeds": len(runs),
                    "n": honest.size}  # fmt: skip
             for name, matrix in (("honest", honest), ("raw", raw)):
@@ -89,12 +90,8 @@ def summary(found) -> pd.DataFrame:
                 "met_limit_unsound": np.mean(
                     [r["satisfied"] and r["content_problem"] is not None for r in answers]
                 ),
-                "distinct2": np.mean(
-                    [diversity([r["response"] for r in run["rows"]])[0] for run in runs]
-                ),
-                "top_phrase": np.mean(
-                    [diversity([r["response"] for r in run["rows"]])[1] for run in runs]
-                ),
+                "distinct2": np.mean([d for d, _ in spread]),
+                "top_phrase": np.mean([t for _, t in spread]),
                 "logp_accepted": np.mean([run.get("logp_accepted", np.nan) for run in runs]),
                 "train_seconds": np.mean([run["train_seconds"] for run in runs]),
                 "sampling_share": np.mean(  # GRPO: share of its training time spent sampling

@@ -158,30 +158,7 @@ def judged(tasks, rows, split: str, preset: Preset):
     """:func:`onpolicy_experiment.judged` with the content-checking rule judge: a record whose
     answer meets the limit but fails the content check becomes a negative (``meta["content"]``
     names the problem; no refinement, since its first n words are no fix)."""
-    from cutkit.data.records import JudgmentRecord
-    from cutkit.online.judges.rule import RuleJudge
-
-    records, n_cut_off = onpolicy.judged(tasks, rows, split, preset.keep_cut_off)
-    by_task = {t.id: t for t in tasks}
-    judge = RuleJudge(seed=0, content_check=True)
-    out = []
-    for record in records:
-        task = by_task[record.meta["task"]["id"]]
-        verdict = judge.judge_one(task, record.response)
-        content = [k for k in verdict.meta.get("violations", []) if k != "max_words"]
-        if verdict.is_positive == record.is_positive and not content:
-            out.append(record)
-            continue
-        meta = {**record.meta, "content": content}
-        out.append(
-            JudgmentRecord(
-                record.id, record.instruction, record.response, verdict.text,
-                is_positive=verdict.is_positive, error_spans=verdict.error_spans,
-                refinement=record.refinement if "max_words" in verdict.meta["violations"] else None,
-                meta=meta,
-            )
-        )  # fmt: skip
-    return out, n_cut_off
+    return onpolicy.judged(tasks, rows, split, preset.keep_cut_off, content_check=True)
 
 
 def training_records(prepared: dict, preset: Preset, condition: str):

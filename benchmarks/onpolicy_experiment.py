@@ -193,13 +193,16 @@ def answer(model, tokenizer, tasks, preset: Preset):
     )  # fmt: skip
 
 
-def judged(tasks, rows, split: str, keep_cut_off: bool = False):
+def judged(tasks, rows, split: str, keep_cut_off: bool = False, content_check: bool = False):
     """Judged records of the finished answers (RuleJudge, verbatim quotes, gold spans), with a
-    first-n-words refinement for each too-long one; and the number of cut-off answers dropped."""
+    first-n-words refinement for each too-long one; and the number of cut-off answers dropped.
+    ``content_check``: the judge also criticises content (``RuleJudge(content_check=True)``); a
+    record so criticised names its problems in ``meta["content"]`` and, unless it is also too
+    long, has no refinement (its first n words are no fix)."""
     from cutkit.data.records import JudgmentRecord
     from cutkit.online.judges.rule import RuleJudge
 
-    judge = RuleJudge(seed=0, content_check=False)  # the limit alone (the committed experiment)
+    judge = RuleJudge(seed=0, content_check=content_check)  # False: the committed experiment's
     records, n_cut_off = [], 0
     for task, row in zip(tasks, rows, strict=True):
         if not row["response"].strip():
@@ -209,7 +212,12 @@ def judged(tasks, rows, split: str, keep_cut_off: bool = False):
             if not keep_cut_off:
                 continue
         verdict = judge.judge_one(task, row["response"])
+        violations = verdict.meta.get("violations", [])
         n = task.constraints[0].params["n"]
+        meta = {"task": task.to_dict(), "kind": "max_words", "truncated": not row["finished"]}
+        content = [v for v in violations if v != "max_words"]
+        if content:
+            meta["content"] = content
         records.append(
             JudgmentRecord(
                 f"{split}-{task.id}",
@@ -218,12 +226,8 @@ def judged(tasks, rows, split: str, keep_cut_off: bool = False):
                 verdict.text,
                 is_positive=verdict.is_positive,
                 error_spans=verdict.error_spans,
-                refinement=None if verdict.is_positive else first_words(row["response"], n),
-                meta={
-                    "task": task.to_dict(),
-                    "kind": "max_words",
-                    "truncated": not row["finished"],
-                },
+                refinement=first_words(row["response"], n) if "max_words" in violations else None,
+                meta=meta,
             )
         )
     return records, n_cut_off
