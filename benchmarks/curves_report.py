@@ -29,7 +29,7 @@ def collect(out: Path, preset) -> dict[tuple[str, str], dict[int, list[dict]]]:
     found: dict[tuple[str, str], dict[int, list[dict]]] = {}
     base = out / "base" / "heldout.json"
     if base.exists():
-        found[("full", "base")] = {0: [json.loads(base.read_text()) | {"seed": 0}]}
+        found[("full", "base")] = {0: [_read(base) | {"seed": 0}]}
     for condition in ("full", "scarce"):
         for arm in curves.PRIORITY:
             chosen = out / "full" / arm / "chosen.json"
@@ -42,12 +42,15 @@ def collect(out: Path, preset) -> dict[tuple[str, str], dict[int, list[dict]]]:
                 files = [folder / f"heldout-step{b}.json" for b in preset.budgets]
                 if all(f.exists() for f in files):
                     for budget, f in zip(preset.budgets, files, strict=True):
-                        runs.setdefault(budget, []).append(
-                            json.loads(f.read_text()) | {"seed": seed}
-                        )
+                        runs.setdefault(budget, []).append(_read(f) | {"seed": seed})
             if runs:
                 found[(condition, arm)] = runs
     return found
+
+
+def _read(path: Path) -> dict:
+    """One evaluation file, its figures under their current names."""
+    return onpolicy.current_names(json.loads(path.read_text()))
 
 
 def diversity(texts: list[str]) -> tuple[float, float]:
@@ -92,7 +95,7 @@ def summary(found) -> pd.DataFrame:
                 ),
                 "distinct2": np.mean([d for d, _ in spread]),
                 "top_phrase": np.mean([t for _, t in spread]),
-                "logp_accepted": np.mean([run.get("logp_accepted", np.nan) for run in runs]),
+                "logp_good": np.mean([run.get("logp_good", np.nan) for run in runs]),
                 "train_seconds": np.mean([run["train_seconds"] for run in runs]),
                 "sampling_share": np.mean(  # GRPO: share of its training time spent sampling
                     [
@@ -141,7 +144,7 @@ def markdown(table: pd.DataFrame) -> str:
             + " | ".join(_versus(row, r) for r in refs)
             + f" | {row['words']:.1f} | {row['degenerate']:.3f} | "
             f"{row['met_limit_unsound']:.3f} | {row['distinct2']:.2f} | {row['top_phrase']:.2f} | "
-            f"{row['logp_accepted']:.2f} | "
+            f"{row['logp_good']:.2f} | "
             f"{row['train_seconds']:.0f} |"
         )
     return "\n".join(lines)
@@ -184,13 +187,13 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
         line = left.errorbar(group["steps"], group["honest"], yerr=err, capsize=3, marker="o",
                              label=label)  # fmt: skip
         left.plot(group["steps"], group["raw"], linestyle=":", color=line[0].get_color())
-        right.plot(group["steps"], group["logp_accepted"], marker="o", label=arm)
+        right.plot(group["steps"], group["logp_good"], marker="o", label=arm)
     if len(base):
         left.axhspan(base["honest_low"].iloc[0], base["honest_high"].iloc[0], color="grey",
                      alpha=0.2, label="base (95% CI)")  # fmt: skip
-        right.axhline(base["logp_accepted"].iloc[0], color="grey", label="base")
+        right.axhline(base["logp_good"].iloc[0], color="grey", label="base")
     for axis in (left, right):
-        if np.isfinite(rows["logp_accepted"]).any() or axis is left:
+        if np.isfinite(rows["logp_good"]).any() or axis is left:
             axis.set_xscale("log", base=2)
         axis.set_xlabel("optimizer steps (8 records each)")
     left.set_ylabel("held-out honest satisfaction (dotted: raw)")

@@ -90,7 +90,7 @@ def gate(out: Path, preset, family: str, model, tokenizer) -> dict:
         return json.loads(path.read_text())
     start = time.perf_counter()
     tasks = family_tasks(train_topics(preset), family, preset.n_train)
-    rows = curves.honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
+    rows = onpolicy.answer_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
     records = judged(tasks, rows, family)
     negatives = [r for r in records if r.is_negative]
     result = {

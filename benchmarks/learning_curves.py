@@ -122,8 +122,7 @@ COMMIT = _commit()
 def prepare(out: Path, preset: Preset) -> dict:
     """The on-policy preparation (tasks, base answers), judged again with the content check;
     the gate on the new training negatives (cached in ``out/prepared.json``)."""
-    from cutkit.eval.detection import detection_quality, push_balance
-    from cutkit.eval.tokens import score_tokens
+    from cutkit.online.onpolicy import detection_gate
 
     done = out / "prepared.json"
     if done.exists():
@@ -135,10 +134,9 @@ def prepare(out: Path, preset: Preset) -> dict:
     held, _ = judged(tasks["heldout"], base["base"]["heldout"], "heldout", preset)
     model, tokenizer = onpolicy._load(preset)
     negatives = [r for r in train if r.is_negative]
-    scores = score_tokens(model, tokenizer, negatives, template="chat",
-                          threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
-    gate = detection_quality(scores, preset.threshold).iloc[0].to_dict()
-    balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
+    gate, _ = detection_gate(model, tokenizer, negatives, threshold=preset.threshold,
+                             ul_weight=preset.ul_weight, template="chat",
+                             max_length=preset.max_length)  # fmt: skip
     summary = {
         **{k: base[k] for k in ("tasks", "base", "finished_rate")},
         "preset": asdict(preset),
@@ -146,7 +144,7 @@ def prepare(out: Path, preset: Preset) -> dict:
         "heldout_records": [r.to_dict() for r in held],
         "n_train_cut_off": n_cut_off,
         "content_negatives": sum("content" in r.meta for r in train),
-        "gate": {**gate, **balance, "target_auc": 0.8, "passed": bool(gate["auc"] >= 0.8)},
+        "gate": gate,
         "seconds": round(time.perf_counter() - start, 1),
         "commit": COMMIT,
     }
@@ -175,16 +173,6 @@ def training_records(prepared: dict, preset: Preset, condition: str):
 # ----------------------------------------------------------------------------- stage 2
 
 
-def honest_rows(tasks, generations):
-    from cutkit.online.checkers import satisfies_honestly, task_content_problem
-
-    rows = onpolicy.answer_rows(tasks, generations)
-    for task, row in zip(tasks, rows, strict=True):
-        row["content_problem"] = task_content_problem(task, row["response"], row["finished"])
-        row["honest"] = satisfies_honestly(task, row["response"], row["finished"])
-    return rows
-
-
 def _checkpoint_callback(folder: Path, budgets: tuple[int, ...]):
     from transformers import TrainerCallback
 
@@ -206,7 +194,7 @@ def _checkpoint_callback(folder: Path, budgets: tuple[int, ...]):
 
 def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: Path, condition):
     """Train ``arm`` for ``max(budgets)`` steps, saving the adapter at every budget."""
-    from cutkit.eval.comparison import CompareSettings, train_objective
+    from cutkit.eval.comparison import CompareSettings, train_arm
 
     if all((folder / f"step-{b}" / "seconds.txt").exists() for b in preset.budgets):
         return
@@ -227,7 +215,7 @@ def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: 
     records = training_records(prepared, preset, condition)
     if objective in ("dpo", "ilf"):  # they train on refinements: content-only negatives have none
         records = [r for r in records if r.is_positive or r.refinement]
-    model = train_objective(
+    model = train_arm(
         objective, model, tokenizer, records, settings,
         seed=seed, steps=max(preset.budgets), run_dir=folder / "trainer", learning_rate=lr,
         callbacks=[_checkpoint_callback(folder, preset.budgets)],
@@ -256,13 +244,9 @@ def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> 
             model.eval()
             if split == "heldout":
                 figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
-                figures["rows"] = honest_rows(
-                    tasks, onpolicy.answer(model, tokenizer, tasks, preset)
-                )
             else:
-                figures = {
-                    "rows": honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
-                }
+                answers = onpolicy.answer(model, tokenizer, tasks, preset)
+                figures = {"rows": onpolicy.answer_rows(tasks, answers)}
             seconds = float((folder / f"step-{budget}" / "seconds.txt").read_text())
             timing = folder / "timing.json"
             if timing.exists():  # of the whole run (max(budgets) steps)
@@ -392,9 +376,7 @@ def base_heldout(out: Path, prepared, preset: Preset, claims: Claims) -> None:
         return
     try:
         model, tokenizer = onpolicy._load(preset)
-        tasks = onpolicy._tasks(prepared["tasks"]["heldout"])
         figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
-        figures["rows"] = honest_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
         _json(path, {"steps": 0, "train_seconds": 0.0, "commit": COMMIT, **figures})
     finally:
         claims.release("base")

@@ -36,13 +36,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cutkit.online.onpolicy import (
+    answer_rows,
+    answer_tasks,
+    detection_gate,
+    heldout_figures,
+    judge_answers,
+    word_limit_splits,
+)
 
 ARMS: dict[str, tuple[str, dict]] = {
     "cut": ("cut", {}),
@@ -134,103 +142,23 @@ def _load(preset: Preset):
 
 def make_tasks(preset: Preset, seed: int = 20260101):
     """Word-limit tasks on disjoint topic sets: {"train": [...], "val": [...], "heldout": [...]}."""
-    from cutkit.online.generator import TOPICS, word_limit_tasks
-
-    topics = [topic for topic, _ in TOPICS]
-    random.Random(seed).shuffle(topics)
     n_train, n_val = preset.topic_split
-    split_topics = {
-        "train": topics[:n_train],
-        "val": topics[n_train : n_train + n_val],
-        "heldout": topics[n_train + n_val :],
-    }
+    topic_counts = {"train": n_train, "val": n_val, "heldout": None}
     sizes = {"train": preset.n_train, "val": preset.n_val, "heldout": preset.n_heldout}
-    tasks = {}
-    for split, names in split_topics.items():
-        pool = word_limit_tasks(names, preset.limits, split)
-        random.Random(f"{seed}-{split}").shuffle(pool)
-        if len(pool) < sizes[split]:
-            raise ValueError(f"only {len(pool)} {split} instructions for {sizes[split]}")
-        tasks[split] = pool[: sizes[split]]
-    return tasks
-
-
-def first_words(text: str, n: int) -> str:
-    """The refinement of a too-long answer: its first n words, ending in a full stop."""
-    kept = " ".join(text.split()[:n]).rstrip(",;:-")
-    return kept if kept.endswith((".", "!", "?")) else kept + "."
-
-
-def answer_rows(tasks, generations) -> list[dict]:
-    """Per task: the answer, satisfied (constraints met by a finished, non-empty answer), words,
-    degeneration reason."""
-    from cutkit.eval.degeneration import degeneration
-    from cutkit.online.checkers import check
-
-    rows = []
-    for task, g in zip(tasks, generations, strict=True):
-        reason = degeneration(g.text, g.finished)
-        rows.append(
-            {
-                "task": task.id,
-                "instruction": task.instruction,
-                "response": g.text,
-                "finished": g.finished,
-                "satisfied": bool(g.text.strip()) and g.finished and not check(task, g.text),
-                "words": len(g.text.split()),
-                "degenerate": reason,
-            }
-        )
-    return rows
+    return word_limit_splits(topic_counts, sizes, preset.limits, seed)
 
 
 def answer(model, tokenizer, tasks, preset: Preset):
-    from cutkit.eval.generation import generate_answers
-
-    return generate_answers(
-        model, tokenizer, [t.instruction for t in tasks], template="chat",
-        max_new_tokens=preset.max_new_tokens, batch_size=24,
-    )  # fmt: skip
+    return answer_tasks(
+        model, tokenizer, tasks, template="chat", max_new_tokens=preset.max_new_tokens
+    )
 
 
 def judged(tasks, rows, split: str, keep_cut_off: bool = False, content_check: bool = False):
-    """Judged records of the finished answers (RuleJudge, verbatim quotes, gold spans), with a
-    first-n-words refinement for each too-long one; and the number of cut-off answers dropped.
-    ``content_check``: the judge also criticises content (``RuleJudge(content_check=True)``); a
-    record so criticised names its problems in ``meta["content"]`` and, unless it is also too
-    long, has no refinement (its first n words are no fix)."""
-    from cutkit.data.records import JudgmentRecord
-    from cutkit.online.judges.rule import RuleJudge
-
-    judge = RuleJudge(seed=0, content_check=content_check)  # False: the committed experiment's
-    records, n_cut_off = [], 0
-    for task, row in zip(tasks, rows, strict=True):
-        if not row["response"].strip():
-            continue
-        if not row["finished"]:
-            n_cut_off += 1
-            if not keep_cut_off:
-                continue
-        verdict = judge.judge_one(task, row["response"])
-        violations = verdict.meta.get("violations", [])
-        n = task.constraints[0].params["n"]
-        meta = {"task": task.to_dict(), "kind": "max_words", "truncated": not row["finished"]}
-        content = [v for v in violations if v != "max_words"]
-        if content:
-            meta["content"] = content
-        records.append(
-            JudgmentRecord(
-                f"{split}-{task.id}",
-                task.instruction,
-                row["response"],
-                verdict.text,
-                is_positive=verdict.is_positive,
-                error_spans=verdict.error_spans,
-                refinement=first_words(row["response"], n) if "max_words" in violations else None,
-                meta=meta,
-            )
-        )
-    return records, n_cut_off
+    """:func:`cutkit.online.onpolicy.judge_answers` (``content_check`` False: the committed
+    experiment's judge)."""
+    return judge_answers(tasks, rows, split, keep_cut_off=keep_cut_off,
+                         content_check=content_check)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- stage 1
@@ -238,9 +166,6 @@ def judged(tasks, rows, split: str, keep_cut_off: bool = False, content_check: b
 
 def prepare(out: Path, preset: Preset) -> dict:
     """Tasks, base answers, judged training records and the gate (cached in ``out``)."""
-    from cutkit.eval.detection import detection_quality, push_balance
-    from cutkit.eval.tokens import score_tokens
-
     done = out / "prepared.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -253,10 +178,9 @@ def prepare(out: Path, preset: Preset) -> dict:
         base[split] = answer_rows(split_tasks, answer(model, tokenizer, split_tasks, preset))
     train, n_cut_off = judged(tasks["train"], base["train"], "train", preset.keep_cut_off)
     negatives = [r for r in train if r.is_negative]
-    scores = score_tokens(model, tokenizer, negatives, template="chat",
-                          threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
-    gate = detection_quality(scores, preset.threshold).iloc[0].to_dict()
-    balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
+    gate, _ = detection_gate(model, tokenizer, negatives, threshold=preset.threshold,
+                             ul_weight=preset.ul_weight, template="chat",
+                             max_length=preset.max_length)  # fmt: skip
     # held-out reference: the base model's offending spans and its accepted answers
     held, _ = judged(tasks["heldout"], base["heldout"], "heldout", preset.keep_cut_off)
     summary = {
@@ -267,7 +191,7 @@ def prepare(out: Path, preset: Preset) -> dict:
         "heldout_records": [r.to_dict() for r in held],
         "n_train_cut_off": n_cut_off,
         "finished_rate": {k: float(np.mean([r["finished"] for r in v])) for k, v in base.items()},
-        "gate": {**gate, **balance, "target_auc": 0.8, "passed": bool(gate["auc"] >= 0.8)},
+        "gate": gate,
         "seconds": round(time.perf_counter() - start, 1),
     }
     _json(done, summary)
@@ -292,7 +216,7 @@ def _tasks(rows):
 
 def _train(prepared: dict, preset: Preset, arm: str, seed: int, lr: float, folder: Path):
     """Train ``arm`` from the base model; returns (model, tokenizer, seconds)."""
-    from cutkit.eval.comparison import CompareSettings, train_objective
+    from cutkit.eval.comparison import CompareSettings, train_arm
 
     objective, levers = ARMS[arm]
     model, tokenizer = _load(preset)
@@ -308,36 +232,34 @@ def _train(prepared: dict, preset: Preset, arm: str, seed: int, lr: float, folde
     if objective not in ("dpo", "kto"):  # trained through TRL, without CUT settings
         config |= {"ul_weight": preset.ul_weight, "packing": preset.packing}
     start = time.perf_counter()
-    model = train_objective(objective, model, tokenizer, train, settings, seed=seed, steps=steps,
-                            run_dir=folder / "trainer", learning_rate=lr, **config)  # fmt: skip
+    model = train_arm(objective, model, tokenizer, train, settings, seed=seed, steps=steps,
+                      run_dir=folder / "trainer", learning_rate=lr, **config)  # fmt: skip
     seconds = time.perf_counter() - start
     shutil.rmtree(folder / "trainer", ignore_errors=True)
     return model, tokenizer, seconds, steps
 
 
 def _heldout_figures(model, tokenizer, prepared: dict, preset: Preset) -> dict:
-    """Held-out answers and the log-prob figures (module docstring)."""
-    from cutkit.eval.metrics import mean_response_logprobs
-    from cutkit.eval.tokens import score_tokens
+    """Held-out answers and the log-prob figures (:func:`cutkit.online.onpolicy.heldout_figures`)."""
+    return heldout_figures(
+        model, tokenizer, _tasks(prepared["tasks"]["heldout"]),
+        _records(prepared["heldout_records"]), template="chat", max_new_tokens=preset.max_new_tokens,
+        max_length=preset.max_length,
+    )  # fmt: skip
 
-    tasks = _tasks(prepared["tasks"]["heldout"])
-    rows = answer_rows(tasks, answer(model, tokenizer, tasks, preset))
-    held = _records(prepared["heldout_records"])
-    negatives = [r for r in held if r.is_negative]
-    figures = {}
-    if negatives:
-        scores = score_tokens(model, tokenizer, negatives, template="chat",
-                              max_length=preset.max_length)  # fmt: skip
-        gold = scores["in_error_span"].astype(bool)
-        figures["logp_offending"] = float(scores.loc[gold, "logp_plain"].mean())
-        figures["logp_other"] = float(scores.loc[~gold, "logp_plain"].mean())
-    accepted = [(r.prompt_instruction, r.response) for r in held if r.is_positive]
-    if accepted:
-        figures["logp_accepted"] = float(
-            mean_response_logprobs(model, tokenizer, accepted, template="chat").mean()
-        )
-    figures["n_accepted"] = len(accepted)
-    return {"rows": rows, **figures}
+
+LEGACY_NAMES = {
+    "logp_offending": "logp_error_tokens",
+    "logp_other": "logp_other_tokens",
+    "logp_accepted": "logp_good",
+}
+"""Names the figures had in run files written before the experiment's pieces moved into
+:mod:`cutkit.online.onpolicy` (the values are the same figures)."""
+
+
+def current_names(run: dict) -> dict:
+    """``run`` with its figures under their current names (:data:`LEGACY_NAMES`)."""
+    return {LEGACY_NAMES.get(k, k): v for k, v in run.items()}
 
 
 def run_arm(out: Path, prepared: dict, preset: Preset, arm: str) -> None:
@@ -406,7 +328,7 @@ def restore(out: Path, results_dir: Path, preset: Preset) -> list[str]:
 
     prepared = prepare(out, preset)
     answers = pd.read_csv(results_dir / "answers.csv", keep_default_na=False)
-    summary = pd.read_csv(results_dir / "summary.csv").set_index("arm")
+    summary = pd.read_csv(results_dir / "summary.csv").rename(columns=LEGACY_NAMES).set_index("arm")
     base = answers[answers["arm"] == "base"]
     if base["response"].tolist() != [r["response"] for r in prepared["base"]["heldout"]]:
         raise ValueError(
@@ -433,7 +355,7 @@ def restore(out: Path, results_dir: Path, preset: Preset) -> list[str]:
         run = {"arm": arm, "seed": int(seed), "lr": chosen.get(arm, {}).get("lr", 0.0),
                "train_seconds": float(figures["train_seconds"]), "steps": None, "rows": rows,
                "restored_from": str(results_dir)}  # fmt: skip
-        for name in ("logp_offending", "logp_other", "logp_accepted"):
+        for name in LEGACY_NAMES.values():
             run[name] = float(figures[name])
         path.parent.mkdir(parents=True, exist_ok=True)
         _json(path, run)
@@ -492,7 +414,7 @@ def collect(out: Path) -> dict[str, list[dict]]:
     for arm in ["base", *ARMS]:
         files = sorted((out / "arms" / arm).glob("heldout-seed*.json"))
         if files:
-            results[arm] = [json.loads(f.read_text()) for f in files]
+            results[arm] = [current_names(json.loads(f.read_text())) for f in files]
     return results
 
 
@@ -536,9 +458,10 @@ def report(out: Path, results_dir: Path) -> str:
             "repetitive": np.mean([r["degenerate"] == "repetitive" for r in answers]),
             "truncated": np.mean([r["degenerate"] == "truncated" for r in answers]),
             "empty": np.mean([r["degenerate"] == "empty" for r in answers]),
-            "logp_offending": np.mean([run.get("logp_offending", np.nan) for run in runs]),
-            "logp_other": np.mean([run.get("logp_other", np.nan) for run in runs]),
-            "logp_accepted": np.mean([run.get("logp_accepted", np.nan) for run in runs]),
+            **{
+                name: np.mean([run.get(name, np.nan) for run in runs])
+                for name in LEGACY_NAMES.values()
+            },
             "train_seconds": np.mean([run["train_seconds"] for run in runs]),
         }
         for ref in REFERENCES:
@@ -566,7 +489,7 @@ def report(out: Path, results_dir: Path) -> str:
     _json(results_dir / "settings.json", settings)
     md = [
         "| arm | seeds | n | satisfaction [95% CI] | vs base | vs cut | vs sft | vs hindsight | "
-        "words | degenerate | logp offending / other | logp accepted | lr | train s |",
+        "words | degenerate | logp error tokens / other tokens | logp good | lr | train s |",
         "|---|---:|---:|---|---|---|---|---|---:|---:|---|---:|---:|---:|",
     ]
     for _, r in table.iterrows():
@@ -582,7 +505,7 @@ def report(out: Path, results_dir: Path) -> str:
             f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | "
             + " | ".join(cells)
             + f" | {r['mean_words']:.1f} | {r['degenerate']:.3f} | "
-            f"{r['logp_offending']:.2f} / {r['logp_other']:.2f} | {r['logp_accepted']:.2f} | "
+            f"{r['logp_error_tokens']:.2f} / {r['logp_other_tokens']:.2f} | {r['logp_good']:.2f} | "
             f"{'' if r['lr'] is None or pd.isna(r['lr']) else format(r['lr'], 'g')} | "
             f"{r['train_seconds']:.0f} |"
         )

@@ -8,7 +8,8 @@ The package is layered; each layer imports only the ones before it (``tests/test
 
     data     records, loaders, prompt templates, bundled data
     models   loading (GGUF cache), LoRA, the tiny test model
-    train    batching, log-probs, the CUT loss, objectives, CUTConfig / CUTTrainer, DPO
+    train    batching, log-probs, the CUT loss, objectives, CUTConfig / CUTTrainer, DPO,
+             KTO, GRPO, and train_objective: the one training entry point
     eval     token scores, detection quality, generation, metrics, comparisons
     viz      token views, plots, widgets, HTML reports, live loss plots
     online   constraint tasks, judges, the online loop
@@ -45,6 +46,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "cutkit.train.settings": ("TrainSettings", "CUTLevers"),
     "cutkit.train.config": ("CUTConfig",),
     "cutkit.train.trainer": ("CUTTrainer",),
+    "cutkit.train.entry": ("train_objective", "check_training_records"),
     "cutkit.train.dpo": ("train_dpo",),
     "cutkit.train.kto": ("train_kto",),
     "cutkit.train.grpo": ("train_grpo",),

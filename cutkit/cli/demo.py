@@ -25,7 +25,6 @@ and 04 explore it.
 from __future__ import annotations
 
 import json
-import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -33,21 +32,24 @@ from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
-from transformers import PrinterCallback, ProgressCallback
+from transformers import ProgressCallback
 
 from cutkit.data.atomic_write import write_text_atomic
-from cutkit.eval.detection import detection_quality, push_balance
 from cutkit.eval.generation import generate_answers
-from cutkit.eval.metrics import mean_response_logprobs, read_figures
-from cutkit.eval.tokens import score_tokens
+from cutkit.eval.metrics import read_figures
 from cutkit.models.loading import load_model
-from cutkit.models.lora import apply_lora
-from cutkit.online.generator import TOPICS, word_limit_tasks
-from cutkit.online.judges.rule import RuleJudge
-from cutkit.online.rounds import heldout_metrics, judged_records
+from cutkit.online.generator import TOPICS
+from cutkit.online.onpolicy import (
+    answer_rows,
+    answer_tasks,
+    detection_gate,
+    heldout_figures,
+    judge_answers,
+    word_limit_splits,
+)
 from cutkit.train.config import CUTConfig
-from cutkit.train.settings import CUTLevers, TrainSettings, scoring_kwargs, shared_field
-from cutkit.train.trainer import CUTTrainer
+from cutkit.train.entry import train_objective
+from cutkit.train.settings import CUTLevers, TrainSettings, shared_field
 
 QUESTION = "What is the capital of Australia? Answer in one sentence."
 
@@ -72,56 +74,31 @@ class DemoSettings(CUTLevers, TrainSettings):
 
 
 def demo_tasks(settings: DemoSettings):
-    """(train, held-out) word-limit tasks on disjoint topics, shuffled with the seed."""
-    topics = [topic for topic, _ in TOPICS]
-    rng = random.Random(settings.seed)
-    rng.shuffle(topics)
-    half = len(topics) // 2
-    train = word_limit_tasks(topics[:half], settings.limits, "train")
-    held = word_limit_tasks(topics[half:], settings.limits, "heldout")
-    rng.shuffle(train)
-    rng.shuffle(held)
-    return train[: settings.n_train], held[: settings.n_heldout]
+    """(train, held-out) word-limit tasks on disjoint halves of the topics
+    (:func:`cutkit.online.onpolicy.word_limit_splits` with the seed)."""
+    tasks = word_limit_splits(
+        {"train": len(TOPICS) // 2, "heldout": None},
+        {"train": settings.n_train, "heldout": settings.n_heldout},
+        settings.limits,
+        settings.seed,
+    )
+    return tasks["train"], tasks["heldout"]
 
 
-def _answers(model, tokenizer, tasks, settings):
-    return generate_answers(model, tokenizer, [t.instruction for t in tasks],
-                            template=settings.template, max_new_tokens=settings.max_new_tokens,
-                            batch_size=24)  # fmt: skip
-
-
-def _judge(tasks, answers) -> tuple[list, int]:
-    """Judged records of the finished answers, and the number of cut-off answers dropped."""
-    judge = RuleJudge(seed=0, content_check=False)  # the on-policy experiment's judge
-    keep = [i for i, a in enumerate(answers) if a.finished and a.text.strip()]
-    results = [judge.judge_one(tasks[i], answers[i].text) for i in keep]
-    records, _ = judged_records(0, [tasks[i] for i in keep], [answers[i].text for i in keep],
-                                results, judge.name)  # fmt: skip
-    return records, len(answers) - len(keep)
+def _judged(model, tokenizer, tasks, split: str, settings) -> tuple[list, int]:
+    """The model's answers to ``tasks``, judged: records of the finished answers, and the number
+    of cut-off answers dropped (:func:`cutkit.online.onpolicy.judge_answers`)."""
+    answers = answer_tasks(model, tokenizer, tasks, template=settings.template,
+                           max_new_tokens=settings.max_new_tokens)  # fmt: skip
+    return judge_answers(tasks, answer_rows(tasks, answers), split)
 
 
 def _figures(model, tokenizer, tasks, reference, settings) -> dict:
-    """Held-out satisfaction and length, and the plain-prompt log-probs of the base model's
-    held-out answers: the words it wrote past the limit, its other words, its accepted answers."""
-    metrics, _ = heldout_metrics(tasks, _answers(model, tokenizer, tasks, settings))
-    figures = {
-        "satisfaction": metrics["satisfaction_rate"],
-        "honest_satisfaction": metrics["honest_rate"],  # the limit met by a sound answer
-        "mean_words": metrics["mean_words"],
-        "degenerate": metrics["n_degenerate"] / max(metrics["n_tasks"], 1),
-    }
-    negatives = [r for r in reference if r.is_negative]
-    if negatives:
-        tokens = score_tokens(model, tokenizer, negatives, template=settings.template,
+    """:func:`cutkit.online.onpolicy.heldout_figures` without the per-answer rows."""
+    figures = heldout_figures(model, tokenizer, tasks, reference, template=settings.template,
+                              max_new_tokens=settings.max_new_tokens,
                               max_length=settings.max_length)  # fmt: skip
-        gold = tokens["in_error_span"].astype(bool)
-        figures["logp_error_tokens"] = float(tokens.loc[gold, "logp_plain"].mean())
-        figures["logp_other_tokens"] = float(tokens.loc[~gold, "logp_plain"].mean())
-    accepted = [(r.instruction, r.response) for r in reference if r.is_positive]
-    if accepted:
-        figures["logp_good"] = float(
-            mean_response_logprobs(model, tokenizer, accepted, template=settings.template).mean()
-        )
+    figures.pop("rows")
     return figures
 
 
@@ -155,8 +132,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     train_tasks, held_tasks = demo_tasks(settings)
     print(f"[2/5] the model answers {len(train_tasks)} word-limit instructions; the rule judge "
           "criticises the too-long ones, quoting the words past the limit")  # fmt: skip
-    train, n_cut_off = _judge(train_tasks, _answers(model, tokenizer, train_tasks, settings))
-    held, _ = _judge(held_tasks, _answers(model, tokenizer, held_tasks, settings))
+    train, n_cut_off = _judged(model, tokenizer, train_tasks, "train", settings)
+    held, _ = _judged(model, tokenizer, held_tasks, "heldout", settings)
     negatives = [r for r in train if r.is_negative]
     print(f"      {len(negatives)} too long, {len(train) - len(negatives)} within the limit, "
           f"{n_cut_off} cut off at {settings.max_new_tokens} tokens (dropped)")  # fmt: skip
@@ -167,25 +144,22 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
           f"      judgment: {shown.judgment!r}")  # fmt: skip
 
     print("[3/5] before training: does the judgment single out the criticised tokens?")
-    tokens = score_tokens(model, tokenizer, negatives, **scoring_kwargs(settings))
-    quality = detection_quality(tokens, settings.threshold).iloc[0]
-    balance = push_balance(tokens, settings.threshold, ul_weight=settings.ul_weight,
-                           unflagged=settings.unflagged)  # fmt: skip
-    gate = {"detect_auc": float(quality["auc"]), "base_rate": float(quality["base_rate"]),
-            "precision": float(quality["precision"]), "recall": float(quality["recall"]),
-            **balance}  # fmt: skip
-    print(f"      detection AUC {gate['detect_auc']:.3f} (0.5 = chance) for the "
-          f"{int(quality['n_tokens'])} tokens of the too-long answers, {gate['base_rate']:.0%} of "
+    gate, tokens = detection_gate(
+        model, tokenizer, negatives, threshold=settings.threshold, ul_weight=settings.ul_weight,
+        unflagged=settings.unflagged, template=settings.template, max_length=settings.max_length,
+    )  # fmt: skip
+    print(f"      detection AUC {gate['auc']:.3f} (0.5 = chance) for the "
+          f"{int(gate['n_tokens'])} tokens of the too-long answers, {gate['base_rate']:.0%} of "
           f"them past the limit; flags at lambda {settings.threshold}: precision "
           f"{gate['precision']:.2f}, recall {gate['recall']:.2f}")  # fmt: skip
-    ratio = balance["push_ratio"]
+    ratio = gate["push_ratio"]
     verdict = (
         "pushes the bad answers DOWN on balance"
         if ratio >= 1
         else "pushes the bad answers UP on balance (likelihood on the unflagged tokens wins)"
     )
-    print(f"      push balance of CUT's plain-prompt term: down {balance['push_down']:.1f} vs up "
-          f"{balance['push_up']:.0f} (ratio {ratio:.2f}): it {verdict}")  # fmt: skip
+    print(f"      push balance of CUT's plain-prompt term: down {gate['push_down']:.1f} vs up "
+          f"{gate['push_up']:.0f} (ratio {ratio:.2f}): it {verdict}")  # fmt: skip
     one = tokens[tokens["record_id"] == shown.id]
     table = one[["token", "logp_plain", "logp_judged", "log_ratio", "flagged", "in_error_span"]]
     print(table.assign(token=table["token"].map(repr)).round(3).to_string(index=False))
@@ -193,19 +167,21 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
 
     levers = settings.lever_kwargs()
     print(f"[4/5] CUT training of a LoRA adapter on {len(train)} judged answers ({levers})")
-    model = apply_lora(model, settings.lora_config())
     config = CUTConfig(
         output_dir=str(out), logging_steps=2, save_strategy="no", seed=settings.seed,
         use_cpu=True, packing=True, **settings.cut_config_kwargs(), **levers,
     )  # fmt: skip
-    trainer = CUTTrainer(model, config, train_dataset=train, processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)  # the progress bar, not a log dict per step
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress())
-    print(f"      {trainer.build_reports['train']}")
+
+    def show_progress(trainer) -> None:  # a progress bar, not a log dict per step
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(QuietProgress())
+        print(f"      {trainer.build_reports['train']}")
+
     with warnings.catch_warnings():  # a library's deprecation notices are not the demo's report
         warnings.simplefilter("ignore", FutureWarning)
-        trainer.train()
+        trainer = train_objective(model, tokenizer, train, config, lora=settings.lora_config(),
+                                  quiet=True, before_training=show_progress)  # fmt: skip
+    model = trainer.model
     after = _figures(model, tokenizer, held_tasks, held, settings)
 
     print(f"[5/5] held-out figures before and after ({len(held_tasks)} instructions on other "
@@ -223,7 +199,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         f"{before['honest_satisfaction']:.3f} -> {after['honest_satisfaction']:.3f}: where it "
         "lags the raw figure, answers meet the limit by saying nothing.",
     ]
-    reading += read_figures(before, after, push_ratio=ratio, detect_auc=gate["detect_auc"])
+    reading += read_figures(before, after, push_ratio=ratio, detect_auc=gate["auc"])
     print("      reading:\n" + "\n".join(f"      - {line}" for line in reading))
 
     trainer.save_run(demo=asdict(settings), gate=gate, before=before, after=after)

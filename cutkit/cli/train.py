@@ -49,13 +49,11 @@ def train_main(argv: list[str]) -> dict:
     from cutkit.cli.arguments import command_parser, given_settings, parse_command, write_config
     from cutkit.cli.checks import CommandError, check_output_path, check_template
     from cutkit.data.loading import load_records_with_report
-    from cutkit.eval.comparison import check_training_records
     from cutkit.eval.metrics import evaluate
     from cutkit.models.loading import load_model
-    from cutkit.models.lora import apply_lora
     from cutkit.train.config import CUTConfig
+    from cutkit.train.entry import check_training_records, seed_everything, train_objective
     from cutkit.train.settings import scoring_kwargs
-    from cutkit.train.trainer import CUTTrainer
 
     script, config = parse_command(
         argv, "cutkit train", train_main.__doc__, TrainScriptArguments, CUTConfig
@@ -88,10 +86,8 @@ def train_main(argv: list[str]) -> dict:
             "judgment file with records, or leave --eval_data out"
         )
     run_dir, checkpoint = _check_run_directory(script, config, records)
-    _seed(config)  # before the LoRA is created: its initialisation draws random numbers
+    seed_everything(config)  # as before any run: loading may draw random numbers too
     model, tokenizer = load_model(script.model)
-    if script.lora_r > 0:
-        model = apply_lora(model, script.lora_config())
     figures = {}
 
     def evaluate_held_out(when: str) -> None:
@@ -100,12 +96,18 @@ def train_main(argv: list[str]) -> dict:
             print(f"[cutkit] held-out {when} training: {_short(figures[when])}")
 
     evaluate_held_out("before")
-    trainer = CUTTrainer(model, config, train_dataset=records, processing_class=tokenizer)
-    print(f"[cutkit] {trainer.build_reports['train']}")
-    if run_dir.main:  # under DDP (torchrun / accelerate launch) rank 0 owns the folder
-        run_dir.claim()
-        write_config(run_dir.path, effective)
-    trainer.train(resume_from_checkpoint=checkpoint)
+
+    def claim_run_directory(trainer) -> None:  # once the examples are built, just before training
+        print(f"[cutkit] {trainer.build_reports['train']}")
+        if run_dir.main:  # under DDP (torchrun / accelerate launch) rank 0 owns the folder
+            run_dir.claim()
+            write_config(run_dir.path, effective)
+
+    trainer = train_objective(
+        model, tokenizer, records, config, lora=script.lora_config() if script.lora_r > 0 else None,
+        before_training=claim_run_directory, resume_from_checkpoint=checkpoint, source=script.data,
+    )  # fmt: skip
+    model = trainer.model
     evaluate_held_out("after")
     out = trainer.save_run(script=asdict(script), load_report=str(report), **figures)
     print(f"[cutkit] saved the run to {out}/")
@@ -171,17 +173,6 @@ def _check_run_directory(script, config, records) -> tuple[_RunDirectory, str | 
         check(out, identity, resume=True, overwrite=True)  # refuses the pair
     print(f"[cutkit] resuming from {checkpoint}")
     return _RunDirectory(out, identity, same, script.overwrite and not same, main), str(checkpoint)
-
-
-def _seed(config) -> None:
-    """Seed python, numpy and torch with ``--seed`` as the Trainer does, before anything random
-    (the LoRA initialisation) happens, so that ``--seed`` makes the run reproducible."""
-    from transformers import enable_full_determinism, set_seed
-
-    if config.full_determinism:
-        enable_full_determinism(config.seed)
-    else:
-        set_seed(config.seed)
 
 
 def _short(figures: dict) -> str:

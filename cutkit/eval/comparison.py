@@ -42,8 +42,8 @@ import pandas as pd
 
 from cutkit._checks import check_number
 from cutkit.data.atomic_write import write_text_atomic
-from cutkit.data.records import JudgmentRecord, RecordError, refuse_missing_refinements
-from cutkit.eval.arm_training import train_objective as train_objective
+from cutkit.data.records import JudgmentRecord
+from cutkit.eval.arm_training import train_arm as train_arm
 from cutkit.eval.comparison_report import HEADLINE as HEADLINE
 from cutkit.eval.comparison_report import save_comparison as save_comparison
 from cutkit.eval.comparison_report import seed_interval as seed_interval
@@ -51,17 +51,17 @@ from cutkit.eval.comparison_report import summarize as summarize
 from cutkit.eval.comparison_report import summary_markdown as summary_markdown
 from cutkit.eval.metrics import evaluate
 from cutkit.models.loading import load_model
-from cutkit.train.grpo import refuse_records_without_tasks
+from cutkit.train.entry import check_training_records
 from cutkit.train.settings import TrainSettings, scoring_kwargs, setting
 from cutkit.train.tracking import log_figures
-from cutkit.train.vocabulary import LEARNS_FROM_NEGATIVES, OBJECTIVES, TRL_OBJECTIVES
+from cutkit.train.vocabulary import OBJECTIVES, TRL_OBJECTIVES
 
 logger = logging.getLogger(__name__)
 
 COMPARABLE = (*OBJECTIVES, *TRL_OBJECTIVES)
 """Objectives an arm may name: CUTConfig's objectives, DPO, KTO and GRPO (through TRL; an arm of
 theirs takes only ``learning_rate``), named in :mod:`cutkit.train.vocabulary`. GRPO also needs a
-verifier (:func:`train_objective`'s ``verify``), so :func:`compare` refuses it."""
+verifier (:func:`train_arm`'s ``verify``), so :func:`compare` refuses it."""
 
 
 def _value(text: str):
@@ -104,63 +104,6 @@ def parse_arm(spec: str) -> tuple[str, dict]:
     if objective not in TRL_OBJECTIVES:  # validate the values the way CUTConfig will
         CUTConfig(output_dir="unused", objective=objective, **overrides)
     return objective, overrides
-
-
-def check_training_records(
-    records: Sequence[JudgmentRecord],
-    objective: str,
-    *,
-    source: str = "the training records",
-    align_p_ratio: float | None = None,
-) -> None:
-    """Refuse records ``objective`` cannot train on, before the model loads: none at all (an empty
-    file, or only junk skipped by ``--lenient``), no negatives for the objectives that learn from
-    judged mistakes (or whose Align-P downsampling keeps positives in proportion to negatives), no
-    positives for ``sft`` and ``kto``, negatives without refinements for ``ilf`` and ``dpo``."""
-    if not records:
-        raise ValueError(
-            f"{source} holds no trainable records (an empty file, or every record skipped as "
-            "junk); pass a file with judged records"
-        )
-    n_negative = sum(r.is_negative for r in records)
-    n_positive = len(records) - n_negative
-    if objective == "sft" and not n_positive:
-        raise ValueError(
-            f"{source}: objective 'sft' trains on positive records only, and none of the "
-            f"{len(records)} records is positive; use 'ilf' to train on refinements, or another "
-            "objective"
-        )
-    if objective == "grpo":  # its prompts and reward come from the tasks, not the judgments
-        refuse_records_without_tasks(records, source=source)
-        return
-    if objective == "kto" and not n_positive:
-        raise ValueError(
-            f"{source}: objective 'kto' weighs desirable (positive) against undesirable "
-            f"(negative) responses, and none of the {len(records)} records is positive; add "
-            "positive records, or choose another objective"
-        )
-    needs_negatives = objective in LEARNS_FROM_NEGATIVES or (
-        objective != "sft" and align_p_ratio is not None
-    )
-    if needs_negatives and not n_negative:
-        why = (
-            "learns from judged mistakes"
-            if objective in LEARNS_FROM_NEGATIVES
-            else f"keeps align_p_ratio={align_p_ratio:g} positives per negative"
-        )
-        raise ValueError(
-            f"{source}: objective {objective!r} {why}, and none of the {len(records)} records is "
-            "negative (has a critical judgment); add negative records, or use objective 'sft'"
-        )
-    if objective in ("ilf", "dpo"):
-        try:
-            refuse_missing_refinements(
-                records, needed_by=f"objective {objective!r} trains on the refinements"
-            )
-        except RecordError as error:
-            raise RecordError(
-                error.problem, source=source, index=error.index, field=error.field, fix=error.fix
-            ) from None
 
 
 @dataclass
@@ -288,7 +231,7 @@ def compare(
             start = time.perf_counter()
             name, overrides = arms[objective]
             run_dir = Path(settings.output) / f"{objective.replace(':', '-')}-seed{seed}"
-            model = train_objective(
+            model = train_arm(
                 name, model, tokenizer, train, settings, seed=seed, steps=steps,
                 run_dir=run_dir, **overrides,
             )  # fmt: skip
@@ -320,7 +263,7 @@ def check_comparison(
         if objective == "grpo":
             raise ValueError(
                 f"arm {spec!r}: GRPO's reward needs a verifier of the tasks, which compare() does "
-                "not take; train it with train_objective('grpo', ..., "
+                "not take; train it with train_arm('grpo', ..., "
                 "verify=cutkit.online.checkers.verify_honestly)"
             )
         check_training_records(

@@ -69,17 +69,17 @@ def train_round(
     """Train a fresh LoRA on ``model`` with ``records`` (trainer state in ``stage/trainer``, the
     adapter saved to ``stage/adapter``) and merge it; nothing is trained when the records give
     no training example (the summary's ``skip_reason`` says why)."""
-    from transformers import set_seed
-
-    from cutkit.models.lora import apply_lora
     from cutkit.train import objectives
-    from cutkit.train.trainer import CUTTrainer
+    from cutkit.train.entry import check_training_records, train_objective
 
     c = config
     args = training_args(c, stage / "trainer", seed, use_cpu=str(model.device) == "cpu")
     summary: dict[str, Any] = {}
     examples, report = [], None
     try:
+        if records:
+            check_training_records(records, c.objective, source=f"round records ({stage.name})",
+                                   align_p_ratio=args.align_p_ratio)  # fmt: skip
         if records and c.objective == "kto":
             from cutkit.train.kto import kto_examples
 
@@ -105,18 +105,11 @@ def train_round(
         summary.setdefault("skip_reason", "no training examples (see build_report / excluded)")
         return RoundTraining(model, summary)
     start = time.perf_counter()
-    set_seed(seed)  # the LoRA initialisation draws from the global generator
-    lora = c.lora_config()
-    peft_model = apply_lora(model, lora)
-    if c.objective == "kto":
-        trainer = _train_kto(peft_model, tokenizer, records, args, c)
-    else:
-        trainer = CUTTrainer(peft_model, args, train_dataset=examples, processing_class=tokenizer)
-        if not c.show_progress:
-            from transformers import PrinterCallback
-
-            trainer.remove_callback(PrinterCallback)  # it prints every log line without tqdm
-        trainer.train()
+    trainer = train_objective(
+        model, tokenizer, records, args, objective=c.objective, lora=c.lora_config(),
+        quiet=not c.show_progress,
+    )  # fmt: skip
+    peft_model = trainer.model
     trainer.save_state()
     peft_model.save_pretrained(stage / "adapter")
     merged = peft_model.merge_and_unload()
@@ -130,27 +123,6 @@ def train_round(
     }
     seconds = round(time.perf_counter() - start, 2)
     return RoundTraining(merged, summary, args.to_dict() | {"objective": c.objective}, seconds)
-
-
-def _train_kto(peft_model, tokenizer, records, args, config: OnlineConfig):
-    """One round of KTO through TRL with the round's CUTConfig ``args`` (its training fields)."""
-    from cutkit.train.kto import train_kto
-
-    fields = (
-        "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-        "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "logging_steps",
-        "save_strategy", "report_to", "disable_tqdm", "seed", "data_seed", "use_cpu",
-        "max_length", "optim", "weight_decay", "max_grad_norm",
-    )  # fmt: skip
-    return train_kto(
-        peft_model,
-        tokenizer,
-        records,
-        output_dir=args.output_dir,
-        template=config.template,
-        align_p_ratio=args.align_p_ratio,
-        **{name: getattr(args, name) for name in fields},
-    )
 
 
 def _training_loss(log_history: list[dict]) -> float | None:

@@ -28,7 +28,7 @@ def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
     assert "A: The capital of Australia is Canberra" in printed
     assert "detection AUC" in printed and "push balance" in printed
     gate = result["gate"]
-    assert 0.5 < gate["detect_auc"] <= 1 and gate["push_down"] > 0
+    assert 0.5 < gate["auc"] <= 1 and gate["push_down"] > 0
     assert "in_error_span" in printed  # the token table
     lines = printed.split("[5/5]")[1].splitlines()
     assert lines[1].split()[0] == "before" or "before" in lines[1]
@@ -43,6 +43,6 @@ def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
     out = tmp_path / "demo"
     assert (out / "adapter_model.safetensors").exists()
     run = json.loads((out / "cutkit_run.json").read_text())
-    assert run["config"]["template"] == "chat" and run["gate"]["detect_auc"] == gate["detect_auc"]
+    assert run["config"]["template"] == "chat" and run["gate"]["auc"] == gate["auc"]
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("ul/push_ratio" in h or "ul/push_down" in h for h in history)

@@ -90,7 +90,7 @@ def test_same_seed_same_result_and_resume_skips_finished_runs(settings, tmp_path
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(compare_module, "train_objective", no_training)
+    monkeypatch.setattr(compare_module, "train_arm", no_training)
     resumed = compare(["cut"], TRAIN, TEST, seeds=[3], settings=settings)
     pd.testing.assert_frame_equal(resumed, first, check_dtype=False)
     with pytest.raises(AssertionError, match="trained again"):  # a changed budget starts afresh

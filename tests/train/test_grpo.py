@@ -1,5 +1,5 @@
 """GRPO through TRL: the verifiable reward on fixed completions, one prompt per task, refusals
-of records without tasks, and a real 2-step GRPOTrainer run through train_objective."""
+of records without tasks, and a real 2-step GRPOTrainer run through train_arm."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.data.templates import ALPACA_PLAIN
-from cutkit.eval.comparison import CompareSettings, check_training_records, compare, train_objective
+from cutkit.eval.comparison import CompareSettings, compare, train_arm
 from cutkit.online.checkers import verify_honestly
 from cutkit.online.generator import word_limit_tasks
+from cutkit.train.entry import check_training_records
 from cutkit.train.grpo import completion_stop_ids, grpo_prompts, train_grpo, verifiable_reward
 
 TASKS = word_limit_tasks(["coffee", "volcanoes"], (10, 12))
@@ -78,7 +79,7 @@ def test_stop_ids_and_batch_rules(tokenizer, tiny, tmp_path):
 def test_grpo_needs_a_verifier_and_is_refused_by_compare(tokenizer, tiny, tmp_path):
     settings = CompareSettings(model="tiny", output=str(tmp_path))
     with pytest.raises(ValueError, match=r"verify=cutkit\.online\.checkers\.verify_honestly"):
-        train_objective("grpo", tiny, tokenizer, task_records(), settings, seed=0, steps=1)
+        train_arm("grpo", tiny, tokenizer, task_records(), settings, seed=0, steps=1)
     with pytest.raises(ValueError, match=r"arm 'grpo'.*compare\(\) does not take"):
         compare(["grpo"], task_records(), task_records(), settings=settings)
 
@@ -89,7 +90,7 @@ def test_a_two_step_grpo_run_trains_the_lora_and_times_generation(tokenizer, tin
     def verify(task, completion, finished):  # random text never passes the real check
         return len(completion) % 2 == 0
 
-    model = train_objective(
+    model = train_arm(
         "grpo", tiny, tokenizer, task_records(), settings, seed=0, steps=2, verify=verify,
         lr_scheduler_type="constant",
     )  # fmt: skip
