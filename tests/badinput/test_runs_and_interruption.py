@@ -224,10 +224,9 @@ def test_resume_a_missing_checkpoint_folder_is_a_clear_error(world, tmp_path):
         train(world.argv(out, "--resume", str(out / "checkpoint-99")))
 
 
-def test_trainer_resume_of_a_run_finished_mid_epoch_takes_no_extra_step(tmp_path):
+def test_trainer_resume_of_a_run_finished_mid_epoch_takes_no_extra_step(tmp_path, tokenizer):
     kw = dict(max_steps=5, per_device_train_batch_size=2, gradient_accumulation_steps=1)
     kw.update(save_strategy="steps", save_steps=2, logging_steps=100)
-    tokenizer = _tokenizer()
     make_trainer(arithmetic_records(3), tokenizer, tmp_path, **kw).train()
     resumed = make_trainer(arithmetic_records(3), tokenizer, tmp_path, **kw)
     resumed.train(resume_from_checkpoint=True)
@@ -378,9 +377,9 @@ def _poison(monkeypatch, term: str, value: float, from_call: int = 1):
     monkeypatch.setattr(trainer_module, "cut_loss", poisoned)
 
 
-def _guarded(tmp_path, step: int, term: str, **overrides):
+def _guarded(tmp_path, tokenizer, step: int, term: str, **overrides):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=4,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=4,
         per_device_train_batch_size=2, gradient_accumulation_steps=1, save_strategy="steps",
         save_steps=1, **overrides,
     )  # fmt: skip
@@ -392,25 +391,25 @@ def _guarded(tmp_path, step: int, term: str, **overrides):
     return raised.value
 
 
-def test_nan_misalign_term_stops_training(tmp_path, monkeypatch):
+def test_nan_misalign_term_stops_training(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "misalign", math.nan)
-    _guarded(tmp_path, 1, "misalign")
+    _guarded(tmp_path, tokenizer, 1, "misalign")
 
 
-def test_inf_align_n_term_stops_training(tmp_path, monkeypatch):
+def test_inf_align_n_term_stops_training(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "align_n", math.inf)
-    assert _guarded(tmp_path, 1, "align_n").term == "align_n"
+    assert _guarded(tmp_path, tokenizer, 1, "align_n").term == "align_n"
 
 
-def test_nan_align_p_term_at_step_3_keeps_earlier_checkpoints(tmp_path, monkeypatch):
+def test_nan_align_p_term_at_step_3_keeps_earlier_checkpoints(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "align_p", -math.nan, from_call=3)
-    _guarded(tmp_path, 3, "align_p")
+    _guarded(tmp_path, tokenizer, 3, "align_p")
     assert (tmp_path / "checkpoint-2" / "cutkit_checkpoint.json").exists()
 
 
-def test_nan_gradient_with_finite_loss_stops_training(tmp_path):
+def test_nan_gradient_with_finite_loss_stops_training(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=2,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=2,
         per_device_train_batch_size=2, gradient_accumulation_steps=1,
     )  # fmt: skip
     name, param = next((n, p) for n, p in trainer.model.named_parameters() if p.requires_grad)
@@ -419,9 +418,9 @@ def test_nan_gradient_with_finite_loss_stops_training(tmp_path):
         trainer.train()
 
 
-def test_nan_ul_weight_during_training_stops_it(tmp_path):
+def test_nan_ul_weight_during_training_stops_it(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=3,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=3,
         per_device_train_batch_size=6, gradient_accumulation_steps=1,
     )  # fmt: skip
     trainer.args.ul_weight = math.nan  # past the validation of the settings
@@ -432,9 +431,9 @@ def test_nan_ul_weight_during_training_stops_it(tmp_path):
     assert not (tmp_path / "checkpoint-1").exists()
 
 
-def test_overflowing_weights_stop_training(tmp_path):
+def test_overflowing_weights_stop_training(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=3,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=3,
         per_device_train_batch_size=6, gradient_accumulation_steps=1,
     )  # fmt: skip
     with torch.no_grad():
@@ -448,8 +447,8 @@ def test_overflowing_weights_stop_training(tmp_path):
     assert all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
 
 
-def test_save_run_refuses_non_finite_weights(tmp_path):
-    trainer = make_trainer(arithmetic_records(1), _tokenizer(), tmp_path, max_steps=1)
+def test_save_run_refuses_non_finite_weights(tmp_path, tokenizer):
+    trainer = make_trainer(arithmetic_records(1), tokenizer, tmp_path, max_steps=1)
     with torch.no_grad():
         next(p for p in trainer.model.parameters() if p.requires_grad).fill_(math.nan)
     with pytest.raises(FloatingPointError, match="NaN or inf"):
@@ -481,9 +480,3 @@ def test_other_seed_gives_another_lora_initialisation(world, tmp_path):
     train([*world.argv(tmp_path / "b"), *argv, "--seed", "1"])
     a, b = adapter(tmp_path / "a"), adapter(tmp_path / "b")
     assert any(not torch.equal(a[k], b[k]) for k in a)
-
-
-def _tokenizer():
-    from cutkit.models.loading import load_tokenizer
-
-    return load_tokenizer()
