@@ -188,6 +188,11 @@ def judge_reply(handler, status: int, body: bytes, headers: dict | None = None) 
 Behaviour = Callable[[BaseHTTPRequestHandler, int], None]
 
 
+def judge_never_answers(handler, n: int) -> None:
+    """A behaviour that sends nothing until the server closes (at most a minute)."""
+    handler.server.stop.wait(60)
+
+
 class _JudgeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -198,13 +203,20 @@ class _JudgeHandler(BaseHTTPRequestHandler):
             case = in_path
         else:
             case = re.search(r"case=(\S+)", body["messages"][0]["content"]).group(1)
-        with self.server.lock:
-            self.server.counts[case] += 1
-            n = self.server.counts[case]
+        server = self.server
+        with server.lock:
+            server.counts[case] += 1
+            n = server.counts[case]
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
-            self.server.behaviours[case](self, n)
+            server.behaviours[case](self, n)
         except OSError:  # the client gave up
             self.close_connection = True
+        finally:
+            with server.lock:
+                server.in_flight -= 1
 
     def log_message(self, *args):
         pass
@@ -214,7 +226,9 @@ class StubJudgeServer(ThreadingHTTPServer):
     """A local chat-completions endpoint: each POST is answered by ``behaviours[case](handler,
     n)``, ``n`` counting that case's requests; the case is the first path segment of the URL
     (:meth:`url`) or, for a URL without one, the ``case=NAME`` written in the prompt.
-    ``stop`` is set when the server closes (a behaviour that hangs waits on it)."""
+    ``requests`` records every request (path, headers, JSON body) and ``max_in_flight`` the most
+    requests answered at once. ``stop`` is set when the server closes (a behaviour that hangs
+    waits on it)."""
 
     daemon_threads = True
     block_on_close = False
@@ -223,6 +237,8 @@ class StubJudgeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _JudgeHandler)
         self.behaviours = behaviours
         self.lock, self.counts, self.stop = threading.Lock(), Counter(), threading.Event()
+        self.requests: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
         self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
 
     def url(self, case: str) -> str:
