@@ -35,17 +35,25 @@ BENCHMARKS = REPO / "benchmarks"
 # ------------------------------------------------------------------------------------ records
 
 
-def arithmetic_records(n: int = 6) -> list[JudgmentRecord]:
+def arithmetic_records(
+    n: int = 6, n_positive: int | None = None, *, refinements: bool = False
+) -> list[JudgmentRecord]:
+    """``n`` wrong sums (negatives ``n0``, ``n1``, ...; with ``refinements``, each carries the right
+    answer as its refinement), then ``n_positive`` (default ``n``) right doublings (``p0``, ...)."""
     negatives = [
         JudgmentRecord(
             f"n{i}",
             f"What is {i} + {i}?",
             f"It is {2 * i + 1}.",
             f"Wrong: {i} + {i} is {2 * i}, not {2 * i + 1}.",
+            refinement=f"It is {2 * i}." if refinements else None,
         )
         for i in range(n)
     ]
-    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
+    positives = [
+        JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.")
+        for i in range(n if n_positive is None else n_positive)
+    ]
     return negatives + positives
 
 
