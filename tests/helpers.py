@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import socket
 import sys
 import threading
 from collections import Counter
@@ -170,6 +171,28 @@ def read_jsonl_rows(path: Path) -> list[dict]:
 def is_positive_row(row: dict) -> bool:
     """The bundled data's positive rule: no judgment, or one starting with "Perfect"."""
     return row["judgment"] is None or row["judgment"].startswith("Perfect")
+
+
+# ------------------------------------------------------------------------------ files and ports
+
+
+def write_jsonl_rows(path: Path, rows) -> Path:
+    """Write ``rows`` (JSON objects) to ``path`` as JSONL, one per line; returns ``path``."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def truncate_file(path: Path, keep: float = 0.5) -> None:
+    """Cut ``path`` short to its first ``keep`` share of bytes (a file whose writing was cut off)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (a fixed port can still be held by an earlier run)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 # ------------------------------------------------------------------------- a local judge endpoint

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from cutkit.data.bundled import bundled_data_path
-from tests.helpers import REPO, arithmetic_records, make_trainer
+from tests.helpers import REPO, arithmetic_records, make_trainer, truncate_file
 
 STEPS = 3
 
@@ -75,11 +75,6 @@ def adapter(folder: Path) -> dict[str, torch.Tensor]:
 
 def global_step(folder: Path) -> int:
     return json.loads((folder / "trainer_state.json").read_text())["global_step"]
-
-
-def truncate(path: Path, keep: float = 0.5) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
 
 
 # ------------------------------------------------------------------------- run-directory reuse
@@ -276,13 +271,13 @@ def test_checkpoint_missing_a_listed_file_is_skipped(world, tmp_path, capsys):
 
 def test_truncated_optimizer_is_skipped_by_resume_last(world, tmp_path, capsys):
     out = world.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "optimizer.pt")
+    truncate_file(out / "checkpoint-3" / "optimizer.pt")
     _resumes_checkpoint_2(world, out, capsys, "optimizer.pt")
 
 
 def test_truncated_optimizer_resumed_by_name_is_named(world, tmp_path):
     out = world.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "optimizer.pt")
+    truncate_file(out / "checkpoint-3" / "optimizer.pt")
     with pytest.raises(ValueError, match=r"checkpoint-3.*optimizer\.pt"):
         train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
@@ -299,7 +294,7 @@ def test_same_size_damage_to_the_optimizer_is_named(world, tmp_path):
 
 def test_truncated_adapter_resumed_by_name_is_named(world, tmp_path):
     out = world.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "adapter_model.safetensors")
+    truncate_file(out / "checkpoint-3" / "adapter_model.safetensors")
     with pytest.raises(ValueError, match=r"adapter_model\.safetensors"):
         train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
