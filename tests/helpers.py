@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import socket
 import sys
 import threading
 from collections import Counter
@@ -35,17 +36,25 @@ BENCHMARKS = REPO / "benchmarks"
 # ------------------------------------------------------------------------------------ records
 
 
-def arithmetic_records(n: int = 6) -> list[JudgmentRecord]:
+def arithmetic_records(
+    n: int = 6, n_positive: int | None = None, *, refinements: bool = False
+) -> list[JudgmentRecord]:
+    """``n`` wrong sums (negatives ``n0``, ``n1``, ...; with ``refinements``, each carries the right
+    answer as its refinement), then ``n_positive`` (default ``n``) right doublings (``p0``, ...)."""
     negatives = [
         JudgmentRecord(
             f"n{i}",
             f"What is {i} + {i}?",
             f"It is {2 * i + 1}.",
             f"Wrong: {i} + {i} is {2 * i}, not {2 * i + 1}.",
+            refinement=f"It is {2 * i}." if refinements else None,
         )
         for i in range(n)
     ]
-    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
+    positives = [
+        JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.")
+        for i in range(n if n_positive is None else n_positive)
+    ]
     return negatives + positives
 
 
@@ -164,6 +173,28 @@ def is_positive_row(row: dict) -> bool:
     return row["judgment"] is None or row["judgment"].startswith("Perfect")
 
 
+# ------------------------------------------------------------------------------ files and ports
+
+
+def write_jsonl_rows(path: Path, rows) -> Path:
+    """Write ``rows`` (JSON objects) to ``path`` as JSONL, one per line; returns ``path``."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def truncate_file(path: Path, keep: float = 0.5) -> None:
+    """Cut ``path`` short to its first ``keep`` share of bytes (a file whose writing was cut off)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (a fixed port can still be held by an earlier run)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 # ------------------------------------------------------------------------- a local judge endpoint
 
 
@@ -188,6 +219,11 @@ def judge_reply(handler, status: int, body: bytes, headers: dict | None = None) 
 Behaviour = Callable[[BaseHTTPRequestHandler, int], None]
 
 
+def judge_never_answers(handler, n: int) -> None:
+    """A behaviour that sends nothing until the server closes (at most a minute)."""
+    handler.server.stop.wait(60)
+
+
 class _JudgeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -198,13 +234,20 @@ class _JudgeHandler(BaseHTTPRequestHandler):
             case = in_path
         else:
             case = re.search(r"case=(\S+)", body["messages"][0]["content"]).group(1)
-        with self.server.lock:
-            self.server.counts[case] += 1
-            n = self.server.counts[case]
+        server = self.server
+        with server.lock:
+            server.counts[case] += 1
+            n = server.counts[case]
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
-            self.server.behaviours[case](self, n)
+            server.behaviours[case](self, n)
         except OSError:  # the client gave up
             self.close_connection = True
+        finally:
+            with server.lock:
+                server.in_flight -= 1
 
     def log_message(self, *args):
         pass
@@ -214,7 +257,9 @@ class StubJudgeServer(ThreadingHTTPServer):
     """A local chat-completions endpoint: each POST is answered by ``behaviours[case](handler,
     n)``, ``n`` counting that case's requests; the case is the first path segment of the URL
     (:meth:`url`) or, for a URL without one, the ``case=NAME`` written in the prompt.
-    ``stop`` is set when the server closes (a behaviour that hangs waits on it)."""
+    ``requests`` records every request (path, headers, JSON body) and ``max_in_flight`` the most
+    requests answered at once. ``stop`` is set when the server closes (a behaviour that hangs
+    waits on it)."""
 
     daemon_threads = True
     block_on_close = False
@@ -223,6 +268,8 @@ class StubJudgeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _JudgeHandler)
         self.behaviours = behaviours
         self.lock, self.counts, self.stop = threading.Lock(), Counter(), threading.Event()
+        self.requests: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
         self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
 
     def url(self, case: str) -> str:

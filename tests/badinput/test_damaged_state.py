@@ -12,6 +12,7 @@ import pytest
 
 from cutkit.cli import main
 from cutkit.data.bundled import bundled_data_path
+from tests.helpers import truncate_file
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -27,11 +28,6 @@ def one_line(err: str, command: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith(f"cutkit {command}: error:")]
     assert len(lines) == 1, err
     return lines[0]
-
-
-def truncate(path: Path, keep: float = 0.5) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +58,9 @@ def test_inspect_names_a_damaged_adapter(
     folder = tmp_path / "adapter"
     shutil.copytree(adapter, folder)
     if damage == "truncated_weights":
-        truncate(folder / "adapter_model.safetensors")
+        truncate_file(folder / "adapter_model.safetensors")
     elif damage == "truncated_config":
-        truncate(folder / "adapter_config.json")
+        truncate_file(folder / "adapter_config.json")
     else:
         (folder / "adapter_config.json").unlink()
     argv = [
@@ -115,7 +111,7 @@ def test_online_names_a_damaged_state_file(damaged, fix, online_run, tmp_path, c
     original, argv = online_run
     out = tmp_path / "run"
     shutil.copytree(original, out)
-    truncate(out / damaged)
+    truncate_file(out / damaged)
     argv = [str(out) if arg == str(original) else arg for arg in argv]
     code, err = run_cli(argv, capsys)
     line = one_line(err, "online")

@@ -12,13 +12,9 @@ import time
 import pytest
 
 from cutkit.cli import main
-from tests.helpers import judge_completion, judge_reply, judge_server
+from tests.helpers import judge_completion, judge_never_answers, judge_reply, judge_server
 
 DEADLINE = 2.0
-
-
-def never_answers(handler, n):
-    handler.server.stop.wait(60)
 
 
 def status(code: int, body: bytes = b"oops", headers: dict | None = None):
@@ -29,7 +25,7 @@ def status(code: int, body: bytes = b"oops", headers: dict | None = None):
 
 
 BEHAVIOURS = {
-    "never_answers": never_answers,
+    "never_answers": judge_never_answers,
     "http_500": status(500, b"internal error"),
     "malformed_body": status(200, b"{not json"),
     "error_placeholder": status(200, judge_completion("$ERROR$")),

@@ -27,7 +27,7 @@ from cutkit.data.loading import load_records
 from cutkit.data.records import RecordError
 from cutkit.online.judges.base import JudgeFailure, Judgment
 from cutkit.online.judges.http import OpenAICompatibleJudge
-from tests.helpers import judge_completion, judge_reply, judge_server
+from tests.helpers import judge_completion, judge_never_answers, judge_reply, judge_server
 
 # ----------------------------------------------------------------------------- HTTP judge
 
@@ -35,10 +35,6 @@ TIMEOUT, ATTEMPTS, MAX_RETRY_AFTER = 0.5, 2, 3.0
 
 
 completion, reply = judge_completion, judge_reply
-
-
-def never_answers(handler, n):
-    handler.server.stop.wait(30)
 
 
 def trickle_body(handler, n):
@@ -153,7 +149,7 @@ def backed_off(result_check, *, expect: float | None = None):
 ERR = "[$]error[$]"
 HTTP_CASES = {
     # name: (behaviour, check, seconds allowed)
-    "never_answers": (never_answers, failed("timed out"), 2.5),
+    "never_answers": (judge_never_answers, failed("timed out"), 2.5),
     "trickles_body_1_byte_per_0.2s": (trickle_body, failed("timed out|deadline"), 2.5),
     "trickles_headers": (trickle_headers, failed("timed out|deadline"), 2.5),
     "closes_without_reply": (close_at_once, failed("connection|reach"), 2.5),

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from cutkit.data.bundled import bundled_data_path
-from tests.helpers import REPO, arithmetic_records, make_trainer
+from tests.helpers import REPO, arithmetic_records, make_trainer, truncate_file
 
 STEPS = 3
 
@@ -77,60 +77,55 @@ def global_step(folder: Path) -> int:
     return json.loads((folder / "trainer_state.json").read_text())["global_step"]
 
 
-def truncate(path: Path, keep: float = 0.5) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
-
-
 # ------------------------------------------------------------------------- run-directory reuse
 
 
-def new_run_other_data_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_new_run_other_data_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"(?s)already holds another run.*training data"):
-        train(w.argv(out, data=w.data_b))
+        train(world.argv(out, data=world.data_b))
     assert global_step(out / "checkpoint-3") == STEPS  # untouched
 
 
-def new_run_same_settings_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_new_run_same_settings_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"(?s)already holds a run.*--resume last.*--overwrite"):
-        train(w.argv(out))
+        train(world.argv(out))
 
 
-def new_run_other_learning_rate_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_new_run_other_learning_rate_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"learning_rate: 0\.0004 -> 0\.001"):
-        train(w.argv(out, "--learning_rate", "1e-3"))
+        train(world.argv(out, "--learning_rate", "1e-3"))
 
 
-def new_run_other_lora_rank_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_new_run_other_lora_rank_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"lora_r: 4 -> 8"):
-        train(w.argv(out, "--lora_r", "8"))
+        train(world.argv(out, "--lora_r", "8"))
 
 
-def new_run_with_overwrite_replaces_the_old_run(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_new_run_with_overwrite_replaces_the_old_run(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     (out / "checkpoint-7").mkdir()  # an old run's checkpoint beyond the new run's steps
-    train(w.argv(out, "--overwrite", "true", data=w.data_b))
+    train(world.argv(out, "--overwrite", "true", data=world.data_b))
     assert not (out / "checkpoint-7").exists()
     owner = json.loads((out / "cutkit_owner.json").read_text())
-    assert owner["settings"]["data"] == str(w.data_b.resolve())
+    assert owner["settings"]["data"] == str(world.data_b.resolve())
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [h["step"] for h in history if "loss" in h] == [1, 2, 3]  # one run, not two mixed
 
 
-def overwrite_never_clears_a_folder_that_is_no_run(w, tmp_path, capsys):
+def test_overwrite_never_clears_a_folder_that_is_no_run(world, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     with pytest.raises(ValueError, match="holds no cutkit run"):
-        train(w.argv(out, "--overwrite", "true"))
+        train(world.argv(out, "--overwrite", "true"))
     assert (out / "thesis.tex").read_text() == "precious"
 
 
-def new_run_into_an_existing_empty_folder_is_accepted(w, tmp_path, capsys):
+def test_new_run_into_an_existing_empty_folder_is_accepted(tmp_path):
     from cutkit.train.rundir import check_run_directory
 
     (tmp_path / "empty").mkdir()
@@ -140,94 +135,93 @@ def new_run_into_an_existing_empty_folder_is_accepted(w, tmp_path, capsys):
     )
 
 
-def the_same_directory_spelled_otherwise_is_recognised(w, tmp_path, capsys):
-    w.finished_copy(tmp_path)
+def test_the_same_directory_spelled_otherwise_is_recognised(world, tmp_path):
+    world.finished_copy(tmp_path)
     spelled = tmp_path / "sub" / ".." / "." / "run"
     (tmp_path / "sub").mkdir()
     with pytest.raises(ValueError, match="already holds"):
-        train(w.argv(spelled, data=w.data_b))
+        train(world.argv(spelled, data=world.data_b))
 
 
-def a_symlink_to_the_run_directory_is_recognised(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_a_symlink_to_the_run_directory_is_recognised(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     (tmp_path / "link").symlink_to(out, target_is_directory=True)
     with pytest.raises(ValueError, match="already holds"):
-        train(w.argv(tmp_path / "link", data=w.data_b))
+        train(world.argv(tmp_path / "link", data=world.data_b))
 
 
-def a_run_directory_made_before_owner_records_is_refused_too(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_a_run_directory_made_before_owner_records_is_refused_too(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     (out / "cutkit_owner.json").unlink()
     with pytest.raises(ValueError, match=r"already holds a run\b"):
-        train(w.argv(out))
+        train(world.argv(out))
 
 
 # ------------------------------------------------------------------------------------- resume
 
 
-def resume_with_other_data_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_with_other_data_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"(?s)--resume.*other settings or data.*training data"):
-        train(w.argv(out, "--resume", "last", data=w.data_b))
+        train(world.argv(out, "--resume", "last", data=world.data_b))
 
 
-def resume_with_other_learning_rate_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_with_other_learning_rate_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"learning_rate: 0\.0004 -> 0\.002"):
-        train(w.argv(out, "--resume", "last", "--learning_rate", "2e-3"))
+        train(world.argv(out, "--resume", "last", "--learning_rate", "2e-3"))
 
 
-def resume_with_other_threshold_is_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_with_other_threshold_is_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"threshold: 1\.1 -> 1\.3"):
-        train(w.argv(out, "--resume", "last", "--threshold", "1.3"))
+        train(world.argv(out, "--resume", "last", "--threshold", "1.3"))
 
 
-def resume_with_the_data_path_spelled_otherwise_is_accepted(w, tmp_path, capsys, monkeypatch):
-    out = w.finished_copy(tmp_path)
-    monkeypatch.chdir(w.data_a.parent)
-    train(w.argv(out, "--resume", "last", "--logging_steps", "5", data=Path(w.data_a.name)))
+def test_resume_with_the_data_path_spelled_otherwise_is_accepted(world, tmp_path, monkeypatch):
+    out = world.finished_copy(tmp_path)
+    monkeypatch.chdir(world.data_a.parent)
+    train(world.argv(out, "--resume", "last", "--logging_steps", "5", data=Path(world.data_a.name)))
     assert global_step(out) == STEPS
 
 
-def resume_last_on_a_finished_run_takes_no_extra_step(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
-    train(w.argv(out, "--resume", "last"))
+def test_resume_last_on_a_finished_run_takes_no_extra_step(world, tmp_path):
+    out = world.finished_copy(tmp_path)
+    train(world.argv(out, "--resume", "last"))
     assert global_step(out) == STEPS and not (out / f"checkpoint-{STEPS + 1}").exists()
     final = adapter(out)
     for key, value in adapter(out / f"checkpoint-{STEPS}").items():
         assert torch.equal(final[key], value), key
 
 
-def resume_and_overwrite_together_are_refused(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_and_overwrite_together_are_refused(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match=r"--resume.*--overwrite"):
-        train(w.argv(out, "--resume", "last", "--overwrite", "true"))
+        train(world.argv(out, "--resume", "last", "--overwrite", "true"))
 
 
-def resume_last_in_a_missing_directory_is_a_clear_error(w, tmp_path, capsys):
+def test_resume_last_in_a_missing_directory_is_a_clear_error(world, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        train(w.argv(tmp_path / "nowhere", "--resume", "last"))
+        train(world.argv(tmp_path / "nowhere", "--resume", "last"))
 
 
-def resume_last_with_no_checkpoint_is_a_clear_error(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_last_with_no_checkpoint_is_a_clear_error(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     for folder in out.glob("checkpoint-*"):
         shutil.rmtree(folder)
     with pytest.raises(ValueError, match="no checkpoint to resume"):
-        train(w.argv(out, "--resume", "last"))
+        train(world.argv(out, "--resume", "last"))
 
 
-def resume_a_missing_checkpoint_folder_is_a_clear_error(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_resume_a_missing_checkpoint_folder_is_a_clear_error(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     with pytest.raises(ValueError, match="checkpoint-99"):
-        train(w.argv(out, "--resume", str(out / "checkpoint-99")))
+        train(world.argv(out, "--resume", str(out / "checkpoint-99")))
 
 
-def trainer_resume_of_a_run_finished_mid_epoch_takes_no_extra_step(w, tmp_path, capsys):
+def test_trainer_resume_of_a_run_finished_mid_epoch_takes_no_extra_step(tmp_path, tokenizer):
     kw = dict(max_steps=5, per_device_train_batch_size=2, gradient_accumulation_steps=1)
     kw.update(save_strategy="steps", save_steps=2, logging_steps=100)
-    tokenizer = _tokenizer()
     make_trainer(arithmetic_records(3), tokenizer, tmp_path, **kw).train()
     resumed = make_trainer(arithmetic_records(3), tokenizer, tmp_path, **kw)
     resumed.train(resume_from_checkpoint=True)
@@ -247,92 +241,92 @@ def _resumes_checkpoint_2(w, out, capsys, skipped_reason: str):
     assert global_step(out) == STEPS
 
 
-def checkpoint_without_manifest_is_skipped(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_checkpoint_without_manifest_is_skipped(world, tmp_path, capsys):
+    out = world.finished_copy(tmp_path)
     (out / "checkpoint-3" / "cutkit_checkpoint.json").unlink()
-    _resumes_checkpoint_2(w, out, capsys, "did not finish")
+    _resumes_checkpoint_2(world, out, capsys, "did not finish")
 
 
-def half_written_checkpoint_is_skipped(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_half_written_checkpoint_is_skipped(world, tmp_path, capsys):
+    out = world.finished_copy(tmp_path)
     folder = out / "checkpoint-3"
     (folder / "cutkit_checkpoint.json").unlink()
     for path in sorted(folder.iterdir())[5:]:
         path.unlink()
-    _resumes_checkpoint_2(w, out, capsys, "did not finish")
+    _resumes_checkpoint_2(world, out, capsys, "did not finish")
 
 
-def empty_checkpoint_folder_is_skipped(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_empty_checkpoint_folder_is_skipped(world, tmp_path, capsys):
+    out = world.finished_copy(tmp_path)
     shutil.rmtree(out / "checkpoint-3")
     (out / "checkpoint-3").mkdir()
-    _resumes_checkpoint_2(w, out, capsys, "did not finish")
+    _resumes_checkpoint_2(world, out, capsys, "did not finish")
 
 
-def checkpoint_missing_a_listed_file_is_skipped(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_checkpoint_missing_a_listed_file_is_skipped(world, tmp_path, capsys):
+    out = world.finished_copy(tmp_path)
     (out / "checkpoint-3" / "scheduler.pt").unlink()
-    _resumes_checkpoint_2(w, out, capsys, "scheduler.pt is missing")
+    _resumes_checkpoint_2(world, out, capsys, "scheduler.pt is missing")
 
 
-def truncated_optimizer_is_skipped_by_resume_last(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "optimizer.pt")
-    _resumes_checkpoint_2(w, out, capsys, "optimizer.pt")
+def test_truncated_optimizer_is_skipped_by_resume_last(world, tmp_path, capsys):
+    out = world.finished_copy(tmp_path)
+    truncate_file(out / "checkpoint-3" / "optimizer.pt")
+    _resumes_checkpoint_2(world, out, capsys, "optimizer.pt")
 
 
-def truncated_optimizer_resumed_by_name_is_named(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "optimizer.pt")
+def test_truncated_optimizer_resumed_by_name_is_named(world, tmp_path):
+    out = world.finished_copy(tmp_path)
+    truncate_file(out / "checkpoint-3" / "optimizer.pt")
     with pytest.raises(ValueError, match=r"checkpoint-3.*optimizer\.pt"):
-        train(w.argv(out, "--resume", str(out / "checkpoint-3")))
+        train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
 
-def same_size_damage_to_the_optimizer_is_named(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_same_size_damage_to_the_optimizer_is_named(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     path = out / "checkpoint-3" / "optimizer.pt"
     data = bytearray(path.read_bytes())
     data[-200:] = bytes(200)  # the zip directory is gone, the size is the same
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"optimizer\.pt is damaged"):
-        train(w.argv(out, "--resume", str(out / "checkpoint-3")))
+        train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
 
-def truncated_adapter_resumed_by_name_is_named(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
-    truncate(out / "checkpoint-3" / "adapter_model.safetensors")
+def test_truncated_adapter_resumed_by_name_is_named(world, tmp_path):
+    out = world.finished_copy(tmp_path)
+    truncate_file(out / "checkpoint-3" / "adapter_model.safetensors")
     with pytest.raises(ValueError, match=r"adapter_model\.safetensors"):
-        train(w.argv(out, "--resume", str(out / "checkpoint-3")))
+        train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
 
-def damaged_trainer_state_is_named(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_damaged_trainer_state_is_named(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     (out / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": ')
     with pytest.raises(ValueError, match=r"trainer_state\.json"):
-        train(w.argv(out, "--resume", str(out / "checkpoint-3")))
+        train(world.argv(out, "--resume", str(out / "checkpoint-3")))
 
 
-def no_complete_checkpoint_lists_why(w, tmp_path, capsys):
-    out = w.finished_copy(tmp_path)
+def test_no_complete_checkpoint_lists_why(world, tmp_path):
+    out = world.finished_copy(tmp_path)
     for folder in out.glob("checkpoint-*"):
         (folder / "cutkit_checkpoint.json").unlink()
     with pytest.raises(ValueError, match=r"no complete checkpoint.*checkpoint-3.*checkpoint-1"):
-        train(w.argv(out, "--resume", "last"))
+        train(world.argv(out, "--resume", "last"))
 
 
-def stray_checkpoint_names_are_ignored(w, tmp_path, capsys):
+def test_stray_checkpoint_names_are_ignored(world, tmp_path):
     from cutkit.train.rundir import latest_complete_checkpoint
 
-    out = w.finished_copy(tmp_path)
+    out = world.finished_copy(tmp_path)
     (out / "checkpoint-abc").mkdir()
     (out / "checkpoint-9").write_text("a file, not a folder")
     checkpoint, skipped = latest_complete_checkpoint(out)
     assert checkpoint.name == "checkpoint-3" and skipped == []
 
 
-def sigkill_while_saving_a_checkpoint_falls_back(w, tmp_path, capsys):
+def test_sigkill_while_saving_a_checkpoint_falls_back(world, tmp_path, capsys):
     """A real SIGKILL in the middle of writing checkpoint-3 (after its optimizer file)."""
-    out = w.finished_copy(tmp_path)
+    out = world.finished_copy(tmp_path)
     shutil.rmtree(out / "checkpoint-3")
     script = (
         "import os, signal, sys\n"
@@ -346,12 +340,12 @@ def sigkill_while_saving_a_checkpoint_falls_back(w, tmp_path, capsys):
         "from cutkit.cli.train import train_main\n"
         "train_main(sys.argv[1:])\n"
     )
-    argv = w.argv(out, "--overwrite", "true")
+    argv = world.argv(out, "--overwrite", "true")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", script, *argv], env=env, capture_output=True)
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     assert (out / "checkpoint-3" / "optimizer.pt").exists()
-    _resumes_checkpoint_2(w, out, capsys, "did not finish")
+    _resumes_checkpoint_2(world, out, capsys, "did not finish")
 
 
 # ------------------------------------------------------------------------------- non-finite
@@ -378,9 +372,9 @@ def _poison(monkeypatch, term: str, value: float, from_call: int = 1):
     monkeypatch.setattr(trainer_module, "cut_loss", poisoned)
 
 
-def _guarded(tmp_path, step: int, term: str, **overrides):
+def _guarded(tmp_path, tokenizer, step: int, term: str, **overrides):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=4,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=4,
         per_device_train_batch_size=2, gradient_accumulation_steps=1, save_strategy="steps",
         save_steps=1, **overrides,
     )  # fmt: skip
@@ -392,25 +386,25 @@ def _guarded(tmp_path, step: int, term: str, **overrides):
     return raised.value
 
 
-def nan_misalign_term_stops_training(w, tmp_path, capsys, monkeypatch):
+def test_nan_misalign_term_stops_training(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "misalign", math.nan)
-    _guarded(tmp_path, 1, "misalign")
+    _guarded(tmp_path, tokenizer, 1, "misalign")
 
 
-def inf_align_n_term_stops_training(w, tmp_path, capsys, monkeypatch):
+def test_inf_align_n_term_stops_training(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "align_n", math.inf)
-    assert _guarded(tmp_path, 1, "align_n").term == "align_n"
+    assert _guarded(tmp_path, tokenizer, 1, "align_n").term == "align_n"
 
 
-def nan_align_p_term_at_step_3_keeps_earlier_checkpoints(w, tmp_path, capsys, monkeypatch):
+def test_nan_align_p_term_at_step_3_keeps_earlier_checkpoints(tmp_path, tokenizer, monkeypatch):
     _poison(monkeypatch, "align_p", -math.nan, from_call=3)
-    _guarded(tmp_path, 3, "align_p")
+    _guarded(tmp_path, tokenizer, 3, "align_p")
     assert (tmp_path / "checkpoint-2" / "cutkit_checkpoint.json").exists()
 
 
-def nan_gradient_with_finite_loss_stops_training(w, tmp_path, capsys):
+def test_nan_gradient_with_finite_loss_stops_training(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=2,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=2,
         per_device_train_batch_size=2, gradient_accumulation_steps=1,
     )  # fmt: skip
     name, param = next((n, p) for n, p in trainer.model.named_parameters() if p.requires_grad)
@@ -419,9 +413,9 @@ def nan_gradient_with_finite_loss_stops_training(w, tmp_path, capsys):
         trainer.train()
 
 
-def nan_ul_weight_during_training_stops_it(w, tmp_path, capsys):
+def test_nan_ul_weight_during_training_stops_it(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=3,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=3,
         per_device_train_batch_size=6, gradient_accumulation_steps=1,
     )  # fmt: skip
     trainer.args.ul_weight = math.nan  # past the validation of the settings
@@ -432,9 +426,9 @@ def nan_ul_weight_during_training_stops_it(w, tmp_path, capsys):
     assert not (tmp_path / "checkpoint-1").exists()
 
 
-def overflowing_weights_stop_training(w, tmp_path, capsys):
+def test_overflowing_weights_stop_training(tmp_path, tokenizer):
     trainer = make_trainer(
-        arithmetic_records(3), _tokenizer(), tmp_path, max_steps=3,
+        arithmetic_records(3), tokenizer, tmp_path, max_steps=3,
         per_device_train_batch_size=6, gradient_accumulation_steps=1,
     )  # fmt: skip
     with torch.no_grad():
@@ -448,8 +442,8 @@ def overflowing_weights_stop_training(w, tmp_path, capsys):
     assert all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
 
 
-def save_run_refuses_non_finite_weights(w, tmp_path, capsys):
-    trainer = make_trainer(arithmetic_records(1), _tokenizer(), tmp_path, max_steps=1)
+def test_save_run_refuses_non_finite_weights(tmp_path, tokenizer):
+    trainer = make_trainer(arithmetic_records(1), tokenizer, tmp_path, max_steps=1)
     with torch.no_grad():
         next(p for p in trainer.model.parameters() if p.requires_grad).fill_(math.nan)
     with pytest.raises(FloatingPointError, match="NaN or inf"):
@@ -457,89 +451,27 @@ def save_run_refuses_non_finite_weights(w, tmp_path, capsys):
     assert not (tmp_path / "adapter_model.safetensors").exists()
 
 
-def cli_nan_ul_weight_saves_no_adapter(w, tmp_path, capsys):
+def test_cli_nan_ul_weight_saves_no_adapter(world, tmp_path):
     out = tmp_path / "run"
     with pytest.raises((ValueError, FloatingPointError), match=r"ul_weight|misalign|gradient"):
-        train(w.argv(out, "--ul_weight", "nan"))
+        train(world.argv(out, "--ul_weight", "nan"))
     assert not (out / "adapter_model.safetensors").exists()
 
 
 # -------------------------------------------------------------------------------------- seeds
 
 
-def same_seed_gives_bit_identical_adapters(w, tmp_path, capsys):
+def test_same_seed_gives_bit_identical_adapters(world, tmp_path):
     argv = ["--max_steps", "2", "--save_strategy", "no"]
-    train([*w.argv(tmp_path / "a"), *argv])
-    train([*w.argv(tmp_path / "b"), *argv])
+    train([*world.argv(tmp_path / "a"), *argv])
+    train([*world.argv(tmp_path / "b"), *argv])
     a, b = adapter(tmp_path / "a"), adapter(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def other_seed_gives_another_lora_initialisation(w, tmp_path, capsys):
+def test_other_seed_gives_another_lora_initialisation(world, tmp_path):
     argv = ["--max_steps", "1", "--save_strategy", "no", "--learning_rate", "1e-12"]
-    train([*w.argv(tmp_path / "a"), *argv])
-    train([*w.argv(tmp_path / "b"), *argv, "--seed", "1"])
+    train([*world.argv(tmp_path / "a"), *argv])
+    train([*world.argv(tmp_path / "b"), *argv, "--seed", "1"])
     a, b = adapter(tmp_path / "a"), adapter(tmp_path / "b")
     assert any(not torch.equal(a[k], b[k]) for k in a)
-
-
-def _tokenizer():
-    from cutkit.models.loading import load_tokenizer
-
-    return load_tokenizer()
-
-
-CASES = [
-    new_run_other_data_is_refused,
-    new_run_same_settings_is_refused,
-    new_run_other_learning_rate_is_refused,
-    new_run_other_lora_rank_is_refused,
-    new_run_with_overwrite_replaces_the_old_run,
-    overwrite_never_clears_a_folder_that_is_no_run,
-    new_run_into_an_existing_empty_folder_is_accepted,
-    the_same_directory_spelled_otherwise_is_recognised,
-    a_symlink_to_the_run_directory_is_recognised,
-    a_run_directory_made_before_owner_records_is_refused_too,
-    resume_with_other_data_is_refused,
-    resume_with_other_learning_rate_is_refused,
-    resume_with_other_threshold_is_refused,
-    resume_with_the_data_path_spelled_otherwise_is_accepted,
-    resume_last_on_a_finished_run_takes_no_extra_step,
-    resume_and_overwrite_together_are_refused,
-    resume_last_in_a_missing_directory_is_a_clear_error,
-    resume_last_with_no_checkpoint_is_a_clear_error,
-    resume_a_missing_checkpoint_folder_is_a_clear_error,
-    trainer_resume_of_a_run_finished_mid_epoch_takes_no_extra_step,
-    checkpoint_without_manifest_is_skipped,
-    half_written_checkpoint_is_skipped,
-    empty_checkpoint_folder_is_skipped,
-    checkpoint_missing_a_listed_file_is_skipped,
-    truncated_optimizer_is_skipped_by_resume_last,
-    truncated_optimizer_resumed_by_name_is_named,
-    same_size_damage_to_the_optimizer_is_named,
-    truncated_adapter_resumed_by_name_is_named,
-    damaged_trainer_state_is_named,
-    no_complete_checkpoint_lists_why,
-    stray_checkpoint_names_are_ignored,
-    sigkill_while_saving_a_checkpoint_falls_back,
-    nan_misalign_term_stops_training,
-    inf_align_n_term_stops_training,
-    nan_align_p_term_at_step_3_keeps_earlier_checkpoints,
-    nan_gradient_with_finite_loss_stops_training,
-    nan_ul_weight_during_training_stops_it,
-    overflowing_weights_stop_training,
-    save_run_refuses_non_finite_weights,
-    cli_nan_ul_weight_saves_no_adapter,
-    same_seed_gives_bit_identical_adapters,
-    other_seed_gives_another_lora_initialisation,
-]
-
-
-@pytest.mark.parametrize("case", CASES, ids=[case.__name__ for case in CASES])
-def test_runs_and_interruption(case, world, tmp_path, capsys, monkeypatch):
-    import inspect
-
-    kwargs = (
-        {"monkeypatch": monkeypatch} if "monkeypatch" in inspect.signature(case).parameters else {}
-    )
-    case(world, tmp_path, capsys, **kwargs)

@@ -4,13 +4,12 @@ through saving, TokenView, the inspector widget and evaluate."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from cutkit.data.loading import load_records
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.train.batching import build_examples
+from tests.helpers import write_jsonl_rows
 
 TURNS = [
     {"role": "system", "content": "Be brief."},
@@ -27,14 +26,9 @@ ROWS = [
 ]  # fmt: skip
 
 
-def write_jsonl(path, rows) -> str:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
-
-
 @pytest.fixture
 def records(tmp_path) -> list[JudgmentRecord]:
-    return load_records(write_jsonl(tmp_path / "chat.jsonl", ROWS))
+    return load_records(write_jsonl_rows(tmp_path / "chat.jsonl", ROWS))
 
 
 def test_the_last_turn_is_the_response_and_earlier_turns_the_history(records):
@@ -81,13 +75,13 @@ def test_a_single_turn_template_refuses_a_conversation_naming_the_record(records
     ],
 )  # fmt: skip
 def test_malformed_conversations_name_the_file_record_and_field(row, message, tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [row])
+    path = write_jsonl_rows(tmp_path / "bad.jsonl", [row])
     with pytest.raises(RecordError, match=rf"bad\.jsonl, record 0 \(line 1\), {message}"):
         load_records(path)
 
 
 def test_saved_records_keep_their_history(records, tmp_path):
-    again = load_records(write_jsonl(tmp_path / "saved.jsonl", [r.to_dict() for r in records]))
+    again = load_records(write_jsonl_rows(tmp_path / "saved.jsonl", [r.to_dict() for r in records]))
     assert [r.history for r in again] == [r.history for r in records]
     assert "history" not in records[1].to_dict(), "single-turn records are written as before"
     with pytest.raises(RecordError, match=r"field 'history'.*assistant turn"):

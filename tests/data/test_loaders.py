@@ -22,7 +22,7 @@ from cutkit.data.loading import (
     load_records_with_report,
 )
 from cutkit.data.records import JudgmentRecord, RecordError, junk_reason
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, read_jsonl_rows, write_jsonl_rows
 
 LOADERS = FIXTURES / "loaders"
 
@@ -36,15 +36,6 @@ def good_row(**fields) -> dict:
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data))
     return path
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def by_id(records: list[JudgmentRecord]) -> dict[str, JudgmentRecord]:
@@ -265,7 +256,7 @@ def test_gzip_and_object_holding_a_list(tmp_path):
     ],
 )
 def test_bad_field_names_file_record_line_and_field(tmp_path, fields, field, problem):
-    path = write_jsonl(tmp_path / "bad.jsonl", [good_row(id="ok"), good_row(**fields)])
+    path = write_jsonl_rows(tmp_path / "bad.jsonl", [good_row(id="ok"), good_row(**fields)])
     with pytest.raises(RecordError) as caught:
         load_records(path)
     message = str(caught.value)
@@ -305,7 +296,7 @@ def test_invalid_jsonl_reports_record_and_line(tmp_path):
 
 
 def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
-    path = write_jsonl(tmp_path / "sep.jsonl", [good_row(output="one\u2028two")])
+    path = write_jsonl_rows(tmp_path / "sep.jsonl", [good_row(output="one\u2028two")])
     path.write_text(path.read_text().replace("\\u2028", "\u2028"))
     assert load_records(path)[0].response == "one\u2028two"
 
@@ -335,7 +326,7 @@ def test_record_must_be_an_object(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    path = write_jsonl(tmp_path / "odd.jsonl", [{"prompt": "p", "completion": "c"}])
+    path = write_jsonl_rows(tmp_path / "odd.jsonl", [{"prompt": "p", "completion": "c"}])
     with pytest.raises(RecordError) as caught:
         load_records(path)
     message = str(caught.value)
@@ -434,22 +425,22 @@ def test_duplicate_ids(tmp_path):
 
 def test_shepherd_refinement_errors(tmp_path):
     feedback = LOADERS / "shepherd.jsonl"
-    raw_rows = read_jsonl(LOADERS / "shepherd_raw.jsonl")
-    answers = [row["answer"] for row in read_jsonl(feedback)]
-    short = write_jsonl(tmp_path / "short_raw.jsonl", raw_rows[:2])
+    raw_rows = read_jsonl_rows(LOADERS / "shepherd_raw.jsonl")
+    answers = [row["answer"] for row in read_jsonl_rows(feedback)]
+    short = write_jsonl_rows(tmp_path / "short_raw.jsonl", raw_rows[:2])
     with pytest.raises(
         RecordError, match=r"short_raw\.jsonl: holds 2 records but the feedback file"
     ):
         load_records(feedback, refinements=short)
     raw_rows[1]["metadata"]["output_candidate"] = "a different answer"
-    shuffled = write_jsonl(tmp_path / "shuffled_raw.jsonl", raw_rows)
+    shuffled = write_jsonl_rows(tmp_path / "shuffled_raw.jsonl", raw_rows)
     with pytest.raises(
         RecordError, match=r"record 1 \(line 2\), field 'metadata.output_candidate'"
     ):
         load_records(feedback, refinements=shuffled)
     del raw_rows[2]["metadata"]["output_correct"]
     raw_rows[1]["metadata"]["output_candidate"] = answers[1]
-    incomplete = write_jsonl(tmp_path / "incomplete_raw.jsonl", raw_rows)
+    incomplete = write_jsonl_rows(tmp_path / "incomplete_raw.jsonl", raw_rows)
     with pytest.raises(RecordError, match=r"record 2 \(line 3\), field 'metadata.output_correct'"):
         load_records(feedback, refinements=incomplete)
     with pytest.raises(ValueError, match="only for format='shepherd'"):
@@ -460,11 +451,11 @@ def test_nested_format_errors_name_the_nested_field(tmp_path):
     summary = {
         "data": {"passage": {"text": "P."}, "questions": [{"question": "Q?", "answers": []}]}
     }
-    path = write_jsonl(tmp_path / "summ.jsonl", [summary])
+    path = write_jsonl_rows(tmp_path / "summ.jsonl", [summary])
     with pytest.raises(RecordError, match=r"field 'data.questions\[0\].answers': no answers"):
         load_records(path)
     summary["data"]["questions"][0]["answers"] = [{"answer": "A.", "feedback": {"rating": "good"}}]
-    write_jsonl(path, [summary])
+    write_jsonl_rows(path, [summary])
     with pytest.raises(RecordError, match=r"'data.questions\[0\].answers\[0\].feedback.rating'"):
         load_records(path)
     ultra = {"instruction": "I", "completions": [{"response": "R", "critique": "C"}]}
@@ -568,7 +559,7 @@ def test_to_dict_round_trips_through_load_records(tmp_path, records):
     assume(all(junk_reason(record) is None for record in records))
     rows = [record.to_dict() for record in records]
     assert load_records(rows) == records
-    path = write_jsonl(tmp_path / "round.jsonl", rows)
+    path = write_jsonl_rows(tmp_path / "round.jsonl", rows)
     assert load_records(path, format="cut") == records
     assert load_records(write_json(tmp_path / "round.json", rows), format="cut") == records
 

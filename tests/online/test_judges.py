@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -31,6 +29,7 @@ from cutkit.online.resume import check_resumable
 from cutkit.online.rounds import judged_records
 from cutkit.online.rundir import write_jsonl
 from cutkit.online.tasks import Constraint, Task
+from tests.helpers import judge_completion, judge_never_answers, judge_reply, judge_server
 
 # ----------------------------------------------------------------------------- RuleJudge
 
@@ -215,45 +214,50 @@ def test_model_judge_without_tokenizer_is_refused(tiny):
 # ----------------------------------------------------------------------------- API judge
 
 
-def completion(content: str) -> bytes:
-    return json.dumps(
-        {"choices": [{"message": {"role": "assistant", "content": content}}]}
-    ).encode()
-
-
 # scenario -> reply to the n-th request (1-based): (status, headers, body, delay seconds)
 SCENARIOS = {
-    "ok": lambda n: (200, {}, completion("Perfect."), 0),
-    "flaky": lambda n: (500, {}, b"boom", 0) if n == 1 else (200, {}, completion("Wrong."), 0),
+    "ok": lambda n: (200, {}, judge_completion("Perfect."), 0),
+    "flaky": lambda n: (
+        (500, {}, b"boom", 0) if n == 1 else (200, {}, judge_completion("Wrong."), 0)
+    ),
     "limited": lambda n: (
         (429, {"Retry-After": "1.5"}, b"slow down", 0)
         if n == 1
-        else (200, {}, completion("Perfect."), 0)
+        else (200, {}, judge_completion("Perfect."), 0)
     ),
-    "slow": lambda n: (200, {}, completion("Late."), 0.6 if n == 1 else 0),
-    "always_slow": lambda n: (200, {}, completion("Late."), 0.6),
+    "slow": lambda n: (200, {}, judge_completion("Late."), 0.6 if n == 1 else 0),
+    "always_slow": lambda n: (200, {}, judge_completion("Late."), 0.6),
     "garbage": lambda n: (200, {}, b"<html>not json", 0),
     "shapeless": lambda n: (200, {}, b'{"choices": []}', 0),
-    "half_garbage": lambda n: (200, {}, b"{oops", 0) if n == 1 else (200, {}, completion("Ok."), 0),
+    "half_garbage": lambda n: (
+        (200, {}, b"{oops", 0) if n == 1 else (200, {}, judge_completion("Ok."), 0)
+    ),
     "down": lambda n: (500, {}, b"internal error", 0),
     "forbidden": lambda n: (401, {}, b'{"error": "bad key"}', 0),
-    "busy": lambda n: (200, {}, completion("Perfect."), 0.15),
-    "huge": lambda n: (200, {}, completion("x" * 2_000_000), 0),
+    "busy": lambda n: (200, {}, judge_completion("Perfect."), 0.15),
+    "huge": lambda n: (200, {}, judge_completion("x" * 2_000_000), 0),
     "odd_retry_after": lambda n: (
         (429, {"Retry-After": "nan"}, b"slow down", 0)
         if n == 1
-        else (200, {}, completion("Perfect."), 0)
+        else (200, {}, judge_completion("Perfect."), 0)
     ),
 }
 
 
-def never_answer(handler):
-    handler.server.stop.wait(10)
+def scripted(scenario):
+    """The stub server's behaviour for ``SCENARIOS[scenario]``."""
+
+    def behave(handler, n):
+        status, headers, payload, delay = SCENARIOS[scenario](n)
+        time.sleep(delay)
+        judge_reply(handler, status, payload, headers)
+
+    return behave
 
 
-def trickle(handler):
+def trickle(handler, n):
     """A whole reply, one byte every 0.2 s."""
-    payload = completion("Perfect.")
+    payload = judge_completion("Perfect.")
     handler.send_response(200)
     handler.send_header("Content-Length", str(len(payload)))
     handler.end_headers()
@@ -264,74 +268,26 @@ def trickle(handler):
         handler.wfile.flush()
 
 
-def huge_unannounced(handler):
+def huge_unannounced(handler, n):
     """2 MB with no Content-Length (the end is the closed connection)."""
     handler.send_response(200)
     handler.send_header("Connection", "close")
     handler.end_headers()
-    handler.wfile.write(completion("x" * 2_000_000))
+    handler.wfile.write(judge_completion("x" * 2_000_000))
 
 
-BEHAVIOURS = {"silent": never_answer, "trickle": trickle, "huge_unannounced": huge_unannounced}
-"""Scenarios that write their own reply."""
-
-
-class StubHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][0]["content"]
-        scenario = re.search(r"scenario=(\w+)", prompt).group(1)
-        with server.lock:
-            server.counts[scenario] += 1
-            n = server.counts[scenario]
-            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            server.in_flight += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-        try:
-            if scenario in BEHAVIOURS:
-                BEHAVIOURS[scenario](self)
-                return
-            status, headers, payload, delay = SCENARIOS[scenario](n)
-            time.sleep(delay)
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:  # the client gave up (timeout)
-            pass
-        finally:
-            with server.lock:
-                server.in_flight -= 1
-
-    def log_message(self, *args):
-        pass
-
-
-class StubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
+BEHAVIOURS = {
+    **{scenario: scripted(scenario) for scenario in SCENARIOS},
+    "silent": judge_never_answers,
+    "trickle": trickle,
+    "huge_unannounced": huge_unannounced,
+}
 
 
 @pytest.fixture
 def stub():
-    server = StubServer(("127.0.0.1", 0), StubHandler)
-    server.lock = threading.Lock()
-    server.counts, server.requests = Counter(), []
-    server.in_flight = server.max_in_flight = 0
-    server.stop = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    server.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with judge_server(BEHAVIOURS) as server:
+        yield server
 
 
 @pytest.fixture
@@ -356,7 +312,7 @@ def api_judge(stub, monkeypatch):
 
 
 def ask(judge, *scenarios: str) -> list:
-    return judge.judge([f"scenario={s}" for s in scenarios], ["a response"] * len(scenarios))
+    return judge.judge([f"case={s}" for s in scenarios], ["a response"] * len(scenarios))
 
 
 def test_api_success_sends_the_prompt_model_and_key(api_judge, stub):
@@ -369,7 +325,7 @@ def test_api_success_sends_the_prompt_model_and_key(api_judge, stub):
     assert request["body"]["messages"] == [
         {
             "role": "user",
-            "content": EXPECTED_PROMPT.format(instruction="scenario=ok", response="a response"),
+            "content": EXPECTED_PROMPT.format(instruction="case=ok", response="a response"),
         }
     ]
 
@@ -436,7 +392,7 @@ def test_api_reply_size_cap(api_judge, stub, scenario):
     assert isinstance(failure, JudgeFailure) and failure.attempts == 1  # not retried
     assert "reply too large" in failure.reason and "1,000,000 bytes" in failure.reason
     if scenario == "huge":
-        assert f"{len(completion('x' * 2_000_000)):,} bytes" in failure.reason
+        assert f"{len(judge_completion('x' * 2_000_000)):,} bytes" in failure.reason
     (result,) = ask(api_judge(max_reply_bytes=3_000_000), "huge")
     assert isinstance(result, Judgment) and len(result.text) == 2_000_000
     with pytest.raises(ValueError, match="max_reply_bytes"):

@@ -9,6 +9,7 @@ import torch
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.data.templates import ALPACA_JUDGED, ALPACA_PLAIN, get_template
 from cutkit.train.batching import IGNORE_INDEX, CUTCollator, build_examples, downsample_positives
+from tests.helpers import arithmetic_records
 
 NEG = JudgmentRecord(
     "n1",
@@ -17,15 +18,6 @@ NEG = JudgmentRecord(
     "Incorrect: the capital of Australia is Canberra, not Sydney.",
 )
 POS = JudgmentRecord("p1", "What is 2 + 2?", "2 + 2 = 4.", None)
-
-
-def records(n_neg: int, n_pos: int) -> list[JudgmentRecord]:
-    negs = [
-        JudgmentRecord(f"n{i}", f"Question {i}?", f"Wrong answer {i}.", f"Wrong {i}.")
-        for i in range(n_neg)
-    ]
-    poss = [JudgmentRecord(f"p{i}", f"Question p{i}?", f"Right answer {i}.") for i in range(n_pos)]
-    return negs + poss
 
 
 # ----------------------------------------------------------------------------- templates
@@ -153,7 +145,7 @@ def test_junk_records_are_refused(tokenizer):
 
 
 def test_align_p_downsampling_is_seeded_and_proportional():
-    data = records(8, 10)
+    data = arithmetic_records(8, 10)
     kept, dropped = downsample_positives(data, 0.25, seed=42)
     assert sum(r.is_positive for r in kept) == 2 and len(dropped) == 8
     assert sum(r.is_negative for r in kept) == 8
@@ -162,7 +154,8 @@ def test_align_p_downsampling_is_seeded_and_proportional():
     other = {tuple(r.id for r in downsample_positives(data, 0.25, seed=s)[0]) for s in range(10)}
     assert len(other) > 1, "the seed matters"
     assert downsample_positives(data, None)[0] == data
-    assert len(downsample_positives(records(8, 1), 0.25)[0]) == 9, "never more than exist"
+    few_positives = arithmetic_records(8, 1)
+    assert len(downsample_positives(few_positives, 0.25)[0]) == 9, "never more than exist"
 
 
 # ----------------------------------------------------------------------------- collator

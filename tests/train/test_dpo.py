@@ -10,6 +10,7 @@ import torch
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.data.templates import ALPACA_PLAIN, get_template
 from cutkit.train.dpo import dpo_pairs, train_dpo
+from tests.helpers import arithmetic_records
 
 NEG = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: Canberra.", refinement="Canberra."
@@ -54,16 +55,10 @@ def test_a_two_step_dpo_run_trains_the_lora_adapter(tokenizer, tmp_path):
     torch.manual_seed(0)
     model = apply_lora(tiny_model(seed=0), {"r": 4, "lora_dropout": 0.0})
     before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-    records = [
-        JudgmentRecord(
-            f"n{i}", f"What is {i} + {i}?", f"{2 * i + 1}", "Wrong.", refinement=f"{2 * i}"
-        )
-        for i in range(4)
-    ]
     trainer = train_dpo(
         model,
         tokenizer,
-        records,
+        arithmetic_records(4, 0, refinements=True),
         output_dir=str(tmp_path),
         beta=0.1,
         max_steps=2,

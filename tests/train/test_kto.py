@@ -11,19 +11,12 @@ import torch
 from cutkit.data.records import JudgmentRecord, RecordError
 from cutkit.data.templates import ALPACA_PLAIN
 from cutkit.train.kto import balanced_weights, kto_examples, train_kto
+from tests.helpers import arithmetic_records
 
 NEG = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: Canberra.", refinement="Canberra."
 )
 POS = JudgmentRecord("p1", "Say hi.", "Hi!")
-
-
-def arithmetic(n: int) -> list[JudgmentRecord]:
-    negatives = [
-        JudgmentRecord(f"n{i}", f"What is {i} + {i}?", f"{2 * i + 1}", "Wrong.") for i in range(n)
-    ]
-    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"{2 * i}") for i in range(n)]
-    return negatives + positives
 
 
 def test_positives_are_desirable_and_negatives_undesirable_in_the_plain_prompt(tokenizer):
@@ -39,7 +32,7 @@ def test_positives_are_desirable_and_negatives_undesirable_in_the_plain_prompt(t
 
 
 def test_downsampling_and_shuffling_follow_the_seed(tokenizer):
-    data = arithmetic(8)
+    data = arithmetic_records(8)
     rows = kto_examples(data, tokenizer, align_p_ratio=0.25, seed=3)
     assert sum(rows["label"]) == 2 and len(rows) == 10, "8 negatives and 0.25 x 8 positives"
     assert rows["id"] == kto_examples(data, tokenizer, align_p_ratio=0.25, seed=3)["id"]
@@ -80,7 +73,7 @@ def test_a_two_step_kto_run_trains_the_lora_adapter(tokenizer, tmp_path):
     trainer = train_kto(
         model,
         tokenizer,
-        arithmetic(4),
+        arithmetic_records(4),
         output_dir=str(tmp_path),
         max_steps=2,
         per_device_train_batch_size=4,

@@ -21,7 +21,7 @@ from cutkit.train.objectives import (
     build_objective_examples,
 )
 from cutkit.train.trainer import CUTTrainer
-from tests.helpers import make_trainer
+from tests.helpers import arithmetic_records, make_trainer
 
 NEG1 = JudgmentRecord(
     "n1", "Capital of Australia?", "Sydney.", "Wrong: it is Canberra.", refinement="Canberra."
@@ -37,21 +37,6 @@ RECORDS = [NEG1, POS1, NEG2, POS2]
 def scored(batch, row: int) -> list[int]:
     labels = batch["labels"][row]
     return labels[labels != IGNORE_INDEX].tolist()
-
-
-def arithmetic(n: int = 4) -> list[JudgmentRecord]:
-    negatives = [
-        JudgmentRecord(
-            f"n{i}",
-            f"What is {i} + {i}?",
-            f"It is {2 * i + 1}.",
-            f"Wrong: {i} + {i} is {2 * i}.",
-            refinement=f"It is {2 * i}.",
-        )
-        for i in range(n)
-    ]
-    positives = [JudgmentRecord(f"p{i}", f"What is {i} * 2?", f"It is {2 * i}.") for i in range(n)]
-    return negatives + positives
 
 
 # ----------------------------------------------------------------------------- config
@@ -183,7 +168,9 @@ def test_forward_cuts_the_judgment_to_the_response_budget(tokenizer):
 
 
 def test_downsampling_selects_the_same_records_for_every_objective_but_sft(tokenizer):
-    data = arithmetic(4) + [JudgmentRecord(f"q{i}", f"Q{i}?", f"A{i}.") for i in range(4)]
+    data = arithmetic_records(4, refinements=True) + [
+        JudgmentRecord(f"q{i}", f"Q{i}?", f"A{i}.") for i in range(4)
+    ]
     ids = {}
     for objective in OBJECTIVES:
         examples, report = build_objective_examples(
@@ -290,7 +277,13 @@ def test_loss_equals_a_direct_float64_computation(tokenizer, tmp_path, objective
 
 
 def test_ul_all_flags_every_negative_token(tokenizer, tmp_path):
-    trainer = make_trainer(arithmetic(3), tokenizer, tmp_path, objective="ul_all", max_steps=1)
+    trainer = make_trainer(
+        arithmetic_records(3, refinements=True),
+        tokenizer,
+        tmp_path,
+        objective="ul_all",
+        max_steps=1,
+    )
     batch = trainer.data_collator(trainer.train_dataset)
     n = batch["negative"].shape[0]
     with torch.no_grad():
@@ -307,7 +300,7 @@ def test_ul_all_flags_every_negative_token(tokenizer, tmp_path):
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_a_short_run_lowers_the_loss(tokenizer, tmp_path, objective):
     trainer = make_trainer(
-        arithmetic(2),
+        arithmetic_records(2, refinements=True),
         tokenizer,
         tmp_path,
         objective=objective,

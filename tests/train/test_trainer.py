@@ -19,6 +19,7 @@ from tests.helpers import (
     REPO,
     arithmetic_records,
     assert_same_weights,
+    free_port,
     lora_weights,
     make_trainer,
     two_records,
@@ -283,15 +284,6 @@ def test_a_non_finite_loss_term_stops_training_before_the_step(tokenizer, tmp_pa
     assert not (tmp_path / "adapter_model.safetensors").exists()
 
 
-def free_port() -> str:
-    """A TCP port nobody listens on now (a fixed port can still be held by an earlier run)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port"],
     "accelerate": ["-m", "accelerate.commands.launch", "--config_file",
@@ -314,7 +306,7 @@ def test_ddp_two_processes_matches_one_process(tokenizer, tmp_path, launcher):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     for _attempt in range(2):  # once more only when a rank aborted in gloo's teardown
         result = subprocess.run(
-            [sys.executable, *LAUNCHERS[launcher], free_port(), "tests/scripts/ddp_train.py",
+            [sys.executable, *LAUNCHERS[launcher], str(free_port()), "tests/scripts/ddp_train.py",
              str(out)],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
@@ -346,7 +338,7 @@ def test_cutkit_train_under_accelerate_launch_is_one_ddp_run(shared_tiny_checkpo
             "--output", str(out), "--max_steps", "2", "--lora_r", "4", "--use_cpu", "true",
             "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1"]  # fmt: skip
     result = subprocess.run(
-        [sys.executable, *LAUNCHERS["accelerate"], free_port(), "-m", "cutkit", "train", *argv],
+        [sys.executable, *LAUNCHERS["accelerate"], str(free_port()), "-m", "cutkit", "train", *argv],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -139,12 +138,6 @@ def executables() -> tuple[str, str]:
             pytest.fail(f"CUTKIT_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
     return chromium, driver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, token: str, path: str, method: str = "GET"):
