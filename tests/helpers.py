@@ -132,14 +132,18 @@ def assert_same_weights(a: dict, b: dict, atol=1e-6):
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/<name>.py`` loaded by its path as module ``name`` (benchmarks/ is no package
-    and is not put on sys.path). A script's imports of sibling scripts (bench_step's ``from
-    released_step import ...``, which work when it runs as a script) resolve because the siblings
-    are loaded first; each loaded script is registered in sys.modules under its name."""
+    """``benchmarks/<name>.py`` (``name`` is ``"folder/script"``, e.g. ``"step/bench_step"``) loaded
+    by its path as module ``script`` (benchmarks/ is no package and is not put on sys.path). A
+    script's imports of other benchmark scripts (bench_step's ``from released_code_step import
+    ...`` beside it, learning_curves' ``import onpolicy_experiment`` from benchmarks/onpolicy/,
+    which work when it runs as a script) resolve because those are loaded first, found by file
+    name in the benchmark folders; each loaded script is registered in sys.modules under its file
+    name."""
     path = BENCHMARKS / f"{name}.py"
-    loaded = sys.modules.get(name)
+    module_name = path.stem
+    loaded = sys.modules.get(module_name)
     if loaded is not None:
-        assert Path(getattr(loaded, "__file__", "")) == path, f"{name} is already {loaded}"
+        assert Path(getattr(loaded, "__file__", "")) == path, f"{module_name} is already {loaded}"
         return loaded
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
@@ -147,16 +151,18 @@ def load_benchmark(name: str) -> ModuleType:
             modules = (
                 [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             )
-            for sibling in modules:
-                if sibling != name and (BENCHMARKS / f"{sibling}.py").exists():
-                    load_benchmark(sibling)
-    spec = importlib.util.spec_from_file_location(name, path)
+            for imported in modules:
+                found = sorted(BENCHMARKS.glob(f"*/{imported}.py"))
+                assert len(found) <= 1, f"{imported} is ambiguous: {found}"
+                if found and imported != module_name:
+                    load_benchmark(found[0].relative_to(BENCHMARKS).with_suffix("").as_posix())
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
+    sys.modules[module_name] = module  # dataclasses look their module up there
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        del sys.modules[module_name]
         raise
     return module
 

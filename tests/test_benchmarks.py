@@ -13,9 +13,12 @@ from cutkit.train.losses import cut_loss
 
 from .helpers import BENCHMARKS, load_benchmark, mixed_records
 
-bench_step = load_benchmark("bench_step")
-released_step = load_benchmark("released_step")
-released_collate, released_loss = released_step.released_collate, released_step.released_loss
+bench_step = load_benchmark("step/bench_step")
+released_code_step = load_benchmark("step/released_code_step")
+released_collate, released_loss = (
+    released_code_step.released_collate,
+    released_code_step.released_loss,
+)
 
 
 def test_released_layout_doubles_the_batch_with_all_pad_dummy_rows(tokenizer):
@@ -97,7 +100,7 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
     resumes without training anything again."""
     import json
 
-    exp = load_benchmark("onpolicy_experiment")
+    exp = load_benchmark("onpolicy/onpolicy_experiment")
 
     out, results = tmp_path / "run", tmp_path / "results"
     exp.main(["all", "--preset", "tiny", "--out", str(out), "--results", str(results)])
@@ -128,7 +131,7 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
 def test_paired_bootstrap_and_wilson_intervals():
     import numpy as np
 
-    exp = load_benchmark("onpolicy_experiment")
+    exp = load_benchmark("onpolicy/onpolicy_experiment")
 
     a = np.array([[1, 1, 0, 1], [1, 0, 0, 1]])
     b = np.array([[0, 1, 0, 0]])
@@ -142,7 +145,7 @@ def test_paired_bootstrap_and_wilson_intervals():
 def test_offline_comparison_report_merges_the_workers(tmp_path):
     import pandas as pd
 
-    off = load_benchmark("offline_comparison")
+    off = load_benchmark("offline_comparison/offline_comparison")
 
     work = tmp_path / "work"
     for index, arms in enumerate([off.ARMS[0::2], off.ARMS[1::2]]):
@@ -170,7 +173,7 @@ def test_offline_comparison_report_merges_the_workers(tmp_path):
 
 
 def test_loss_head_benchmark_plans_its_cells_and_marks_what_it_does_not_run():
-    bench = load_benchmark("bench_loss_head")
+    bench = load_benchmark("loss_head/bench_loss_head")
     args = bench.parse_args(["--vocab", "32000", "128256", "--records", "2", "8"])
     runs = bench.plan(args)
     assert {r for r in runs if r[0] == "auto"} == {
@@ -199,8 +202,8 @@ def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
 
     import pandas as pd
 
-    curves = load_benchmark("learning_curves")
-    report = load_benchmark("curves_report")
+    curves = load_benchmark("curves/learning_curves")
+    report = load_benchmark("curves/curves_report")
     preset = curves.PRESETS["tiny"]
     out, results = tmp_path / "run", tmp_path / "results"
     prepared = curves.prepare(out, preset)
@@ -236,7 +239,7 @@ def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
 
 
 def test_scarce_condition_keeps_at_most_the_first_accepted_answers():
-    curves = load_benchmark("learning_curves")
+    curves = load_benchmark("curves/learning_curves")
     records = [r.to_dict() for r in mixed_records()]
     kept = curves.training_records({"train_records": records}, curves.PRESETS["cpu"], "scarce")
     positives = [r for r in kept if r.is_positive]
@@ -251,8 +254,8 @@ def test_committed_content_check_agreement_is_what_the_code_gives(tmp_path):
     labels: a change of the content rules fails here until the results are made again."""
     import shutil
 
-    agreement = load_benchmark("content_check_agreement")
-    committed = BENCHMARKS / "results" / "content_check"
+    agreement = load_benchmark("content_check/content_check_agreement")
+    committed = BENCHMARKS / "content_check"
     for name in ("sample_key.csv", "labels.csv"):
         shutil.copy(committed / name, tmp_path / name)
     text = agreement.report(tmp_path)
@@ -265,8 +268,8 @@ def test_committed_content_check_agreement_is_what_the_code_gives(tmp_path):
 
 def test_families_gate_runs_on_the_tiny_model(tmp_path):
     """Each family's tasks stay on the training topics, single-constraint, and get a gate row."""
-    families = load_benchmark("families")
-    preset = load_benchmark("learning_curves").PRESETS["cpu"]
+    families = load_benchmark("families/families")
+    preset = load_benchmark("curves/learning_curves").PRESETS["cpu"]
     topics = families.train_topics(preset)
     tasks = families.family_tasks(topics, "no_commas", 12)
     assert len(tasks) == 12 and len({t.instruction for t in tasks}) == 12

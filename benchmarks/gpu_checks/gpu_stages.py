@@ -250,7 +250,8 @@ def step_rows(rows: list[dict]) -> list[dict]:
 
 def stage_step(runner, cap: float) -> dict:
     plan = runner.plan
-    command = [runner.python, str(REPO / "benchmarks" / "bench_step.py"), *plan.step_args,
+    script = str(REPO / "benchmarks" / "step" / "bench_step.py")
+    command = [runner.python, script, *plan.step_args,
                "--tokenizer", runner.model["tokenizer"], "--out", str(runner.out / "step")]  # fmt: skip
     result = runner.run(command, timeout=cap, label="step benchmark")
     record = dict(result)
@@ -293,7 +294,7 @@ def stage_onpolicy(runner, cap: float) -> dict:
     if "kto" in plan.onpolicy_arms and missing("trl"):
         return {"status": "skipped", "reason": missing("trl") + " (KTO)"}
     folder, results = runner.work / "onpolicy", runner.work / "onpolicy-results"
-    script = str(REPO / "benchmarks" / "onpolicy_experiment.py")
+    script = str(REPO / "benchmarks" / "onpolicy" / "onpolicy_experiment.py")
     report_reserve = min(60.0, cap / 4)
     worker = [runner.python, script, "worker", "0", "1", "--preset", plan.onpolicy_preset,
               "--arms", ",".join(plan.onpolicy_arms), "--out", str(folder)]  # fmt: skip

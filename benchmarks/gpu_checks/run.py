@@ -11,11 +11,11 @@ is recorded and the next one runs):
    "not installed: pip install X".
 2. notebook 03 with ``SCALE="full"`` (cap 150 s): executed top to bottom in a Jupyter kernel with
    the parameters injected after its ``# Parameters`` cell; wall-clock and peak memory.
-3. the step benchmark (cap 90 s): ``bench_step.py --preset gpu-checks``: packed vs padded vs the
-   released code at micro-batch 1 and 8, SmolLM2-135M's and Llama-3.2-1B's shapes, with MFU.
+3. the step benchmark (cap 90 s): ``step/bench_step.py --preset gpu-checks``: packed vs padded vs
+   the released code at micro-batch 1 and 8, SmolLM2-135M's and Llama-3.2-1B's shapes, with MFU.
 4. the on-policy experiment's decisive arms (what is left of the 450 s budget):
-   ``onpolicy_experiment.py worker --arms cut,cut-ignore-noN,sft,kto`` (3 seeds, the committed
-   CPU experiment's sizes), timed; it needs the default model's real weights.
+   ``onpolicy/onpolicy_experiment.py worker --arms cut,cut-ignore-noN,sft,kto`` (3 seeds, the
+   committed CPU experiment's sizes), timed; it needs the default model's real weights.
 
 Everything goes to ``--out`` (at most 8 files): ``summary.json``
 and ``summary.md`` (commit, device, versions, exact commands, per-stage status, wall-clock and

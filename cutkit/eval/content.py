@@ -23,7 +23,7 @@ Words are the :func:`~cutkit.eval.degeneration.words` of the text (letters, lowe
 and punctuation dropped). Two words share a stem when, after a trailing "es" or "s" is removed,
 one is a prefix of the other and they share their first ``min(5, len)`` letters ("volcanic" ~
 "volcanoes", "bees" ~ "bee"). The rules were written before the hand-labelled validation sample
-was read (``benchmarks/results/content_check/``: agreement and Cohen's kappa against a blind
+was read (``benchmarks/content_check/``: agreement and Cohen's kappa against a blind
 label).
 
 >>> content_problem("Small.", "volcanoes", ("lava", "magma"))

@@ -17,9 +17,9 @@ The rule (:func:`degeneration` returns the first that applies, in this order):
 
 Otherwise it is not degenerate (None). The n-gram rule may, rarely, hit a deliberate repetition
 (a four-word name said three times, list items all opening with the same four words). Measured
-on SmolLM2-135M-Instruct's greedy answers (``benchmarks/finish_rate.py``, 270 tasks): all 32
-answers that had not finished after 320 tokens are repetitive by this rule (loops), and 24 of the
-238 that finished (10%).
+on SmolLM2-135M-Instruct's greedy answers (``benchmarks/finish_rate/finish_rate.py``, 270 tasks):
+all 32 answers that had not finished after 320 tokens are repetitive by this rule (loops), and 24
+of the 238 that finished (10%).
 
 >>> degeneration("The lava is majestic, Majestic.")
 'repetitive'

@@ -21,13 +21,13 @@ TRUNCATED_REASON = "truncated at max_new_tokens"
 """The ``reason`` of a dropped truncated answer in ``excluded.jsonl``."""
 
 FINISH_RATE_NOTE = (
-    "192 (benchmarks/finish_rate.py): no limit lets >= 95% of SmolLM2-135M-Instruct's greedy "
-    "answers finish in every constraint family, because about 12% of them are repetitive loops "
-    "that never end (all families: 82% finish within 96 tokens, 87.4% within 192, 88.1% within "
-    "320; json_keys 57% and exclude_word 70% at 192); past 192 a longer limit finishes 0.7 points "
-    "more answers at about 1.7 times the generation cost"
+    "192 (benchmarks/finish_rate/finish_rate.py): no limit lets >= 95% of SmolLM2-135M-Instruct's "
+    "greedy answers finish in every constraint family, because about 12% of them are repetitive "
+    "loops that never end (all families: 82% finish within 96 tokens, 87.4% within 192, 88.1% "
+    "within 320; json_keys 57% and exclude_word 70% at 192); past 192 a longer limit finishes 0.7 "
+    "points more answers at about 1.7 times the generation cost"
 )
-"""Where the ``max_new_tokens`` default comes from (benchmarks/results/finish_rate.md)."""
+"""Where the ``max_new_tokens`` default comes from (benchmarks/finish_rate/finish_rate.md)."""
 
 NO_SPANS_REASON = "no error spans (detector='spans' cannot train on it)"
 PROGRESS_FILE = "online_run.json"

@@ -1,5 +1,5 @@
 """The on-policy word-limit experiment's pieces, shared by ``cutkit demo`` and
-``benchmarks/onpolicy_experiment.py`` (and the learning curves built on it).
+``benchmarks/onpolicy/onpolicy_experiment.py`` (and the learning curves built on it).
 
 The setting is the one where CUT's mechanism can act: the model's OWN greedy answers to word-limit
 instructions ("Describe coffee in at most 10 words."), judged by the rule judge, which quotes the

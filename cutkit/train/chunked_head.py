@@ -1,6 +1,6 @@
 """The chunked output-layer head, an op of its own: (N, H) hidden rows -> (N,) log-probs of their
 labels, through the output layer a chunk of rows at a time, never holding more than one chunk's
-(n, V) logits (docs/method.md §10.3; ``benchmarks/bench_loss_head.py`` measures it,
+(n, V) logits (docs/method.md §10.3; ``benchmarks/loss_head/bench_loss_head.py`` measures it,
 ``tests/train/test_logprobs.py`` checks it against a full softmax).
 
 :func:`chunk_rows` sizes a chunk by memory: :data:`CHUNK_MEMORY_MB` = 128 MB of fp32 logits, so the

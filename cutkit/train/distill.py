@@ -25,9 +25,9 @@ contexts at the N scored positions go through the output layer ``chunk_size`` pa
 each chunk under ``torch.utils.checkpoint`` (backward recomputes one chunk's logits), so the extra
 peak is about 5 x chunk_size x V floats (two contexts' logits, log-softmaxes and their product),
 whatever the number of tokens: measured 0.98 GiB at vocabulary 49,152 and chunk 1024 for 4,096
-tokens, against 3.6 GiB for full logits (``benchmarks/results/distill_head_cpu.md``). The default
-``chunk_size="auto"`` takes :func:`cutkit.train.logprobs.chunk_rows` (V) pairs, so a chunk's
-student logits hold 128 MB and the extra peak stays near 5 x 128 MB at any vocabulary.
+tokens, against 3.6 GiB for full logits (``benchmarks/distill_head/distill_head_cpu.md``). The
+default ``chunk_size="auto"`` takes :func:`cutkit.train.logprobs.chunk_rows` (V) pairs, so a
+chunk's student logits hold 128 MB and the extra peak stays near 5 x 128 MB at any vocabulary.
 
 >>> import torch
 >>> from cutkit.models.tiny import tiny_model

@@ -80,7 +80,8 @@ def refuse_records_without_tasks(
                 index=index,
                 field="meta",
                 fix="train GRPO on records of constraint tasks (meta={'task': task.to_dict()}, as "
-                "benchmarks/onpolicy_experiment.py writes them), or choose another objective",
+                "benchmarks/onpolicy/onpolicy_experiment.py writes them), or choose another "
+                "objective",
             )
 
 

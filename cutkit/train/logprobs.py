@@ -15,7 +15,7 @@ Peak extra memory is O(chunk_size x V) instead of O(B x T x V): about 3 chunks o
 the number of tokens. The default ``chunk_size="auto"`` follows the vocabulary: a chunk holds
 :data:`CHUNK_MEMORY_MB` = 128 MB of fp32 logits (:func:`chunk_rows`: 249 rows at V = 128,256,
 1,000 at 32,000), so the extra peak stays near 3 x 128 MB, about 400 MB, at any vocabulary
-(``benchmarks/results/loss_head_cpu.md``). A fixed row count grows with V instead: 1,024 rows
+(``benchmarks/loss_head/loss_head_cpu.md``). A fixed row count grows with V instead: 1,024 rows
 put about 1.6 GB at 128,256. Output layers that apply something after the matmul (Gemma2 soft-capping,
 Cohere ``logit_scale``, Granite ``logits_scaling``, ...) or are not linear fall back to the plain
 full-logits path with a warning.

@@ -174,7 +174,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "short_run": _SHORT_RUN,
     "compare": _SHORT_RUN,
     # two passes over the demo's few dozen judged answers, the recipe of
-    # benchmarks/onpolicy_experiment.py (Preset.epochs) at a few minutes' scale
+    # benchmarks/onpolicy/onpolicy_experiment.py (Preset.epochs) at a few minutes' scale
     "demo": _SHORT_RUN | {"num_train_epochs": 2.0},
     # training contexts hold a prompt, a judgment and an answer of up to max_new_tokens (192)
     # tokens, so 1024 keeps them whole; the rounds train with the paper's learning rate

@@ -213,7 +213,7 @@ def test_a_missing_extra_names_it(monkeypatch):
 
 
 def test_the_agreement_benchmark_runs(tmp_path):
-    script = load_benchmark("ifeval_agreement")  # and onpolicy_experiment, which it imports
+    script = load_benchmark("ifeval_agreement/ifeval_agreement")  # and onpolicy_experiment
     script.main(["--out", str(tmp_path)])
     readme = (tmp_path / "README.md").read_text()
     assert "**Agreement:" in readme and "### Probes" in readme

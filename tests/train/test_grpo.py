@@ -19,7 +19,8 @@ TASKS = word_limit_tasks(["coffee", "volcanoes"], (10, 12))
 
 
 def task_records(tasks=TASKS, copies: int = 1) -> list[JudgmentRecord]:
-    """Judged answers as benchmarks/onpolicy_experiment.py writes them (the task in meta)."""
+    """Judged answers as benchmarks/onpolicy/onpolicy_experiment.py writes them (the task in
+    meta)."""
     return [
         JudgmentRecord(
             f"{task.id}-{copy}",

@@ -1,0 +1,168 @@
+"""Constraint families beyond word limits: which ones give CUT's mechanism something to act on?
+
+For each family (a constraint kind of ``cutkit.online.kinds``), the default model answers the
+family's single-constraint instructions about the *training* topics of the on-policy experiment
+(the same topic split: nothing here touches its validation or held-out topics), greedily, with
+the chat template. The content-checking rule judge (``RuleJudge(content_check=True)``) judges
+each answer, quoting what is at fault and marking it as the record's gold ``error_spans``. The
+**gate** is the on-policy experiment's, per family: on the family's negatives, the detection AUC
+of the judged/plain log ratio for the gold error tokens (target >= 0.8: the judgment singles out
+the tokens it criticises), with the push balance of CUT's plain-prompt term. A family that passes
+can join a mixed-family learning curve; one that fails would test nothing about the mechanism.
+
+    python benchmarks/families/families.py --out runs/families --results benchmarks/families
+
+``--preset tiny`` runs on the tiny random model (the test does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+# the on-policy set-up and the learning curves' preset: benchmarks/onpolicy/, benchmarks/curves/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "onpolicy"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "curves"))
+import learning_curves as curves
+import onpolicy_experiment as onpolicy
+
+from cutkit.eval.content import CONTENT_PROBLEMS
+
+FAMILIES = ("max_words", "exclude_word", "no_commas", "lowercase", "end_with")
+"""Word limits (the reference) and the candidates of issue's item 4, in that order."""
+
+
+def family_tasks(topics: list[str], family: str, n: int, seed: int = 20260101):
+    """``n`` distinct single-constraint ``family`` tasks about ``topics`` (the generator's
+    phrasings and parameters), in a seeded order."""
+    from cutkit.online.generator import iter_tasks
+
+    wanted, seen, tasks = set(topics), set(), []
+    for tries, task in enumerate(iter_tasks(seed, families=[family]), start=1):
+        if tries > 200 * n + 1000:
+            raise RuntimeError(f"only {len(tasks)} {family} tasks about {len(topics)} topics")
+        if task.topic in wanted and len(task.constraints) == 1 and task.instruction not in seen:
+            seen.add(task.instruction)
+            tasks.append(task)
+            if len(tasks) == n:
+                return tasks
+    return tasks
+
+
+def train_topics(preset) -> list[str]:
+    """The training topics of the on-policy split (:func:`onpolicy_experiment.make_tasks`)."""
+    from cutkit.online.generator import TOPICS
+
+    topics = [topic for topic, _ in TOPICS]
+    random.Random(20260101).shuffle(topics)
+    return topics[: preset.topic_split[0]]
+
+
+def judged(tasks, rows, family: str):
+    """Judged records of the finished, non-empty answers (content-checking rule judge)."""
+    from cutkit.data.records import JudgmentRecord
+    from cutkit.online.judges.rule import RuleJudge
+
+    judge = RuleJudge(seed=0, content_check=True)
+    records = []
+    for task, row in zip(tasks, rows, strict=True):
+        if not row["response"].strip() or not row["finished"]:
+            continue
+        verdict = judge.judge_one(task, row["response"])
+        records.append(
+            JudgmentRecord(
+                f"{family}-{task.id}", task.instruction, row["response"], verdict.text,
+                is_positive=verdict.is_positive, error_spans=verdict.error_spans,
+                meta={"task": task.to_dict(), "kind": family,
+                      "violations": verdict.meta.get("violations", [])},
+            )
+        )  # fmt: skip
+    return records
+
+
+def gate(out: Path, preset, family: str, model, tokenizer) -> dict:
+    """One family's answers, records and gate (cached in ``out/<family>.json``)."""
+    from cutkit.eval.detection import detection_quality, push_balance
+    from cutkit.eval.tokens import score_tokens
+
+    path = out / f"{family}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    start = time.perf_counter()
+    tasks = family_tasks(train_topics(preset), family, preset.n_train)
+    rows = onpolicy.answer_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))
+    records = judged(tasks, rows, family)
+    negatives = [r for r in records if r.is_negative]
+    result = {
+        "family": family,
+        "n_tasks": len(tasks),
+        "n_records": len(records),
+        "n_negative": len(negatives),
+        "n_content_negative": sum(
+            any(v in CONTENT_PROBLEMS for v in r.meta["violations"]) for r in negatives
+        ),
+        "base_satisfied": sum(r["satisfied"] for r in rows) / len(rows),
+        "base_honest": sum(r["honest"] for r in rows) / len(rows),
+        "rows": rows,
+        "records": [r.to_dict() for r in records],
+    }
+    if negatives:
+        scores = score_tokens(model, tokenizer, negatives, template="chat",
+                              threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
+        quality = detection_quality(scores, preset.threshold).iloc[0].to_dict()
+        balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
+        result["gate"] = {**quality, **balance, "passed": bool(quality["auc"] >= 0.8)}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["commit"] = curves.COMMIT
+    onpolicy._json(path, result)
+    return result
+
+
+def report(results: list[dict], folder: Path) -> str:
+    lines = [
+        "| family | tasks | records | negatives (content) | base raw | base honest | gate AUC | "
+        "precision / recall | push down / up | passed |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for r in results:
+        g = r.get("gate")
+        auc = f"{g['auc']:.3f}" if g else "n/a"
+        pr = f"{g['precision']:.2f} / {g['recall']:.2f}" if g else ""
+        push = f"{g['push_down']:.0f} / {g['push_up']:.0f}" if g else ""
+        passed = ("yes" if g["passed"] else "no") if g else "no negatives"
+        lines.append(
+            f"| {r['family']} | {r['n_tasks']} | {r['n_records']} | {r['n_negative']} "
+            f"({r['n_content_negative']}) | {r['base_satisfied']:.3f} | {r['base_honest']:.3f} | "
+            f"{auc} | {pr} | {push} | {passed} |"
+        )
+    text = "\n".join(lines)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gates.md").write_text(text + "\n")
+    summary = [{k: v for k, v in r.items() if k not in ("rows", "records")} for r in results]
+    onpolicy._json(folder / "gates.json", summary)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/families"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/families"))
+    parser.add_argument("--preset", choices=sorted(curves.PRESETS), default="cpu")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    preset = curves.PRESETS[args.preset]
+    args.out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = onpolicy._load(preset)
+    results = [gate(args.out, preset, f, model, tokenizer) for f in args.families.split(",")]
+    print(report(results, args.results))
+
+
+if __name__ == "__main__":
+    main()
