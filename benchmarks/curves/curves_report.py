@@ -140,7 +140,7 @@ def markdown(table: pd.DataFrame) -> str:
     head = ("| condition | arm | steps | seeds | n | honest [95% CI] | raw [95% CI] | "
             + " | ".join(f"honest vs {r}" for r in refs)
             + " | words | degenerate | met limit, unsound | distinct-2 | top phrase | "
-            "logp accepted | train s |")  # fmt: skip
+            "logp good | train s |")  # fmt: skip
     lines = [head, "|" + "---|" * (14 + len(refs))]
     for _, row in table.iterrows():
         lines.append(
