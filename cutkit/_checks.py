@@ -44,10 +44,12 @@ def check_number(
     max_open: bool = False,
     integer: bool = False,
     optional: bool = False,
+    words: tuple[str, ...] = (),
     why: str = "",
 ) -> Any:
-    """``value`` as a float (an int with ``integer=True``; None stays None with ``optional=True``),
-    or a ``ValueError`` naming ``name``, the value, the allowed range and ``why``.
+    """``value`` as a float (an int with ``integer=True``; None stays None with ``optional=True``;
+    one of ``words`` stays that word), or a ``ValueError`` naming ``name``, the value, the allowed
+    range and ``why``.
 
     Args:
         name: the setting's name, as the user writes it (e.g. ``"ul_weight"``).
@@ -55,6 +57,7 @@ def check_number(
         minimum, maximum: bounds, inclusive unless ``min_open`` / ``max_open``.
         integer: the value must be a whole number (``3.0`` passes as 3, ``2.5`` does not).
         optional: None is allowed (and returned).
+        words: strings allowed besides numbers (and returned), e.g. ``("auto",)``.
         why: the reason for the range, ends the message.
 
     >>> check_number("lora_r", 16, minimum=1, integer=True)
@@ -65,9 +68,12 @@ def check_number(
     """
     if value is None and optional:
         return None
-    allowed = _describe(minimum, maximum, min_open, max_open, integer)
-    if optional:
-        allowed += " or None"
+    if isinstance(value, str) and value in words:
+        return value
+    others = [repr(word) for word in words] + (["None"] if optional else [])
+    allowed = ", ".join([_describe(minimum, maximum, min_open, max_open, integer), *others[:-1]])
+    if others:
+        allowed += f" or {others[-1]}"
     number = math.nan
     if not isinstance(value, bool | str | bytes):
         try:

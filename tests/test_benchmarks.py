@@ -8,7 +8,7 @@ import torch
 
 from cutkit.models.tiny import tiny_model
 from cutkit.train.batching import CUTCollator, build_examples
-from cutkit.train.logprobs import label_logprobs_packed
+from cutkit.train.logprobs import label_logprobs_left_aligned
 from cutkit.train.losses import cut_loss
 
 from .helpers import BENCHMARKS, load_benchmark, mixed_records
@@ -50,7 +50,7 @@ def test_released_loss_is_cutkits_official_loss(tokenizer, threshold):
     model.zero_grad()
 
     batch = CUTCollator(tokenizer.pad_token_id)(examples)
-    logp, mask = label_logprobs_packed(
+    logp, mask = label_logprobs_left_aligned(
         model, batch["input_ids"], batch["attention_mask"], batch["labels"]
     )
     n = len(examples)
@@ -190,9 +190,9 @@ def test_loss_head_benchmark_plans_its_cells_and_marks_what_it_does_not_run():
     timing = [{"vocab": 128256, "records": 2, "times_s": times, "loadavg": (2.0, 2.0, 2.0)}]
     meta = dict.fromkeys(["device_name", "command", "torch", "threads", "platform"], "x")
     table = bench.markdown({"memory": memory, "timing": timing}, meta | {"memory_method": ""}, args)
-    assert "| 128,256 | 249 | 8,176 | not run (would need ~17 GB) | (R = 2 only) | 400 |" in table
-    assert "| 32,000 | 1000 | 2,044 | 400 | 400 | 400 |" in table
-    assert "| 128,256 | 249 | 1.10 | 1.21 | 1.10 |" in table  # medians and their ratio
+    assert "| 128,256 | 76 | 8,176 | not run (would need ~17 GB) | (R = 2 only) | 400 |" in table
+    assert "| 32,000 | 307 | 2,044 | 400 | 400 | 400 |" in table
+    assert "| 128,256 | 76 | 1.10 | 1.21 | 1.10 |" in table  # medians and their ratio
 
 
 def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):

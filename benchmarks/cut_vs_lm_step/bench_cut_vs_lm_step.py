@@ -3,7 +3,7 @@
 Both steps get the same collated micro-batch (the judged and plain context rows of CUT examples
 built from bundled records): the SFT step is ``model(input_ids, attention_mask, labels).loss``
 (transformers' own cross-entropy over full logits), the CUT step is cutkit's
-``label_logprobs_packed`` + ``cut_loss``. Forward + backward through a LoRA-wrapped model, median
+``label_logprobs_left_aligned`` + ``cut_loss``. Forward + backward through a LoRA-wrapped model, median
 wall time of several repetitions after a warm-up. Target (issue 3): CUT <= 1.15 x SFT. The
 ``self_distill`` step (the same batch, plus the chunked divergence of every negative's judged
 context into its plain one) is timed beside them: its cost relative to CUT.
@@ -30,7 +30,7 @@ from cutkit.models.lora import apply_lora
 from cutkit.models.tiny import tiny_model
 from cutkit.train.batching import CUTCollator, build_examples
 from cutkit.train.distill import logprobs_and_divergence
-from cutkit.train.logprobs import label_logprobs_packed
+from cutkit.train.logprobs import label_logprobs_left_aligned
 from cutkit.train.losses import cut_loss
 
 
@@ -45,7 +45,7 @@ def sft_step(model, batch) -> None:
 
 
 def cut_step(model, batch) -> None:
-    logp, mask = label_logprobs_packed(
+    logp, mask = label_logprobs_left_aligned(
         model, batch["input_ids"], batch["attention_mask"], batch["labels"]
     )  # (R, Lr)
     n = batch["negative"].shape[0]

@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-# the memory probe is shared with benchmarks/loss_head/bench_loss_head.py
+# the memory probe is shared with the loss head's benchmark (benchmarks/loss_head/peak_rss.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loss_head"))
-from bench_loss_head import _vm_kib
+from peak_rss import MALLOC_ENV, extra_peak_bytes
 
 from cutkit.train.distill import chunked_divergence
 from cutkit.train.logprobs import chunked_label_logprobs
@@ -84,11 +84,7 @@ def _cut_head(student, teacher, weight, labels, chunk_size):
 def memory_worker(impl: str, n: int, args) -> dict:
     run = _setup(n, args)
     run(impl)  # warm-up
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    base = _vm_kib("VmRSS") * 1024
-    run(impl)
-    return {"impl": impl, "n": n, "peak_bytes": _vm_kib("VmHWM") * 1024 - base}
+    return {"impl": impl, "n": n, "peak_bytes": extra_peak_bytes(lambda: run(impl))}
 
 
 def time_worker(n: int, args) -> dict:
@@ -131,7 +127,7 @@ def main() -> None:
         print(json.dumps(time_worker(args._n, args)))
         return
     argv = sys.argv[1:]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="0")
+    env = dict(os.environ, **MALLOC_ENV)
     rows = []
     for n in args.tokens:
         memory = {

@@ -372,7 +372,7 @@ def packing_check(model, micro, args) -> float:
     one (cutkit_varlen: flash varlen on CUDA) over the same micro-batch's response tokens."""
     from cutkit.train.attention import use_varlen_attention
     from cutkit.train.batching import CUTCollator
-    from cutkit.train.logprobs import label_logprobs_packed
+    from cutkit.train.logprobs import label_logprobs_left_aligned
 
     device = torch.device(args.device)
     scores = []
@@ -383,7 +383,7 @@ def packing_check(model, micro, args) -> float:
         if packing:
             use_varlen_attention(model)
         scores.append(
-            label_logprobs_packed(
+            label_logprobs_left_aligned(
                 model,
                 batch["input_ids"],
                 batch.get("attention_mask"),

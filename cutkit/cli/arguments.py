@@ -5,8 +5,9 @@ An option is its field's name (``--lora_r``, or ``--lora-r``), with the field's 
 default, and the aliases in its metadata (``--output``, ``--lr``); the same setting has the same
 option in every command because the commands share the dataclasses that declare it
 (:mod:`cutkit.train.settings`). On top of HfArgumentParser: ``none`` gives None for an optional
-field (``--align_p_ratio none``), a ``dict`` field takes a JSON object, and help texts may contain
-``%``.
+field (``--align_p_ratio none``), an ``int | str | None`` field takes an integer, a word or
+``none`` (``--chunk_size 512``, ``auto``, ``none``), a ``dict`` field takes a JSON object, and help
+texts may contain ``%``.
 
 Every command also takes ``--config FILE.yaml``: a mapping of the same option names (without the
 dashes) to values, read before the flags, so flags given on the command line override the file.
@@ -46,6 +47,8 @@ def command_parser(prog: str, description: str, *settings_classes: type):
                 continue
             if typing.get_origin(hint) is dict:
                 action.type = json.loads
+            elif set(typing.get_args(hint)) == {int, str, type(None)}:
+                action.type = _none_or(_int_or_word)  # chunk_size: 512, auto or none
             elif _is_optional(hint) and not isinstance(action.default, str):
                 action.type = _none_or(action.type)  # (argparse parses a str default too)
     for action in parser._actions:
@@ -197,6 +200,15 @@ def _is_optional(hint) -> bool:
     """True for ``X | None`` (one type or None)."""
     arguments = typing.get_args(hint)
     return len(arguments) == 2 and type(None) in arguments
+
+
+def _int_or_word(text: str) -> int | str:
+    """An integer written as one (``512``), else the word itself (``auto``), for the settings'
+    own check to accept or refuse."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _none_or(parse):

@@ -21,14 +21,13 @@ from transformers import TrainingArguments
 
 from cutkit._checks import check_number
 from cutkit.train.distill import check_distill_settings
-from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY
+from cutkit.train.logprobs import CHUNK_MEMORY_MB, CHUNK_MEMORY_WHY, check_chunk_size
 from cutkit.train.objectives import (
     check_objective,
     objective_switches,
 )
 from cutkit.train.settings import check_setting, setting
 from cutkit.train.vocabulary import (
-    COUNT_WHY,
     DETECTORS,
     DISTILL_WEIGHT_WHY,
     GAMMA_WHY,
@@ -130,19 +129,26 @@ class CUTConfig(TrainingArguments):
             "mode (no dropout)."
         },
     )
-    chunk_size: int | None = field(
-        default=None,
+    chunk_size: int | str | None = field(
+        default="auto",
         metadata={
-            "help": "Output-layer rows per chunk when scoring tokens (memory vs speed); None "
-            "follows the vocabulary: as many rows as fit chunk_memory_mb of fp32 logits."
+            "help": "Output-layer rows per chunk when scoring tokens (memory vs speed): an "
+            "integer >= 1; 'auto' (the default) follows the vocabulary, as many rows as keep the "
+            "head's extra peak within chunk_memory_mb; none: no chunking, the full batch x "
+            "length x vocabulary logits (as label_logprobs takes it)."
         },
     )
     chunk_memory_mb: float = field(
         default=CHUNK_MEMORY_MB,
         metadata={
-            "help": "Memory budget of one output-layer chunk, in MB (10**6 bytes) of fp32 logits, "
-            "finite > 0, used when chunk_size is None; the head's extra peak memory is about 3 "
-            "times this (128 MB: about 400 MB, at any vocabulary and number of tokens)."
+            "help": "Bound of the output-layer head's extra peak memory over forward + backward, "
+            "in MB (10**6 bytes), finite > 0, used when chunk_size is 'auto': a chunk of n rows "
+            "holds n x V x 4 bytes of fp32 logits and the head peaks at about 3.25 chunks, so "
+            "chunk_rows(V) = floor(chunk_memory_mb x 10**6 / (3.25 x 4 x V)) rows (76 at V = "
+            "128,256 for 128 MB), at any number of tokens. Not in the bound, growing with the "
+            "hidden size H: the hidden states' gradient (2 x H x 4 bytes per token) and, when "
+            "the head is trained, the output weight's gradient (V x H x 4 bytes, up to 3 times "
+            "that while the chunks' gradients are summed)."
         },
     )
     packing: bool = setting("packing")
@@ -212,9 +218,7 @@ class CUTConfig(TrainingArguments):
         )
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
             check_setting(self, name)
-        check_number(
-            "chunk_size", self.chunk_size, minimum=1, integer=True, optional=True, why=COUNT_WHY
-        )
+        check_chunk_size(self.chunk_size)
         check_number(
             "chunk_memory_mb", self.chunk_memory_mb, minimum=0, min_open=True, why=CHUNK_MEMORY_WHY
         )

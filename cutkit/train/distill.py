@@ -25,9 +25,10 @@ contexts at the N scored positions go through the output layer ``chunk_size`` pa
 each chunk under ``torch.utils.checkpoint`` (backward recomputes one chunk's logits), so the extra
 peak is about 5 x chunk_size x V floats (two contexts' logits, log-softmaxes and their product),
 whatever the number of tokens: measured 0.98 GiB at vocabulary 49,152 and chunk 1024 for 4,096
-tokens, against 3.6 GiB for full logits (``benchmarks/distill_head/distill_head_cpu.md``). The
-default ``chunk_size="auto"`` takes :func:`cutkit.train.logprobs.chunk_rows` (V) pairs, so a
-chunk's student logits hold 128 MB and the extra peak stays near 5 x 128 MB at any vocabulary.
+tokens, against 3.6 GiB for full logits (``benchmarks/distill_head/distill_head_cpu.md``). The default
+``chunk_size="auto"`` takes :func:`cutkit.train.logprobs.chunk_rows` (V) pairs, the rows that
+keep the label head within ``chunk_memory_mb``, so the divergence's extra peak is about 5 / 3.25
+of that bound (about 200 MB at the default 128 MB) at any vocabulary.
 
 >>> import torch
 >>> from cutkit.models.tiny import tiny_model
@@ -51,7 +52,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cutkit._checks import check_number
 from cutkit.train.chunked_head import ChunkSize, head_logprobs_in_chunks, upcast_logits
-from cutkit.train.logprobs import left_align, rows_per_chunk, scored_rows, scored_token_contexts
+from cutkit.train.logprobs import head_inputs, left_align, rows_per_chunk, scored_token_contexts
 from cutkit.train.vocabulary import COUNT_WHY
 
 TEMPERATURE_WHY = "the softmax temperature of both contexts; 1 distils the model's own distribution"
@@ -165,7 +166,7 @@ def logprobs_and_divergence(
         ``divergence`` (P, Lr): T^2 KL(q || p) at each scored position of pair p (0 where
         ``mask[student_rows[p]]`` is False).
     """
-    rows, targets, scored, project = scored_rows(
+    rows, targets, scored, project = head_inputs(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
     chunk = rows_per_chunk(chunk_size, project, rows)

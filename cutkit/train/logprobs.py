@@ -12,13 +12,15 @@ full (B, T, V) logits of the released code (docs/method.md §10.3). :func:`label
 
 Peak extra memory is O(chunk_size x V) instead of O(B x T x V): about 3 chunks of fp32 logits
 (backward holds one chunk's log-softmax, its incoming gradient and the logits' gradient), whatever
-the number of tokens. The default ``chunk_size="auto"`` follows the vocabulary: a chunk holds
-:data:`CHUNK_MEMORY_MB` = 128 MB of fp32 logits (:func:`chunk_rows`: 249 rows at V = 128,256,
-1,000 at 32,000), so the extra peak stays near 3 x 128 MB, about 400 MB, at any vocabulary
-(``benchmarks/loss_head/loss_head_cpu.md``). A fixed row count grows with V instead: 1,024 rows
-put about 1.6 GB at 128,256. Output layers that apply something after the matmul (Gemma2 soft-capping,
-Cohere ``logit_scale``, Granite ``logits_scaling``, ...) or are not linear fall back to the plain
-full-logits path with a warning.
+the number of tokens. The default ``chunk_size="auto"`` follows the vocabulary: :func:`chunk_rows`
+(V) rows, as many as keep the head's extra peak within :data:`CHUNK_MEMORY_MB` = 128 MB (76 rows
+at V = 128,256, 307 at 32,000; ``tests/train/test_chunked_head_memory.py`` measures it), besides
+the gradients that grow with the hidden size rather than with the chunk (the hidden states', and
+the output weight's when it is trained). A fixed row count grows with V instead: 1,024 rows put
+about 1.6 GB at 128,256.
+``chunk_size=None`` means no chunking: the plain path through the full logits. Output layers that
+apply something after the matmul (Gemma2 soft-capping, Cohere ``logit_scale``, Granite
+``logits_scaling``, ...) or are not linear fall back to that path with a warning.
 
 >>> import torch
 >>> from cutkit.models.tiny import tiny_model
@@ -49,6 +51,7 @@ from cutkit.train.chunked_head import (
     head_logprobs_in_chunks,
     resolve_chunk_size,
 )
+from cutkit.train.chunked_head import check_chunk_size as check_chunk_size
 from cutkit.train.chunked_head import chunk_rows as chunk_rows
 from cutkit.train.head_split import head_vocab_size, keeps_logits, split_model, unwrap_ddp
 from cutkit.train.head_split import model_chunk_rows as model_chunk_rows
@@ -80,9 +83,9 @@ def chunked_label_logprobs(
         weight: (V, H) output-layer weight (``lm_head.weight``).
         labels: (N,) token ids in [0, V).
         bias: optional (V,) output-layer bias.
-        chunk_size: rows per chunk, or ``"auto"``: :func:`chunk_rows` (V), so that a chunk's fp32
-            logits take :data:`CHUNK_MEMORY_MB` MB; peak extra memory is about
-            3 x chunk_size x V x 4 bytes.
+        chunk_size: rows per chunk, or ``"auto"``: :func:`chunk_rows` (V), so that the extra
+            peak stays within :data:`CHUNK_MEMORY_MB` MB (besides the weight's gradient, when it
+            has one); peak extra memory is about 3 x chunk_size x V x 4 bytes.
 
     Returns:
         (N,) log-probabilities in fp32 (fp64 if the inputs are fp64), differentiable w.r.t. hidden,
@@ -97,7 +100,7 @@ def _scored(labels: Tensor) -> Tensor:
     return labels[:, 1:] != IGNORE_INDEX
 
 
-def scored_rows(
+def head_inputs(
     model: nn.Module,
     input_ids: Tensor,
     attention_mask: Tensor | None,
@@ -114,6 +117,7 @@ def scored_rows(
     whole: rows are then the (N, V) logits themselves and ``project`` is the identity. A model
     wrapped in ``DistributedDataParallel`` runs through the wrapper (one logit per row kept).
     """
+    check_chunk_size(chunk_size)  # before the model runs
     scored = _scored(labels)  # (B, T-1)
     targets = labels[:, 1:][scored]  # (N,)
     inputs = dict(
@@ -164,7 +168,7 @@ def _flat_label_logprobs(
     position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """-> (N,) log-probs of the scored tokens in row-major order, and the (B, T - 1) scored mask."""
-    rows, targets, scored, project = scored_rows(
+    rows, targets, scored, project = head_inputs(
         model, input_ids, attention_mask, labels, chunk_size, position_ids
     )
     if project is _identity:  # full logits already: one piece
@@ -173,7 +177,7 @@ def _flat_label_logprobs(
 
 
 def rows_per_chunk(chunk_size: ChunkSize, project: Callable[[Tensor], Tensor], rows: Tensor) -> int:
-    """The rows per chunk for ``(rows, project)`` of :func:`scored_rows`: ``"auto"`` follows the
+    """The rows per chunk for ``(rows, project)`` of :func:`head_inputs`: ``"auto"`` follows the
     vocabulary (the output layer's rows, or the width of rows that are logits already), None is
     one chunk of all rows, an int is itself."""
     if chunk_size is None:
@@ -199,9 +203,9 @@ def label_logprobs(
         labels: (B, T) aligned with input_ids (HF convention), -100 where not scored.
         position_ids: optional (B, T) positions, e.g. restarting per context in a packed row.
         chunk_size: output-layer rows per chunk; ``"auto"`` (default) follows the vocabulary,
-            :func:`chunk_rows` (V) rows, so one chunk's fp32 logits take :data:`CHUNK_MEMORY_MB` MB
-            (:func:`model_chunk_rows` gives it for another budget); ``None`` forces the plain
-            full-logits path.
+            :func:`chunk_rows` (V) rows, so the head's extra peak stays within
+            :data:`CHUNK_MEMORY_MB` MB (:func:`model_chunk_rows` gives the rows for another
+            bound); ``None``: no chunking, the plain full-logits path.
 
     Returns:
         (B, T) fp32 (fp64 for an fp64 model): 0 where labels == -100 and at t = 0 (nothing
@@ -225,7 +229,7 @@ def context_index(position_ids: Tensor) -> Tensor:
 
 def scored_token_contexts(scored: Tensor, position_ids: Tensor | None) -> tuple[Tensor, int]:
     """The row (context, in a packed row) of each scored token, row-major, and the number of rows
-    (contexts); not to be confused with :func:`scored_rows`, the hidden states at those tokens."""
+    (contexts); :func:`head_inputs` gives the hidden states at those tokens."""
     if position_ids is None:
         return scored.nonzero(as_tuple=True)[0], scored.shape[0]
     context = context_index(position_ids)[1:]  # (S-1,): label t + 1's context

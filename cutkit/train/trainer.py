@@ -101,12 +101,13 @@ class CUTTrainer(NonFiniteGuard, CompleteCheckpoints, Trainer):
             "eval": defaultdict(float),
         }
         self._last_eval_metrics: dict[str, float] = {}
-        # output-layer rows per chunk for the whole run: the configured count, or (chunk_size None)
-        # as many as fit chunk_memory_mb of fp32 logits at this model's vocabulary
+        # output-layer rows per chunk for the whole run: the configured count, None (no chunking),
+        # or ("auto") as many as keep the head's extra peak within chunk_memory_mb at this model's
+        # vocabulary
         self.head_chunk_rows = (
-            args.chunk_size
-            if args.chunk_size is not None
-            else model_chunk_rows(self.model, args.chunk_memory_mb)
+            model_chunk_rows(self.model, args.chunk_memory_mb)
+            if args.chunk_size == "auto"
+            else args.chunk_size
         )
 
     def _as_examples(self, data, split, args, tokenizer, downsample=True):

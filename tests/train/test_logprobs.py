@@ -11,12 +11,13 @@ import torch.nn.functional as F
 
 import cutkit.train.logprobs as logprobs_module
 from cutkit.models.tiny import tiny_model
+from cutkit.train.chunked_head import HEAD_PEAK_CHUNKS
 from cutkit.train.logprobs import (
     CHUNK_MEMORY_MB,
     chunk_rows,
     chunked_label_logprobs,
     label_logprobs,
-    label_logprobs_packed,
+    label_logprobs_left_aligned,
     model_chunk_rows,
     response_logprobs,
 )
@@ -239,35 +240,38 @@ def test_response_logprobs_matches_a_loop_and_keeps_grad():
     torch.testing.assert_close(logp.grad, (labels != -100).float() * (torch.arange(11) > 0))
 
 
-def test_packed_equals_response_logprobs_of_label_logprobs(tiny):
+def test_left_aligned_equals_response_logprobs_of_label_logprobs(tiny):
     ids, attn, labels = padded_batch(tiny.config.vocab_size)
     full = label_logprobs(tiny, ids, attn, labels, chunk_size=5)
     v1, m1 = response_logprobs(full, labels)
-    v2, m2 = label_logprobs_packed(tiny, ids, attn, labels, chunk_size=5)
+    v2, m2 = label_logprobs_left_aligned(tiny, ids, attn, labels, chunk_size=5)
     assert torch.equal(m1, m2)
     torch.testing.assert_close(v1, v2)
 
 
 # ---------------------------------------------------------------------------------------------
-# chunk size following the vocabulary (a memory budget per chunk)
+# chunk size following the vocabulary (a bound on the head's extra peak memory)
 
 
 @pytest.mark.parametrize(
     ("vocab_size", "memory_mb", "rows"),
     [
-        (32_000, CHUNK_MEMORY_MB, 1000),
-        (49_152, CHUNK_MEMORY_MB, 651),
-        (128_256, CHUNK_MEMORY_MB, 249),
-        (256_000, CHUNK_MEMORY_MB, 125),
-        (128_256, 512, 998),
-        (128_256, 0.001, 1),  # a budget below one row still gives one row
+        (32_000, CHUNK_MEMORY_MB, 307),
+        (49_152, CHUNK_MEMORY_MB, 200),
+        (128_256, CHUNK_MEMORY_MB, 76),
+        (256_000, CHUNK_MEMORY_MB, 38),
+        (128_256, 512, 307),
+        (128_256, 0.001, 1),  # a bound below one row still gives one row
     ],
 )
-def test_chunk_rows_are_as_many_fp32_logit_rows_as_fit_the_budget(vocab_size, memory_mb, rows):
-    assert CHUNK_MEMORY_MB == 128
+def test_chunk_rows_keep_the_heads_peak_chunks_within_the_bound(vocab_size, memory_mb, rows):
+    """The head peaks at HEAD_PEAK_CHUNKS chunks of fp32 logits (measured in
+    test_chunked_head_memory.py): as many rows as keep those within memory_mb."""
+    assert (CHUNK_MEMORY_MB, HEAD_PEAK_CHUNKS) == (128, 3.25)
     assert chunk_rows(vocab_size, memory_mb) == rows
-    if rows > 1:  # the largest count that fits: one more row would pass the budget
-        assert rows * vocab_size * 4 <= memory_mb * 1e6 < (rows + 1) * vocab_size * 4
+    if rows > 1:  # the largest count that fits: one more row would pass the bound
+        peak = HEAD_PEAK_CHUNKS * vocab_size * 4  # bytes per row
+        assert rows * peak <= memory_mb * 1e6 < (rows + 1) * peak
 
 
 @pytest.mark.parametrize("memory_mb", [0, -1.0, math.nan, math.inf])
@@ -277,7 +281,7 @@ def test_chunk_rows_refuses_a_budget_that_is_not_finite_positive(memory_mb):
 
 
 def test_chunk_size_auto_is_the_default_and_follows_the_vocabulary(monkeypatch):
-    """label_logprobs, label_logprobs_packed and chunked_label_logprobs chunk by chunk_rows(V) of
+    """label_logprobs, label_logprobs_left_aligned and chunked_label_logprobs chunk by chunk_rows(V) of
     the output layer unless told otherwise, and give what a fixed chunk gives."""
     seen = []
     chunked = logprobs_module._chunked
@@ -293,20 +297,20 @@ def test_chunk_size_auto_is_the_default_and_follows_the_vocabulary(monkeypatch):
         ids, attn, labels = padded_batch(vocab_size)
         seen.clear()
         auto = label_logprobs(model, ids, attn, labels)
-        label_logprobs_packed(model, ids, attn, labels)
+        label_logprobs_left_aligned(model, ids, attn, labels)
         rows = model.lm_head.weight[:3].double()
         chunked_label_logprobs(rows, model.lm_head.weight, torch.tensor([0, 1, 2]))
         assert seen == [chunk_rows(vocab_size)] * 3 == [model_chunk_rows(model)] * 3
         fixed = label_logprobs(model, ids, attn, labels, chunk_size=3)
         torch.testing.assert_close(auto, fixed, **TOL)
-    assert chunk_rows(300) == 106_666 and chunk_rows(100_000) == 320
+    assert chunk_rows(300) == 32_820 and chunk_rows(100_000) == 98
 
 
 def test_model_chunk_rows_reads_the_head_through_peft_and_a_smaller_budget_chunks_more():
     from peft import LoraConfig, get_peft_model
 
     model = tiny_model(vocab_size=512, tie_word_embeddings=False, dtype=torch.float64)
-    budget = 3 * 512 * 4 / 1e6  # three rows of fp32 logits at V = 512
+    budget = 3.5 * HEAD_PEAK_CHUNKS * 512 * 4 / 1e6  # the head's peak for 3.5 rows at V = 512
     assert model_chunk_rows(model, budget) == 3
     for targets, extra in ((["lm_head"], {}), (["up_proj"], {"modules_to_save": ["lm_head"]})):
         config = LoraConfig(r=2, target_modules=targets, init_lora_weights=False, **extra)
@@ -318,5 +322,5 @@ def test_model_chunk_rows_reads_the_head_through_peft_and_a_smaller_budget_chunk
 
 def test_chunk_size_refuses_other_strings(tiny):
     ids, attn, labels = padded_batch(tiny.config.vocab_size)
-    with pytest.raises(ValueError, match="chunk_size must be a positive integer, 'auto' or None"):
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1, 'auto' or None"):
         label_logprobs(tiny, ids, attn, labels, chunk_size="big")

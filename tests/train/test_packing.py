@@ -23,7 +23,7 @@ from cutkit.train.batching import (
     context_length,
     pack_contexts,
 )
-from cutkit.train.logprobs import context_index, label_logprobs_packed, response_token_mask
+from cutkit.train.logprobs import context_index, label_logprobs_left_aligned, response_token_mask
 from cutkit.train.losses import cut_loss
 from cutkit.train.objectives import build_objective_examples
 from tests.helpers import (
@@ -44,7 +44,7 @@ def collate_both(tokenizer, examples):
 def cut_step(model, batch):
     """Loss, (R, Lr) log-probs and mask, and every parameter's gradient of one CUT step."""
     model.zero_grad(set_to_none=True)
-    logp, mask = label_logprobs_packed(
+    logp, mask = label_logprobs_left_aligned(
         model,
         batch["input_ids"],
         batch.get("attention_mask"),
@@ -103,7 +103,7 @@ def test_context_length_counts_every_row_an_example_adds(tokenizer):
 def test_response_token_mask_matches_the_scored_mask(tokenizer, tiny):
     examples, _ = build_examples(mixed_records(), tokenizer, "chat")
     padded, packed = collate_both(tokenizer, examples)
-    _, mask = label_logprobs_packed(
+    _, mask = label_logprobs_left_aligned(
         tiny, padded["input_ids"], padded["attention_mask"], padded["labels"]
     )
     assert torch.equal(response_token_mask(padded["labels"]), mask)
@@ -153,7 +153,7 @@ def test_context_boundaries_are_computed_once_per_forward(tokenizer, monkeypatch
     )
     args = (packed["input_ids"], None, packed["labels"])
     with torch.no_grad():
-        label_logprobs_packed(model, *args, position_ids=packed["position_ids"])
+        label_logprobs_left_aligned(model, *args, position_ids=packed["position_ids"])
     assert len(calls) == 1
 
 
@@ -165,8 +165,8 @@ def test_varlen_attention_is_plain_sdpa_outside_packed_batches(tokenizer):
     use_varlen_attention(switched)
     args = (padded["input_ids"], padded["attention_mask"], padded["labels"])
     with torch.no_grad():
-        expected = label_logprobs_packed(reference, *args)
-        got = label_logprobs_packed(switched, *args)
+        expected = label_logprobs_left_aligned(reference, *args)
+        got = label_logprobs_left_aligned(switched, *args)
     torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-12)
     prompt = padded["input_ids"][:1, :12]
     generate = dict(max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)

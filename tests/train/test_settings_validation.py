@@ -32,6 +32,7 @@ def test_check_number_returns_the_value_and_names_everything_in_its_error():
     assert check_number("n", None, optional=True) is None
     assert check_number("x", np.float32(0.5), minimum=0, maximum=1) == 0.5
     assert check_number("x", torch.tensor(2.0), minimum=0) == 2.0
+    assert check_number("n", "auto", minimum=1, words=("auto",)) == "auto"
     with pytest.raises(ValueError) as caught:
         check_number("lora_dropout", 1.0, minimum=0, maximum=1, max_open=True, why="a probability")
     assert str(caught.value) == (
@@ -52,6 +53,12 @@ def test_check_number_returns_the_value_and_names_everything_in_its_error():
         (None, {"minimum": 0}, "a finite number >= 0"),
         ([1], {}, "a finite number"),
         (-1, {"minimum": 0, "optional": True}, "a finite number >= 0 or None"),
+        ("big", {"minimum": 1, "words": ("auto",)}, "a finite number >= 1 or 'auto'"),
+        (
+            "big",
+            {"words": ("auto",), "optional": True, "integer": True},
+            "an integer, 'auto' or None",
+        ),
     ],
 )
 def test_check_number_refuses(value, kwargs, allowed):
@@ -84,8 +91,9 @@ def test_check_number_refuses(value, kwargs, allowed):
         ({"num_train_epochs": INF}, "num_train_epochs must be a finite number > 0"),
         ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be an integer >= 1"),
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be an integer >= 1"),
-        ({"chunk_size": 0}, "chunk_size must be an integer >= 1 or None, got 0"),
-        ({"chunk_size": 2.5}, "chunk_size must be an integer >= 1 or None, got 2.5"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1, 'auto' or None, got 0"),
+        ({"chunk_size": 2.5}, "chunk_size must be an integer >= 1, 'auto' or None, got 2.5"),
+        ({"chunk_size": "big"}, "chunk_size must be an integer >= 1, 'auto' or None, got 'big'"),
         ({"chunk_memory_mb": 0.0}, "chunk_memory_mb must be a finite number > 0, got 0.0: the"),
         ({"chunk_memory_mb": NAN}, "chunk_memory_mb must be a finite number > 0, got nan"),
         ({"chunk_memory_mb": INF}, "chunk_memory_mb must be a finite number > 0, got inf"),

@@ -47,16 +47,18 @@ def test_config_has_paper_defaults_and_help_text():
 
 
 def test_chunk_size_follows_the_vocabulary_unless_set_and_round_trips_the_cli(tokenizer, tmp_path):
+    """CUTConfig.chunk_size means what label_logprobs's does: 'auto' (the default) follows the
+    vocabulary within chunk_memory_mb, an integer fixes the rows, None is no chunking."""
     from cutkit.cli.arguments import command_parser
     from cutkit.train.logprobs import CHUNK_MEMORY_MB, chunk_rows
 
     default = CUTConfig(output_dir="unused")
-    assert (default.chunk_size, default.chunk_memory_mb) == (None, CHUNK_MEMORY_MB)
+    assert (default.chunk_size, default.chunk_memory_mb) == ("auto", CHUNK_MEMORY_MB)
     parser = command_parser("t", "", CUTConfig)
     for flags, want in (
-        ([], (None, 128.0)),
+        ([], ("auto", 128.0)),
         (["--chunk_size", "512"], (512, 128.0)),
-        (["--chunk_memory_mb", "64.5"], (None, 64.5)),
+        (["--chunk_size", "auto", "--chunk_memory_mb", "64.5"], ("auto", 64.5)),
         (["--chunk_size", "none", "--chunk_memory_mb", "32"], (None, 32.0)),
     ):
         parsed = parser.parse_args_into_dataclasses(["--output_dir", "unused", *flags])[0]
@@ -66,15 +68,16 @@ def test_chunk_size_follows_the_vocabulary_unless_set_and_round_trips_the_cli(to
     vocab_size = model.config.vocab_size
     for kwargs, rows in (
         ({}, chunk_rows(vocab_size)),
-        ({"chunk_memory_mb": 1.0}, chunk_rows(vocab_size, 1.0)),
-        ({"chunk_size": 7, "chunk_memory_mb": 1.0}, 7),
+        ({"chunk_memory_mb": 4.0}, chunk_rows(vocab_size, 4.0)),
+        ({"chunk_size": 7, "chunk_memory_mb": 4.0}, 7),
+        ({"chunk_size": None}, None),
     ):
         config = CUTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kwargs)
         trainer = CUTTrainer(
             model, config, train_dataset=arithmetic_records(2), processing_class=tokenizer
         )
         assert trainer.head_chunk_rows == rows
-    assert chunk_rows(vocab_size) == 651 and chunk_rows(vocab_size, 1.0) == 5
+    assert chunk_rows(vocab_size) == 200 and chunk_rows(vocab_size, 4.0) == 6
 
 
 def test_training_lowers_the_loss_and_logs_cut_metrics(tokenizer, tmp_path):
