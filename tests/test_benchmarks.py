@@ -128,20 +128,6 @@ def test_onpolicy_experiment_runs_every_stage_on_the_tiny_model(tmp_path):
     __import__("pandas").testing.assert_frame_equal(restored[columns], summary[columns])
 
 
-def test_paired_bootstrap_and_wilson_intervals():
-    import numpy as np
-
-    exp = load_benchmark("onpolicy/onpolicy_experiment")
-
-    a = np.array([[1, 1, 0, 1], [1, 0, 0, 1]])
-    b = np.array([[0, 1, 0, 0]])
-    diff, low, high = exp.paired_bootstrap(a, b)
-    assert diff == pytest.approx(a.mean() - b.mean()) and low <= diff <= high
-    assert exp.paired_bootstrap(b, b)[1:] == (0.0, 0.0)
-    low, high = exp.wilson(8, 10)
-    assert 0.44 < low < 0.8 < high < 0.97  # 0.490, 0.943 for 8 of 10
-
-
 def test_offline_comparison_report_merges_the_workers(tmp_path):
     import pandas as pd
 

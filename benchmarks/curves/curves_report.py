@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cutkit.eval.intervals import paired_bootstrap, wilson
+
 # learning_curves.py lies beside this file; onpolicy_experiment.py in benchmarks/onpolicy/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "onpolicy"))
@@ -90,7 +92,7 @@ def summary(found) -> pd.DataFrame:
             row = {"condition": condition, "arm": arm, "steps": budget, "seeds": len(runs),
                    "n": honest.size}  # fmt: skip
             for name, matrix in (("honest", honest), ("raw", raw)):
-                lo, hi = onpolicy.wilson(int(matrix.sum()), matrix.size)
+                lo, hi = wilson(int(matrix.sum()), matrix.size)
                 row |= {name: matrix.mean(), f"{name}_low": lo, f"{name}_high": hi}
             row |= {
                 "words": np.mean([r["words"] for r in answers]),
@@ -117,7 +119,7 @@ def summary(found) -> pd.DataFrame:
                 ref_runs = other.get(0 if ref == "base" else budget)
                 if ref == arm or not ref_runs:
                     continue
-                diff, lo, hi = onpolicy.paired_bootstrap(honest, _matrix(ref_runs, "honest"))
+                diff, lo, hi = paired_bootstrap(honest, _matrix(ref_runs, "honest"))
                 row |= {f"vs_{ref}": diff, f"vs_{ref}_low": lo, f"vs_{ref}_high": hi}
             rows.append(row)
     return pd.DataFrame(rows)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cutkit.eval.intervals import paired_bootstrap, wilson
 from cutkit.online.onpolicy import (
     answer_rows,
     answer_tasks,
@@ -382,31 +383,6 @@ def worker(out: Path, preset: Preset, index: int, count: int, arms: list[str] | 
 
 
 # ----------------------------------------------------------------------------- stage 3
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 4000, seed: int = 0):
-    """Mean difference a - b and its 95% percentile interval; a and b are (seeds, tasks) 0/1
-    arrays (a seed-less arm is broadcast), tasks resampled with replacement."""
-    a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
-    per_task = a.mean(0) - b.mean(0)  # (tasks,)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(per_task), size=(draws, len(per_task)))
-    means = per_task[idx].mean(1)
-    return (
-        float(per_task.mean()),
-        float(np.quantile(means, 0.025)),
-        float(np.quantile(means, 0.975)),
-    )
 
 
 def collect(out: Path) -> dict[str, list[dict]]:

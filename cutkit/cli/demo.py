@@ -146,7 +146,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     print(f"[1/5] loading {settings.model}")
-    model, tokenizer = load_model(settings.model, device="cpu")
+    model, tokenizer = _load(settings)
     print(f"      loaded in {time.perf_counter() - start:.1f} s")
     (reply,) = generate_answers(model, tokenizer, [QUESTION], template=settings.template,
                                 max_new_tokens=40)  # fmt: skip
@@ -197,7 +197,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
     after, trainers = {}, {}
     for name, levers in runs.items():
         if name != "cut":
-            model, tokenizer = load_model(settings.model, device="cpu")  # a fresh base model
+            model, tokenizer = _load(settings)  # a fresh base model
         trainers[name] = _train(model, tokenizer, train, levers, out / name, settings)
         after[name] = _figures(trainers[name].model, tokenizer, held_tasks, held, settings)
 
@@ -219,6 +219,19 @@ def run_demo(settings: DemoSettings | None = None) -> dict:
           f"{', '.join(f'{n}/' for n in runs)}: adapter, cutkit_run.json, "
           "trainer_state.json)")  # fmt: skip
     return result
+
+
+def _load(settings: DemoSettings):
+    """The model on the CPU, without transformers' weight-loading bar in the report."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return load_model(settings.model, device="cpu")
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def _train(model, tokenizer, records, levers: dict, output: Path, settings: DemoSettings):

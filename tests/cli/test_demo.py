@@ -22,7 +22,9 @@ def test_demo_runs_and_tells_what_cut_did(tmp_path, capsys):
     settings = DemoSettings(output=str(tmp_path / "demo"), n_train=12, n_heldout=6, epochs=1.0,
                             batch_size=6, max_new_tokens=96)  # fmt: skip
     result = run_demo(settings)
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "Loading weights" not in captured.err and "FutureWarning" not in captured.err
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in printed
     assert "A: The capital of Australia is Canberra" in printed
