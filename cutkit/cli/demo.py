@@ -66,7 +66,7 @@ class DemoSettings(CUTLevers, TrainSettings):
 
     PRESET: ClassVar[str] = "demo"
 
-    # the demo's own budget (PRESET_OVERRIDES["demo"]): two passes over its judged answers
+    # the demo's own budget (PRESET_OVERRIDES["demo"]): four passes over its judged answers
     epochs: float = shared_field(TrainSettings, "epochs", "demo")
     output: str = field(default="runs/demo", metadata={"help": "Run directory."})
     n_train: int = field(default=48, metadata={"help": "Training instructions (answered, judged)."})
