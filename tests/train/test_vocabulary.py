@@ -41,7 +41,7 @@ def test_the_old_names_are_the_declaration():
     from cutkit import OBJECTIVES
     from cutkit.eval import comparison
     from cutkit.online import config as online_config
-    from cutkit.train import config, losses, objectives, settings
+    from cutkit.train import config, entry, losses, objectives, settings
 
     assert OBJECTIVES is objectives.OBJECTIVES is config.OBJECTIVES is vocabulary.OBJECTIVES
     assert config.DETECTORS is settings.DETECTORS is vocabulary.DETECTORS
@@ -49,7 +49,7 @@ def test_the_old_names_are_the_declaration():
     assert losses.NORMALIZATIONS is config.NORMALIZATIONS is vocabulary.NORMALIZATIONS
     assert online_config.ONLINE_OBJECTIVES is vocabulary.ONLINE_OBJECTIVES
     assert comparison.TRL_OBJECTIVES is vocabulary.TRL_OBJECTIVES
-    assert comparison.LEARNS_FROM_NEGATIVES is vocabulary.LEARNS_FROM_NEGATIVES
+    assert entry.LEARNS_FROM_NEGATIVES is vocabulary.LEARNS_FROM_NEGATIVES
     assert (*vocabulary.OBJECTIVES, *vocabulary.TRL_OBJECTIVES) == comparison.COMPARABLE
     for objective in vocabulary.OBJECTIVES:  # each one fixes its switches (a KeyError if not)
         assert isinstance(objectives.objective_switches(objective, {}), dict)
