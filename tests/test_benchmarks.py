@@ -65,10 +65,16 @@ def test_released_loss_is_cutkits_official_loss(tokenizer, threshold):
 
 
 def test_step_benchmark_runs_every_variant_on_the_same_tokens(tmp_path):
+    import resource
+
+    limits = resource.getrlimit(resource.RLIMIT_AS)
     results = bench_step.main(
         ["--model", "tiny", "--micro-batch", "2", "--steps", "1", "--warmup", "0",
          "--out", str(tmp_path / "step")]
     )  # fmt: skip
+    # called as a function it leaves the caller's limits alone (every later child inherits them:
+    # a browser under an address-space cap dies at start-up)
+    assert resource.getrlimit(resource.RLIMIT_AS) == limits
     assert [r["variant"] for r in results] == list(bench_step.VARIANTS)
     assert all("error" not in r for r in results), results
     assert len({(r["tokens"], r["scored_tokens"]) for r in results}) == 1  # identical work

@@ -571,8 +571,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="0")
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
-    if args.device == "cpu":
-        cap_cpu_memory()
+    if args.device == "cpu" and argv is None:  # as a script only: a caller's process keeps its
+        cap_cpu_memory()  # limits (children inherit RLIMIT_AS; a browser started later fails)
 
     from cutkit.models.loading import load_tokenizer
 

@@ -294,18 +294,8 @@ def start_chromium(chromium: str, driver_path: str, profile: Path, log: Path):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: Selenium Manager (which would go online) is not used.
-    from selenium.common.exceptions import WebDriverException
-
-    for attempt in (1, 2):
-        service = Service(executable_path=driver_path, log_output=str(log))
-        try:
-            return webdriver.Chrome(options=options, service=service)
-        except WebDriverException as error:
-            # chromedriver has been seen to die at start-up with SIGTRAP (status -5) before
-            # writing a line, once in a full suite run; the same test then passed. One retry for
-            # that start-up crash only: anything else, or a second crash, fails the test.
-            if attempt == 2 or "unexpectedly exited" not in str(error):
-                raise
+    service = Service(executable_path=driver_path, log_output=str(log))
+    return webdriver.Chrome(options=options, service=service)
 
 
 class Page:
