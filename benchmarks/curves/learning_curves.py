@@ -154,10 +154,13 @@ def prepare(out: Path, preset: Preset) -> dict:
 
 
 def judged(tasks, rows, split: str, preset: Preset):
-    """:func:`onpolicy_experiment.judged` with the content-checking rule judge: a record whose
+    """The on-policy judged records with the content-checking rule judge
+    (:func:`cutkit.online.onpolicy.judge_answers` with ``content_check=True``): a record whose
     answer meets the limit but fails the content check becomes a negative (``meta["content"]``
     names the problem; no refinement, since its first n words are no fix)."""
-    return onpolicy.judged(tasks, rows, split, preset.keep_cut_off, content_check=True)
+    from cutkit.online.onpolicy import judge_answers
+
+    return judge_answers(tasks, rows, split, keep_cut_off=preset.keep_cut_off, content_check=True)
 
 
 def training_records(prepared: dict, preset: Preset, condition: str):

@@ -155,13 +155,6 @@ def answer(model, tokenizer, tasks, preset: Preset):
     )
 
 
-def judged(tasks, rows, split: str, keep_cut_off: bool = False, content_check: bool = False):
-    """:func:`cutkit.online.onpolicy.judge_answers` (``content_check`` False: the committed
-    experiment's judge)."""
-    return judge_answers(tasks, rows, split, keep_cut_off=keep_cut_off,
-                         content_check=content_check)  # fmt: skip
-
-
 # ----------------------------------------------------------------------------- stage 1
 
 
@@ -177,13 +170,15 @@ def prepare(out: Path, preset: Preset) -> dict:
     base = {}
     for split, split_tasks in tasks.items():
         base[split] = answer_rows(split_tasks, answer(model, tokenizer, split_tasks, preset))
-    train, n_cut_off = judged(tasks["train"], base["train"], "train", preset.keep_cut_off)
+    train, n_cut_off = judge_answers(tasks["train"], base["train"], "train",
+                                    keep_cut_off=preset.keep_cut_off)  # fmt: skip
     negatives = [r for r in train if r.is_negative]
     gate, _ = detection_gate(model, tokenizer, negatives, threshold=preset.threshold,
                              ul_weight=preset.ul_weight, template="chat",
                              max_length=preset.max_length)  # fmt: skip
     # held-out reference: the base model's offending spans and its accepted answers
-    held, _ = judged(tasks["heldout"], base["heldout"], "heldout", preset.keep_cut_off)
+    held, _ = judge_answers(tasks["heldout"], base["heldout"], "heldout",
+                            keep_cut_off=preset.keep_cut_off)  # fmt: skip
     summary = {
         "preset": asdict(preset),
         "tasks": {k: [t.to_dict() for t in v] for k, v in tasks.items()},
