@@ -107,7 +107,7 @@ def train_round(
     start = time.perf_counter()
     trainer = train_objective(
         model, tokenizer, records, args, objective=c.objective, lora=c.lora_config(),
-        quiet=not c.show_progress,
+        quiet=not c.show_progress, examples=None if c.objective == "kto" else examples,
     )  # fmt: skip
     peft_model = trainer.model
     trainer.save_state()

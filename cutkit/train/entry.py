@@ -113,6 +113,7 @@ def train_objective(
     before_training: Callable[[Any], None] | None = None,
     resume_from_checkpoint: str | None = None,
     source: str = "the training records",
+    examples: Sequence[dict] | None = None,
 ):
     """Train ``model`` on ``records`` with ``objective`` (default ``config.objective``); returns the
     trained trainer (``trainer.model`` is the model with its trained adapter).
@@ -137,6 +138,10 @@ def train_objective(
             examples leaves an earlier run in place.
         resume_from_checkpoint: a checkpoint folder to resume (CUT objectives).
         source: how error messages name ``records`` (e.g. the file they came from).
+        examples: the CUT objectives' examples of ``records``, already built with the config's
+            settings (:func:`cutkit.train.objectives.build_objective_examples`, as the online loop
+            builds them to see whether a round has anything to train on): trained on as they are
+            instead of being built again.
     """
     objective = objective or config.objective
     if objective not in TRL_OBJECTIVES and objective != config.objective:
@@ -167,8 +172,9 @@ def train_objective(
 
     from cutkit.train.trainer import CUTTrainer
 
+    data = records if examples is None else examples
     trainer = CUTTrainer(
-        model, config, train_dataset=records, processing_class=tokenizer, callbacks=list(callbacks)
+        model, config, train_dataset=data, processing_class=tokenizer, callbacks=list(callbacks)
     )
     if quiet:
         trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints every log line

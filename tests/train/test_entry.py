@@ -88,3 +88,17 @@ def test_trl_keywords_carry_the_shared_fields_and_precision_only_when_set(tmp_pa
     kwargs = trl_kwargs(config(tmp_path))
     assert set(kwargs) == set(TRL_FIELDS) and kwargs["max_steps"] == 2
     assert "bf16" not in kwargs and "fp16" not in kwargs  # TRL's default precision then applies
+
+
+def test_prebuilt_examples_are_trained_on_without_building_them_again(tokenizer, tmp_path):
+    from cutkit.train.objectives import build_objective_examples
+
+    records, settings = arithmetic_records(3), config(tmp_path)
+    examples, _ = build_objective_examples(records, tokenizer, "cut", settings.template,
+                                           max_length=settings.max_length,
+                                           align_p_ratio=settings.align_p_ratio,
+                                           seed=settings.seed)  # fmt: skip
+    trainer = train_objective(tiny_model(seed=0), tokenizer, records, settings, lora=lora(),
+                              examples=examples)  # fmt: skip
+    assert trainer.state.global_step == 2 and "train" not in trainer.build_reports
+    assert trainer.train_dataset is examples
