@@ -218,6 +218,10 @@ def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
     cut = table[(table["arm"] == "cut") & (table["condition"] == "full")]
     assert list(cut["steps"]) == list(preset.budgets) and (cut["seeds"] == len(preset.seeds)).all()
     assert set(table["condition"]) == {"full", "scarce"}  # scarce trains at the full rate
+    # scarce rows are paired with the same arm's full rows; full rows have no such column value
+    scarce = table["condition"] == "scarce"
+    assert table.loc[scarce, "vs_full"].notna().all() and table.loc[~scarce, "vs_full"].isna().all()
+    assert "honest vs full" in text
     assert "| full | cut | 1 |" in text and (results / "curves-full.png").stat().st_size > 0
     stamps = {p: p.stat().st_mtime for p in out.glob("*/*/seed*/*.json")}
     curves.main(["worker", "--preset", "tiny", "--out", str(out), "--arms", "cut"])

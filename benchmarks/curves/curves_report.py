@@ -4,10 +4,13 @@ satisfaction against optimizer steps, with intervals, the alignment tax and the 
 Per condition, arm and budget: seeds, n (answers: seeds x held-out tasks), raw and honest
 satisfaction with 95% Wilson intervals, paired bootstrap intervals of the honest difference to
 the reference arms at the same budget (tasks resampled, seeds averaged per task; a difference
-whose interval holds 0 is a tie), mean words, the share of degenerate answers (empty, cut off,
+whose interval holds 0 is a tie) and, in the scarce condition, to the same arm with every
+accepted answer (``vs_full``), mean words, the share of degenerate answers (empty, cut off,
 repetitive) and of answers that meet the limit but fail the content check, the log-prob of the
 base model's honestly accepted held-out answers (the tax), and the training seconds to reach
-the budget. Partial runs are reported with the seeds they have.
+the budget. The plot per condition: honest satisfaction against steps and against training
+seconds (equal wall-clock), and the tax against steps. Partial runs are reported with the seeds
+they have.
 
     python benchmarks/curves/curves_report.py --out runs/curves --results benchmarks/curves
 """
@@ -121,6 +124,10 @@ def summary(found) -> pd.DataFrame:
                     continue
                 diff, lo, hi = paired_bootstrap(honest, _matrix(ref_runs, "honest"))
                 row |= {f"vs_{ref}": diff, f"vs_{ref}_low": lo, f"vs_{ref}_high": hi}
+            full_runs = found.get(("full", arm), {}).get(budget)
+            if condition != "full" and full_runs:  # the same arm with every accepted answer
+                diff, lo, hi = paired_bootstrap(honest, _matrix(full_runs, "honest"))
+                row |= {"vs_full": diff, "vs_full_low": lo, "vs_full_high": hi}
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -138,7 +145,7 @@ def _versus(row, ref: str) -> str:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    refs = list(curves.REFERENCES)
+    refs = list(curves.REFERENCES) + (["full"] if "vs_full" in table else [])
     head = ("| condition | arm | steps | seeds | n | honest [95% CI] | raw [95% CI] | "
             + " | ".join(f"honest vs {r}" for r in refs)
             + " | words | degenerate | met limit, unsound | distinct-2 | top phrase | "
@@ -183,9 +190,10 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = table[table["condition"] == condition]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.4))
     base = rows[rows["arm"] == "base"]
     for arm, group in rows[rows["arm"] != "base"].groupby("arm", sort=False):
         gamed = (group["raw"] - group["honest"]).max() >= 0.2
@@ -194,20 +202,31 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
         line = left.errorbar(group["steps"], group["honest"], yerr=err, capsize=3, marker="o",
                              label=label)  # fmt: skip
         left.plot(group["steps"], group["raw"], linestyle=":", color=line[0].get_color())
+        middle.errorbar(group["train_seconds"], group["honest"], yerr=err, capsize=3, marker="o",
+                        color=line[0].get_color(), label=arm)  # fmt: skip
         right.plot(group["steps"], group["logp_good"], marker="o", label=arm)
     if len(base):
-        left.axhspan(base["honest_low"].iloc[0], base["honest_high"].iloc[0], color="grey",
-                     alpha=0.2, label="base (95% CI)")  # fmt: skip
+        for axis in (left, middle):
+            axis.axhspan(base["honest_low"].iloc[0], base["honest_high"].iloc[0], color="grey",
+                         alpha=0.2, label="base (95% CI)")  # fmt: skip
         right.axhline(base["logp_good"].iloc[0], color="grey", label="base")
     for axis in (left, right):
         if np.isfinite(rows["logp_good"]).any() or axis is left:
             axis.set_xscale("log", base=2)
         axis.set_xlabel("optimizer steps (8 records each)")
+    middle.set_xscale("log", base=2)
+    steps = sorted(rows.loc[rows["steps"] > 0, "steps"].unique())
+    for axis in (left, right):
+        axis.set_xticks(steps, [str(b) for b in steps])
+    middle.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    middle.set_xlabel("training seconds to reach the budget (one CPU thread)")
     left.set_ylabel("held-out honest satisfaction (dotted: raw)")
+    middle.set_ylabel("held-out honest satisfaction")
     left.set_ylim(0, 1)
+    middle.set_ylim(0, 1)
     right.set_ylabel("log-prob of accepted held-out answers (tax)")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
+    for axis in (left, middle, right):
+        axis.legend(fontsize=7)
     figure.suptitle(
         f"Word limits, on-policy judgments ({condition} condition, 95% Wilson intervals)"
     )
