@@ -232,6 +232,14 @@ def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
     )
     again = report.summary(report.collect(fresh, preset))
     pd.testing.assert_frame_equal(again, report.summary(report.collect(out, preset)))
+    # the same code retrains the first budget bitwise; another seed's adapter differs
+    reproduce = load_benchmark("curves/reproduce")
+    same = reproduce.reproduce(out, preset, "cut", seed=1, steps=1)
+    assert same["bitwise_equal"] and same["max_abs_diff"] == 0 and same["tensors"] > 0
+    lr = f"{chosen['lr']:g}"
+    other = reproduce.compare_adapters(out / "full" / "cut" / f"seed0-lr{lr}" / "step-1",
+                                       out / "full" / "cut" / f"seed1-lr{lr}" / "step-1")  # fmt: skip
+    assert not other["bitwise_equal"] and other["max_abs_diff"] > 0
 
 
 def test_scarce_condition_keeps_at_most_the_first_accepted_answers():
@@ -276,3 +284,41 @@ def test_families_gate_runs_on_the_tiny_model(tmp_path):
     table = (results / "gates.md").read_text()
     assert "| max_words |" in table and "| no_commas |" in table
     assert (out / "no_commas.json").exists() and (results / "gates.json").exists()
+    assert (results / "wording.md").exists()  # the tiny model's junk answers: content negatives
+
+
+def test_wording_gates_score_the_same_negatives_under_both_wordings(tokenizer):
+    families = load_benchmark("families/families")
+    preset = load_benchmark("curves/learning_curves").PRESETS["tiny"]
+    task = {"id": "t", "instruction": "Describe the Sahara in lowercase.",
+            "constraints": [{"kind": "lowercase"}], "topic": "the Sahara"}  # fmt: skip
+    constraint_only = {
+        "id": "lower-1", "instruction": task["instruction"], "output": "The Sahara is hot.",
+        "judgment": 'Capital letters appear in "The" and "Sahara".', "is_positive": False,
+        "error_spans": [[0, 3], [4, 10]], "meta": {"task": task, "violations": ["lowercase"]},
+    }  # fmt: skip
+    with_content = {**constraint_only, "id": "lower-2",
+                    "meta": {"task": task, "violations": ["lowercase", "too_short"]}}  # fmt: skip
+    gates = [{"family": "lowercase", "records": [constraint_only, with_content]}]
+    rows = families.wording_gates(gates, preset, tiny_model(seed=0), tokenizer)
+    assert [r["wording"] for r in rows] == ["quote", "correction"]
+    assert [r["n_negative"] for r in rows] == [1, 1]  # the content-criticised one is left out
+    assert rows[0]["example"] == constraint_only["judgment"]
+    assert rows[1]["example"] == 'Write every word in lowercase: "the" and "sahara".'
+    assert all(0.0 <= r["auc"] <= 1.0 for r in rows)
+
+
+def test_corrective_judgment_names_the_correction_not_the_fault():
+    families = load_benchmark("families/families")
+    output = "The Sahara is hot, dry and vast."
+
+    def record(kind, spans, **params):
+        task = {"constraints": [{"kind": kind, **params}]}
+        return {"output": output, "error_spans": spans, "meta": {"task": task}}
+
+    lower = families.corrective_judgment(record("lowercase", [(0, 3), (4, 10)]))
+    assert lower == 'Write every word in lowercase: "the" and "sahara".'
+    commas = families.corrective_judgment(record("no_commas", [(17, 18)]))
+    assert commas == 'Write it without commas: "hot dry".' and "," not in commas
+    ending = families.corrective_judgment(record("end_with", [(0, 32)], phrase="The end."))
+    assert ending == 'End the answer with the exact phrase "The end.".'

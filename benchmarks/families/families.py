@@ -10,6 +10,10 @@ of the judged/plain log ratio for the gold error tokens (target >= 0.8: the judg
 the tokens it criticises), with the push balance of CUT's plain-prompt term. A family that passes
 can join a mixed-family learning curve; one that fails would test nothing about the mechanism.
 
+A second table asks whether the critique's wording is what fails: on the negatives criticised for
+their constraint alone, the same gate with the rule judge's quoting critique and with the critique
+worded as the correction (:func:`corrective_judgment`: "Write every word in lowercase: ...").
+
     python benchmarks/families/families.py --out runs/families --results benchmarks/families
 
 ``--preset tiny`` runs on the tiny random model (the test does).
@@ -31,9 +35,14 @@ import learning_curves as curves
 import onpolicy_experiment as onpolicy
 
 from cutkit.eval.content import CONTENT_PROBLEMS
+from cutkit.online.text import quote_list
 
 FAMILIES = ("max_words", "exclude_word", "no_commas", "lowercase", "end_with")
-"""Word limits (the reference) and the candidates of issue's item 4, in that order."""
+"""Word limits (the reference) and the candidates for a mixed-family learning curve."""
+
+WORDINGS = ("quote", "correction")
+"""How a critique states the fault: the rule judge's (it quotes the offending text) or as the
+correction (what to write instead, without quoting the fault: :func:`corrective_judgment`)."""
 
 
 def family_tasks(topics: list[str], family: str, n: int, seed: int = 20260101):
@@ -122,6 +131,68 @@ def gate(out: Path, preset, family: str, model, tokenizer) -> dict:
     return result
 
 
+def corrective_judgment(record: dict) -> str:
+    """The critique of a single-constraint negative worded as the correction: what to write
+    instead (the corrected words, the required ending), never the offending text itself."""
+    constraint = record["meta"]["task"]["constraints"][0]
+    output, spans, kind = record["output"], record["error_spans"], constraint["kind"]
+    if kind == "lowercase":
+        words = list(dict.fromkeys(output[s:e].lower() for s, e in spans))
+        return f"Write every word in lowercase: {quote_list(words)}."
+    if kind == "no_commas":  # the words around each comma, joined without it
+        joined = [" ".join(output[:s].split()[-1:] + output[s + 1 :].split()[:1]) for s, _ in spans]
+        return f"Write it without commas: {quote_list(list(dict.fromkeys(joined)))}."
+    if kind == "exclude_word":
+        return f'Say it without the word "{constraint["word"]}": use another word there.'
+    if kind == "end_with":
+        return f'End the answer with the exact phrase "{constraint["phrase"]}".'
+    if kind == "max_words":
+        return f"Say it in at most {constraint['n']} words: stop sooner."
+    raise ValueError(f"no corrective wording for constraint kind {kind!r}")
+
+
+def wording_gates(gates: list[dict], preset, model, tokenizer) -> list[dict]:
+    """Per family and wording (:data:`WORDINGS`): the gate on the negatives criticised for
+    their constraint alone (a content critique has no corrective form), the same answers and
+    gold spans under both wordings."""
+    from cutkit.eval.detection import detection_quality, push_balance
+    from cutkit.eval.tokens import score_tokens
+
+    rows = []
+    for result in gates:
+        family = result["family"]
+        negatives = [r for r in result["records"]
+                     if not r["is_positive"] and r["meta"]["violations"] == [family]]  # fmt: skip
+        for wording in WORDINGS if negatives else ():
+            judged = [r if wording == "quote" else {**r, "judgment": corrective_judgment(r)}
+                      for r in negatives]  # fmt: skip
+            scores = score_tokens(model, tokenizer, onpolicy._records(judged), template="chat",
+                                  threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
+            quality = detection_quality(scores, preset.threshold).iloc[0].to_dict()
+            balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
+            rows.append({"family": family, "wording": wording, "n_negative": len(negatives),
+                         "auc": quality["auc"], "precision": quality["precision"],
+                         "recall": quality["recall"], "push_down": balance["push_down"],
+                         "push_up": balance["push_up"], "example": judged[0]["judgment"],
+                         "commit": curves.COMMIT})  # fmt: skip
+    return rows
+
+
+def wording_report(rows: list[dict], folder: Path) -> str:
+    lines = ["| family | negatives (constraint only) | wording | gate AUC | precision / recall | "
+             "push down / up | example critique |", "|---|---:|---|---:|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['family']} | {r['n_negative']} | {r['wording']} | {r['auc']:.3f} | "
+            f"{r['precision']:.2f} / {r['recall']:.2f} | {r['push_down']:.0f} / "
+            f"{r['push_up']:.0f} | {r['example'].replace('|', '/')} |"
+        )
+    text = "\n".join(lines)
+    (folder / "wording.md").write_text(text + "\n")
+    onpolicy._json(folder / "wording.json", rows)
+    return text
+
+
 def report(results: list[dict], folder: Path) -> str:
     lines = [
         "| family | tasks | records | negatives (content) | base raw | base honest | gate AUC | "
@@ -162,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = onpolicy._load(preset)
     results = [gate(args.out, preset, f, model, tokenizer) for f in args.families.split(",")]
     print(report(results, args.results))
+    print(wording_report(wording_gates(results, preset, model, tokenizer), args.results))
 
 
 if __name__ == "__main__":
