@@ -240,6 +240,13 @@ def test_learning_curves_run_resume_and_restore_on_the_tiny_model(tmp_path):
     other = reproduce.compare_adapters(out / "full" / "cut" / f"seed0-lr{lr}" / "step-1",
                                        out / "full" / "cut" / f"seed1-lr{lr}" / "step-1")  # fmt: skip
     assert not other["bitwise_equal"] and other["max_abs_diff"] > 0
+    again = reproduce.reevaluate(out, preset, "cut", seed=1, steps=2)
+    assert again["rows"] == again["same_answers"] == again["same_verdicts"] > 0
+    assert again["figures_max_abs_diff"] is not None and again["figures_max_abs_diff"] < 1e-5
+    stored = json.loads((out / "full" / "cut" / f"seed1-lr{lr}" / "heldout-step2.json").read_text())
+    first = {**stored["rows"][0], "honest": not stored["rows"][0]["honest"]}
+    changed = {**stored, "rows": [first, *stored["rows"][1:]]}
+    assert reproduce.compare_evaluations(stored, changed)["same_verdicts"] == again["rows"] - 1
 
 
 def test_scarce_condition_keeps_at_most_the_first_accepted_answers():

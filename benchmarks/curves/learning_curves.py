@@ -233,24 +233,28 @@ def train_run(prepared, preset: Preset, arm: str, seed: int, lr: float, folder: 
         (folder / "timing.json").write_text(json.dumps(timing) + "\n")
 
 
-def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> list[dict]:
-    """Per budget: the adapter's answers on ``split`` (val: answers only; heldout: also the
-    log-prob figures of :func:`onpolicy_experiment._heldout_figures`)."""
+def evaluate_adapter(prepared, preset: Preset, adapter: Path, split: str) -> dict:
+    """One saved adapter's answers on ``split`` (val: answers only; heldout: also the log-prob
+    figures of :func:`onpolicy_experiment._heldout_figures`)."""
     from peft import PeftModel
 
-    results = []
+    model, tokenizer = onpolicy._load(preset)
+    model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    if split == "heldout":
+        return onpolicy._heldout_figures(model, tokenizer, prepared, preset)
     tasks = onpolicy._tasks(prepared["tasks"][split])
+    return {"rows": onpolicy.answer_rows(tasks, onpolicy.answer(model, tokenizer, tasks, preset))}
+
+
+def evaluate_checkpoints(prepared, preset: Preset, folder: Path, split: str) -> list[dict]:
+    """Per budget: :func:`evaluate_adapter` of the adapter saved there, cached in
+    ``<split>-step<budget>.json`` with the training seconds and the commit."""
+    results = []
     for budget in preset.budgets:
         path = folder / f"{split}-step{budget}.json"
         if not path.exists():
-            model, tokenizer = onpolicy._load(preset)
-            model = PeftModel.from_pretrained(model, folder / f"step-{budget}")
-            model.eval()
-            if split == "heldout":
-                figures = onpolicy._heldout_figures(model, tokenizer, prepared, preset)
-            else:
-                answers = onpolicy.answer(model, tokenizer, tasks, preset)
-                figures = {"rows": onpolicy.answer_rows(tasks, answers)}
+            figures = evaluate_adapter(prepared, preset, folder / f"step-{budget}", split)
             seconds = float((folder / f"step-{budget}" / "seconds.txt").read_text())
             timing = folder / "timing.json"
             if timing.exists():  # of the whole run (max(budgets) steps)
