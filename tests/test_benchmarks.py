@@ -329,3 +329,42 @@ def test_corrective_judgment_names_the_correction_not_the_fault():
     assert commas == 'Write it without commas: "hot dry".' and "," not in commas
     ending = families.corrective_judgment(record("end_with", [(0, 32)], phrase="The end."))
     assert ending == 'End the answer with the exact phrase "The end.".'
+
+
+def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_path):
+    """The sheet hides the arm; the report joins the labels back and counts the answers the
+    check passes but the reader rejects; labels that do not match the sample are refused."""
+    import pandas as pd
+
+    reader = load_benchmark("reader_check/reader_check")
+    rows = []
+    for arm in reader.ARMS:
+        for seed in (0, 1):
+            for k in range(3):
+                met = k != 2  # per arm and seed: honest, met but nonsense (labelled), too long
+                rows.append({"condition": "full", "arm": arm,
+                             "steps": 0 if arm == "base" else reader.STEPS, "seed": seed,
+                             "task": f"heldout-{k}", "instruction": f"Describe topic {k}.",
+                             "response": f"{arm} {seed} answer {k}", "finished": True,
+                             "satisfied": met, "words": 4, "degenerate": "",
+                             "content_problem": "", "honest": met})  # fmt: skip
+    answers = tmp_path / "answers.csv"
+    pd.DataFrame(rows).to_csv(answers, index=False)
+    results = tmp_path / "results"
+    drawn = reader.sample(results, answers, per_arm=6)
+    sheet = pd.read_csv(results / "sheet.csv")
+    assert list(sheet.columns) == ["item", "instruction", "response"] and len(sheet) == 36
+    assert sorted(drawn["arm"].value_counts()) == [6] * len(reader.ARMS)
+    labels = sheet[["item"]].assign(
+        sound=[int(not r.endswith("answer 1")) for r in sheet["response"]], reason="", note=""
+    )
+    labels.loc[labels["sound"] == 0, "reason"] = "nonsense"
+    labels.to_csv(results / "labels.csv", index=False)
+    text = reader.report(results, answers)
+    frame = pd.read_csv(results / "scored.csv")
+    assert (frame["reader_honest"] == (frame["response"].str.endswith("answer 0"))).all()
+    # per arm: 2 of 6 honest by the reader, 4 of 6 by the check, 2 fooled
+    assert "| kto | 6 | 4 | 0.667 [" in text and "| 0.333 [" in text and "| 2 | 0.50 |" in text
+    labels.iloc[:1].to_csv(results / "labels.csv", index=False)
+    with pytest.raises(ValueError, match="does not match"):
+        reader.report(results, answers)
