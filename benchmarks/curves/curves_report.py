@@ -193,11 +193,14 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
     import matplotlib.ticker
 
     rows = table[table["condition"] == condition]
-    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.4))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 5.4))
     base = rows[rows["arm"] == "base"]
     for arm, group in rows[rows["arm"] != "base"].groupby("arm", sort=False):
-        gamed = (group["raw"] - group["honest"]).max() >= 0.2
-        label = f"{arm} (raw >= honest + 0.2: gamed)" if gamed else arm
+        marks = [mark for mark, shown in (
+            ("gamed", (group["raw"] - group["honest"]).max() >= 0.2),
+            ("template", group["top_phrase"].max() >= 0.3),
+        ) if shown]  # fmt: skip
+        label = f"{arm} ({', '.join(marks)})" if marks else arm
         err = [group["honest"] - group["honest_low"], group["honest_high"] - group["honest"]]
         line = left.errorbar(group["steps"], group["honest"], yerr=err, capsize=3, marker="o",
                              label=label)  # fmt: skip
@@ -225,12 +228,14 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
     left.set_ylim(0, 1)
     middle.set_ylim(0, 1)
     right.set_ylabel("log-prob of accepted held-out answers (tax)")
-    for axis in (left, middle, right):
-        axis.legend(fontsize=7)
+    for axis in (left, middle, right):  # below each panel, clear of the lines
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     figure.suptitle(
         f"Word limits, on-policy judgments ({condition} condition, 95% Wilson intervals)"
     )
-    figure.tight_layout()
+    figure.text(0.01, 0.01, "gamed: raw satisfaction >= honest + 0.2 at some budget; template: "
+                "one 4-word phrase in >= 30% of the answers at some budget", fontsize=8)  # fmt: skip
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
