@@ -365,6 +365,7 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
     assert (frame["reader_honest"] == (frame["response"].str.endswith("answer 0"))).all()
     # per arm: 2 of 6 honest by the reader, 4 of 6 by the check, 2 fooled
     assert "| kto | 6 | 4 | 0.667 [" in text and "| 0.333 [" in text and "| 2 | 0.50 |" in text
+    assert "| +0.000 [" in text and "] tie |" in text  # every arm equal here: ties
     labels.iloc[:1].to_csv(results / "labels.csv", index=False)
     with pytest.raises(ValueError, match="does not match"):
         reader.report(results, answers)

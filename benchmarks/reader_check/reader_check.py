@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cutkit.eval.intervals import wilson
+from cutkit.eval.intervals import newcombe, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "content_check"))
 from content_check_agreement import cohen_kappa
@@ -32,6 +32,9 @@ from content_check_agreement import cohen_kappa
 ANSWERS = Path(__file__).resolve().parents[1] / "curves" / "answers.csv"
 ARMS = ("base", "cut", "cut-ignore-noN", "sft", "kto", "grpo")
 """The base model and the arms of the curves with three seeds at 48 steps."""
+REFERENCES = ("cut-ignore-noN", "sft")
+"""Arms every other arm's reader honest satisfaction is compared with (Newcombe intervals: the
+samples are different answers, so the difference is unpaired)."""
 PER_ARM = 40
 STEPS = 48
 SEED = 20261207
@@ -93,8 +96,9 @@ def report(results: Path, answers: Path = ANSWERS) -> str:
         "passed; reader honest: the limit met and sound to the reader.",
         "",
         "| arm | n | met the limit | honest (check) [95% CI] | reader honest [95% CI] | "
-        "met the limit, check sound, reader not | agreement on the met ones | top reasons |",
-        "|---|---:|---:|---|---|---:|---:|---|",
+        + "".join(f"reader honest vs {ref} | " for ref in REFERENCES)
+        + "met the limit, check sound, reader not | agreement on the met ones | top reasons |",
+        "|---|---:|---:|---|---|" + "---|" * len(REFERENCES) + "---:|---:|---|",
     ]
     for arm in ARMS:
         rows = frame[frame["arm"] == arm]
@@ -103,9 +107,19 @@ def report(results: Path, answers: Path = ANSWERS) -> str:
         agree = float((met["honest"] == met["sound"]).mean()) if len(met) else np.nan
         reasons = rows.loc[~rows["sound"], "reason"].value_counts().head(2)
         top = ", ".join(f"{r} {c}" for r, c in reasons.items())
+        versus = ""
+        for ref in REFERENCES:
+            other = frame.loc[frame["arm"] == ref, "reader_honest"]
+            if ref == arm:
+                versus += " |"
+                continue
+            diff, low, high = newcombe(int(rows["reader_honest"].sum()), len(rows),
+                                       int(other.sum()), len(other))  # fmt: skip
+            tie = " tie" if low <= 0 <= high else ""
+            versus += f" {diff:+.3f} [{low:+.3f}, {high:+.3f}]{tie} |"
         lines.append(
             f"| {arm} | {len(rows)} | {len(met)} | {_rate(rows['honest'])} | "
-            f"{_rate(rows['reader_honest'])} | {fooled} | {agree:.2f} | {top} |"
+            f"{_rate(rows['reader_honest'])} |{versus} {fooled} | {agree:.2f} | {top} |"
         )
     met = frame[frame["satisfied"]]
     kappa = cohen_kappa(met["honest"], met["sound"])

@@ -1,5 +1,6 @@
-"""Intervals of the experiments' proportions: a rate over answers, and a paired difference of two
-arms on the same tasks. (Over seeds, see :func:`cutkit.eval.comparison_report.seed_interval`.)
+"""Intervals of the experiments' proportions: a rate over answers, a paired difference of two
+arms on the same tasks, and a difference of two rates on independent samples. (Over seeds, see
+:func:`cutkit.eval.comparison_report.seed_interval`.)
 
 >>> low, high = wilson(8, 10)
 >>> round(low, 3), round(high, 3)
@@ -39,4 +40,20 @@ def paired_bootstrap(
         float(per_task.mean()),
         float(np.quantile(means, 0.025)),
         float(np.quantile(means, 0.975)),
+    )
+
+
+def newcombe(
+    successes_a: int, n_a: int, successes_b: int, n_b: int, z: float = 1.96
+) -> tuple[float, float, float]:
+    """``(difference p_a - p_b, low, high)``: Newcombe's 95% interval (method 10, from the two
+    Wilson intervals) for two proportions on *independent* samples (different answers; on the
+    same tasks use :func:`paired_bootstrap`). An interval that holds 0 is a tie."""
+    p_a, p_b = successes_a / n_a, successes_b / n_b
+    (low_a, high_a), (low_b, high_b) = wilson(successes_a, n_a, z), wilson(successes_b, n_b, z)
+    diff = p_a - p_b
+    return (
+        diff,
+        diff - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+        diff + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2),
     )

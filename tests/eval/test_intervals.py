@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cutkit.eval.intervals import paired_bootstrap, wilson
+from cutkit.eval.intervals import newcombe, paired_bootstrap, wilson
 
 
 def test_wilson_interval_of_a_rate():
@@ -27,3 +27,14 @@ def test_paired_bootstrap_of_a_difference_on_the_same_tasks():
     assert paired_bootstrap(a, b, seed=1) == paired_bootstrap(a, b, seed=1)  # reproducible
     always_better = np.ones((3, 40)), np.zeros((1, 40))
     assert paired_bootstrap(*always_better) == (1.0, 1.0, 1.0)  # clear of 0: not a tie
+
+
+def test_newcombe_interval_of_two_independent_rates():
+    # Newcombe (1998), Table II, example (a): 56/70 - 48/80, interval 0.0524 to 0.3339
+    diff, low, high = newcombe(56, 70, 48, 80)
+    assert diff == pytest.approx(0.2) and low == pytest.approx(0.0524, abs=5e-4)
+    assert high == pytest.approx(0.3339, abs=5e-4)
+    # symmetric in the arms, and a tie when the rates are equal
+    assert newcombe(48, 80, 56, 70) == pytest.approx((-0.2, -high, -low))
+    diff, low, high = newcombe(10, 40, 10, 40)
+    assert diff == 0 and low < 0 < high
