@@ -194,7 +194,7 @@ def plot(table: pd.DataFrame, path: Path, condition: str) -> None:
 
     rows = table[table["condition"] == condition]
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 5.4))
-    base = rows[rows["arm"] == "base"]
+    base = table[table["arm"] == "base"]  # the untrained model: the same in every condition
     for arm, group in rows[rows["arm"] != "base"].groupby("arm", sort=False):
         marks = [mark for mark, shown in (
             ("gamed", (group["raw"] - group["honest"]).max() >= 0.2),
