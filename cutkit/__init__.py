@@ -60,6 +60,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "cutkit.eval.generation": ("generate_responses", "generate_answers", "Generation"),
     "cutkit.eval.metrics": ("evaluate", "answer_correct", "read_figures", "TARGETS"),
+    "cutkit.eval.intervals": ("wilson", "paired_bootstrap", "newcombe"),
     "cutkit.eval.comparison": (
         "compare",
         "CompareSettings",
