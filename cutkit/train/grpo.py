@@ -1,4 +1,4 @@
-r"""GRPO baseline: reinforce the model's own samples that pass a verifier, through TRL (issue 22).
+r"""GRPO baseline: reinforce the model's own samples that pass a verifier, through TRL.
 
 For each training prompt x, GRPO (Shao et al. 2024) samples G completions y_1..y_G from the
 current policy, scores each with a reward r_i and moves the policy towards the completions that
@@ -12,7 +12,7 @@ model, no KL term) has, over the N completions of an optimizer step, the gradien
 The reward (:func:`verifiable_reward`) is binary: 1.0 when a verifier passes the completion
 against the task of its prompt, else 0.0. The verifier is passed in, because what checks a task
 lives in a later layer: :func:`cutkit.online.checkers.verify_honestly` (every constraint met
-*and* a sound answer: finished, not degenerate, on topic) is the arm of issue 22. Why binary: a
+*and* a sound answer: finished, not degenerate, on topic) is the learning curves' GRPO arm (benchmarks/curves). Why binary: a
 partial credit for a constraint met by an unsound answer ("Small." for "at most 10 words") would
 rank it above a sound answer that is a word too long, i.e. pay for the gaming the content check
 exists to catch; 0/1 makes the reward exactly the honest satisfaction the arms are scored on. A
