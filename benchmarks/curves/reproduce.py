@@ -59,14 +59,19 @@ def compare_evaluations(stored: dict, fresh: dict) -> dict:
     }
 
 
+def _run_folder(out: Path, arm: str, seed: int, condition: str) -> tuple[float, Path]:
+    """The arm's chosen rate and the folder of its ``seed`` run in ``condition``."""
+    lr = json.loads((out / "full" / arm / "chosen.json").read_text())["lr"]
+    return lr, out / condition / arm / f"seed{seed}-lr{lr:g}"
+
+
 def reevaluate(out: Path, preset, arm: str, seed: int, steps: int, split: str = "heldout",
                condition: str = "full") -> dict:  # fmt: skip
     """Evaluate the stored adapter at ``steps`` again with the current code and compare with
     the stored ``<split>-step<steps>.json``."""
     import onpolicy_experiment as onpolicy
 
-    lr = json.loads((out / "full" / arm / "chosen.json").read_text())["lr"]
-    folder = out / condition / arm / f"seed{seed}-lr{lr:g}"
+    _, folder = _run_folder(out, arm, seed, condition)
     stored = onpolicy.current_names(json.loads((folder / f"{split}-step{steps}.json").read_text()))
     prepared = json.loads((out / "prepared.json").read_text())
     fresh = curves.evaluate_adapter(prepared, preset, folder / f"step-{steps}", split)
@@ -77,8 +82,7 @@ def reevaluate(out: Path, preset, arm: str, seed: int, steps: int, split: str = 
 
 def reproduce(out: Path, preset, arm: str, seed: int, steps: int, condition: str = "full") -> dict:
     """Retrain ``steps`` steps of ``out/<condition>/<arm>/seed<seed>-lr<chosen>`` and compare."""
-    lr = json.loads((out / "full" / arm / "chosen.json").read_text())["lr"]
-    folder = out / condition / arm / f"seed{seed}-lr{lr:g}"
+    lr, folder = _run_folder(out, arm, seed, condition)
     stored = folder / f"step-{steps}"
     if not (stored / "adapter_model.safetensors").exists():
         raise FileNotFoundError(f"{stored}: no saved adapter at {steps} steps to compare with")

@@ -95,9 +95,6 @@ def judged(tasks, rows, family: str):
 
 def gate(out: Path, preset, family: str, model, tokenizer) -> dict:
     """One family's answers, records and gate (cached in ``out/<family>.json``)."""
-    from cutkit.eval.detection import detection_quality, push_balance
-    from cutkit.eval.tokens import score_tokens
-
     path = out / f"{family}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -120,15 +117,22 @@ def gate(out: Path, preset, family: str, model, tokenizer) -> dict:
         "records": [r.to_dict() for r in records],
     }
     if negatives:
-        scores = score_tokens(model, tokenizer, negatives, template="chat",
-                              threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
-        quality = detection_quality(scores, preset.threshold).iloc[0].to_dict()
-        balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
-        result["gate"] = {**quality, **balance, "passed": bool(quality["auc"] >= 0.8)}
+        result["gate"] = _gate(negatives, preset, model, tokenizer)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["commit"] = curves.COMMIT
     onpolicy._json(path, result)
     return result
+
+
+def _gate(negatives, preset, model, tokenizer) -> dict:
+    """The on-policy experiment's gate (:func:`cutkit.online.onpolicy.detection_gate`) on
+    ``negatives`` at the preset's threshold and Misalign weight."""
+    from cutkit.online.onpolicy import detection_gate
+
+    gate, _ = detection_gate(model, tokenizer, negatives, threshold=preset.threshold,
+                             ul_weight=preset.ul_weight, template="chat",
+                             max_length=preset.max_length)  # fmt: skip
+    return gate
 
 
 def corrective_judgment(record: dict) -> str:
@@ -155,9 +159,6 @@ def wording_gates(gates: list[dict], preset, model, tokenizer) -> list[dict]:
     """Per family and wording (:data:`WORDINGS`): the gate on the negatives criticised for
     their constraint alone (a content critique has no corrective form), the same answers and
     gold spans under both wordings."""
-    from cutkit.eval.detection import detection_quality, push_balance
-    from cutkit.eval.tokens import score_tokens
-
     rows = []
     for result in gates:
         family = result["family"]
@@ -166,14 +167,10 @@ def wording_gates(gates: list[dict], preset, model, tokenizer) -> list[dict]:
         for wording in WORDINGS if negatives else ():
             judged = [r if wording == "quote" else {**r, "judgment": corrective_judgment(r)}
                       for r in negatives]  # fmt: skip
-            scores = score_tokens(model, tokenizer, onpolicy._records(judged), template="chat",
-                                  threshold=preset.threshold, max_length=preset.max_length)  # fmt: skip
-            quality = detection_quality(scores, preset.threshold).iloc[0].to_dict()
-            balance = push_balance(scores, preset.threshold, ul_weight=preset.ul_weight)
+            gate = _gate(onpolicy._records(judged), preset, model, tokenizer)
+            figures = ("auc", "precision", "recall", "push_down", "push_up")
             rows.append({"family": family, "wording": wording, "n_negative": len(negatives),
-                         "auc": quality["auc"], "precision": quality["precision"],
-                         "recall": quality["recall"], "push_down": balance["push_down"],
-                         "push_up": balance["push_up"], "example": judged[0]["judgment"],
+                         **{k: gate[k] for k in figures}, "example": judged[0]["judgment"],
                          "commit": curves.COMMIT})  # fmt: skip
     return rows
 

@@ -12,10 +12,10 @@ model, no KL term) has, over the N completions of an optimizer step, the gradien
 The reward (:func:`verifiable_reward`) is binary: 1.0 when a verifier passes the completion
 against the task of its prompt, else 0.0. The verifier is passed in, because what checks a task
 lives in a later layer: :func:`cutkit.online.checkers.verify_honestly` (every constraint met
-*and* a sound answer: finished, not degenerate, on topic) is the learning curves' GRPO arm (benchmarks/curves). Why binary: a
-partial credit for a constraint met by an unsound answer ("Small." for "at most 10 words") would
-rank it above a sound answer that is a word too long, i.e. pay for the gaming the content check
-exists to catch; 0/1 makes the reward exactly the honest satisfaction the arms are scored on. A
+*and* a sound answer: finished, not degenerate, on topic) is the learning curves' GRPO arm
+(benchmarks/curves). Why binary: a partial credit for a constraint met by an unsound answer
+("Small." for "at most 10 words") would rank it above a sound answer that is a word too long,
+i.e. pay for the gaming the content check exists to catch; 0/1 makes the reward exactly the honest satisfaction the arms are scored on. A
 group whose G completions all score the same has zero advantage and gives no gradient.
 
 Prompts (:func:`grpo_prompts`): one per distinct task of the records (``record.meta["task"]``,
