@@ -339,15 +339,15 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
     reader = load_benchmark("reader_check/reader_check")
     rows = []
     for arm in reader.ARMS:
-        for seed in (0, 1):
-            for k in range(3):
-                met = k != 2  # per arm and seed: honest, met but nonsense (labelled), too long
-                rows.append({"condition": "full", "arm": arm,
-                             "steps": 0 if arm == "base" else reader.STEPS, "seed": seed,
-                             "task": f"heldout-{k}", "instruction": f"Describe topic {k}.",
-                             "response": f"{arm} {seed} answer {k}", "finished": True,
-                             "satisfied": met, "words": 4, "degenerate": "",
-                             "content_problem": "", "honest": met})  # fmt: skip
+        for steps in (0,) if arm == "base" else (24, reader.STEPS):
+            for seed in (0, 1):
+                for k in range(3):
+                    met = k != 2  # per arm and seed: honest, met but nonsense (labelled), long
+                    rows.append({"condition": "full", "arm": arm, "steps": steps, "seed": seed,
+                                 "task": f"heldout-{k}", "instruction": f"Describe topic {k}.",
+                                 "response": f"{arm} {steps} {seed} answer {k}", "finished": True,
+                                 "satisfied": met, "words": 4, "degenerate": "",
+                                 "content_problem": "", "honest": met})  # fmt: skip
     answers = tmp_path / "answers.csv"
     pd.DataFrame(rows).to_csv(answers, index=False)
     results = tmp_path / "results"
@@ -366,6 +366,20 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
     # per arm: 2 of 6 honest by the reader, 4 of 6 by the check, 2 fooled
     assert "| kto | 6 | 4 | 0.667 [" in text and "| 0.333 [" in text and "| 2 | 0.50 |" in text
     assert "| +0.000 [" in text and "] tie |" in text  # every arm equal here: ties
+    assert "arms at 48 steps" in text and set(frame["steps"]) == {0, reader.STEPS}
+    # another budget: its answers only, the budget kept in the key and named by the report
+    earlier = tmp_path / "step24"
+    reader.sample(earlier, answers, per_arm=6, steps=24)
+    key = pd.read_csv(earlier / "sample_key.csv")
+    assert set(key.loc[key["arm"] != "base", "steps"]) == {24}
+    sheet24 = pd.read_csv(earlier / "sheet.csv")
+    assert not sheet24["response"].str.contains(" 48 ").any()
+    sheet24[["item"]].assign(sound=1, reason="", note="").to_csv(
+        earlier / "labels.csv", index=False
+    )
+    assert "arms at 24 steps" in reader.report(earlier, answers)
+    with pytest.raises(ValueError, match="at 96 steps, fewer than 6"):
+        reader.sample(tmp_path / "none", answers, per_arm=6, steps=96)
     labels.iloc[:1].to_csv(results / "labels.csv", index=False)
     with pytest.raises(ValueError, match="does not match"):
         reader.report(results, answers)

@@ -1,11 +1,11 @@
-"""The answers behind the learning curves' 48-step figures, read blind.
+"""The answers behind the learning curves' figures, read blind.
 
 Honest satisfaction (the limit met by an answer that passes ``cutkit.eval.content``) judges one
 answer at a time by rules on words; it cannot see an answer that is sound in form and nonsense in
 meaning ("Tigers are the only lions that can fly."). This benchmark puts a reader beside it where
-the figures are reported: a uniform sample of each arm's held-out answers at 48 steps (all seeds,
-``benchmarks/curves/answers.csv``) and of the base model's, shuffled and shown with the
-instruction only (``sheet.csv``; ``sample_key.csv`` maps items to arms), labelled ``sound`` 1/0
+the figures are reported: a uniform sample of each arm's held-out answers at one budget (48
+steps by default; all seeds, ``benchmarks/curves/answers.csv``) and of the base model's, shuffled and shown with the
+instruction only (``sheet.csv``; ``sample_key.csv`` maps items to arms and the budget), labelled ``sound`` 1/0
 with a reason by the protocol of ``benchmarks/content_check/`` (``labels.csv``). The report gives,
 per arm, the reader's honest satisfaction (the limit met, by the rule checker, *and* sound to the
 reader) beside the content check's on the same answers, with 95% Wilson intervals, and the
@@ -13,6 +13,8 @@ agreement of the two.
 
     python benchmarks/reader_check/reader_check.py sample --results benchmarks/reader_check
     python benchmarks/reader_check/reader_check.py report --results benchmarks/reader_check
+    python benchmarks/reader_check/reader_check.py sample --steps 24 \
+        --results benchmarks/reader_check/step24
 """
 
 from __future__ import annotations
@@ -37,25 +39,30 @@ REFERENCES = ("cut-ignore-noN", "sft")
 samples are different answers, so the difference is unpaired)."""
 PER_ARM = 40
 STEPS = 48
+"""The budget read by default (optimizer steps); a key without a ``steps`` column is this one's."""
 SEED = 20261207
 
 
-def sample(results: Path, answers: Path = ANSWERS, per_arm: int = PER_ARM) -> pd.DataFrame:
-    """Draw ``per_arm`` answers per arm (the base model's at 0 steps, the others' at
-    :data:`STEPS`, seeds pooled), shuffle them, and write ``sample_key.csv`` (item -> arm, seed,
-    task) and the blind ``sheet.csv`` (item, instruction, response)."""
+def sample(
+    results: Path, answers: Path = ANSWERS, per_arm: int = PER_ARM, steps: int = STEPS
+) -> pd.DataFrame:
+    """Draw ``per_arm`` answers per arm (the base model's at 0 steps, the others' at ``steps``,
+    seeds pooled), shuffle them, and write ``sample_key.csv`` (item -> arm, steps, seed, task)
+    and the blind ``sheet.csv`` (item, instruction, response)."""
     runs = pd.read_csv(answers, keep_default_na=False)
     runs = runs[runs["condition"] == "full"]
     drawn = []
     for arm in ARMS:
-        pool = runs[(runs["arm"] == arm) & (runs["steps"] == (0 if arm == "base" else STEPS))]
+        pool = runs[(runs["arm"] == arm) & (runs["steps"] == (0 if arm == "base" else steps))]
         if len(pool) < per_arm:
-            raise ValueError(f"{answers}: {arm} has {len(pool)} answers, fewer than {per_arm}")
+            raise ValueError(
+                f"{answers}: {arm} has {len(pool)} answers at {steps} steps, fewer than {per_arm}"
+            )
         drawn.append(pool.sample(per_arm, random_state=SEED))
     frame = pd.concat(drawn).sample(frac=1.0, random_state=SEED).reset_index(drop=True)
     frame["item"] = [f"r{i:03d}" for i in range(len(frame))]
     results.mkdir(parents=True, exist_ok=True)
-    frame[["item", "arm", "seed", "task"]].to_csv(results / "sample_key.csv", index=False)
+    frame[["item", "arm", "steps", "seed", "task"]].to_csv(results / "sample_key.csv", index=False)
     frame[["item", "instruction", "response"]].to_csv(results / "sheet.csv", index=False)
     return frame
 
@@ -66,12 +73,16 @@ def scored(results: Path, answers: Path = ANSWERS) -> pd.DataFrame:
     key = pd.read_csv(results / "sample_key.csv").merge(
         pd.read_csv(results / "sheet.csv", keep_default_na=False), on="item"
     )
+    if "steps" not in key:
+        key["steps"] = np.where(key["arm"] == "base", 0, STEPS)
     labels = pd.read_csv(results / "labels.csv", keep_default_na=False)
     runs = pd.read_csv(answers, keep_default_na=False)
-    runs = runs[(runs["condition"] == "full") & runs["steps"].isin([0, STEPS])]
+    runs = runs[runs["condition"] == "full"]
     frame = key.merge(labels, on="item").merge(
-        runs[["arm", "seed", "task", "response", "satisfied", "honest", "content_problem"]],
-        on=["arm", "seed", "task"],
+        runs[
+            ["arm", "steps", "seed", "task", "response", "satisfied", "honest", "content_problem"]
+        ],
+        on=["arm", "steps", "seed", "task"],
         suffixes=("", "_run"),
     )
     if len(frame) != len(key) or not (frame["response"] == frame["response_run"]).all():
@@ -90,9 +101,11 @@ def _rate(values: pd.Series) -> str:
 
 def report(results: Path, answers: Path = ANSWERS) -> str:
     frame = scored(results, answers)
+    steps = int(frame.loc[frame["arm"] != "base", "steps"].iloc[0])
+    per_arm = int(frame["arm"].value_counts().iloc[0])
     lines = [
-        f"n = {len(frame)} answers ({PER_ARM} per arm, uniform over seeds and tasks; arms at "
-        f"{STEPS} steps, the base model untrained). Honest: the limit met and the content check "
+        f"n = {len(frame)} answers ({per_arm} per arm, uniform over seeds and tasks; arms at "
+        f"{steps} steps, the base model untrained). Honest: the limit met and the content check "
         "passed; reader honest: the limit met and sound to the reader.",
         "",
         "| arm | n | met the limit | honest (check) [95% CI] | reader honest [95% CI] | "
@@ -147,9 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=["sample", "report"])
     parser.add_argument("--results", type=Path, default=Path("benchmarks/reader_check"))
+    parser.add_argument("--steps", type=int, default=STEPS, help="The budget to sample (sample).")
     args = parser.parse_args(argv)
     if args.stage == "sample":
-        frame = sample(args.results)
+        frame = sample(args.results, steps=args.steps)
         print(f"{len(frame)} answers drawn; label {args.results / 'sheet.csv'} into labels.csv")
         return
     text = report(args.results)
