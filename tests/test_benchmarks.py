@@ -377,7 +377,10 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
     sheet24[["item"]].assign(sound=1, reason="", note="").to_csv(
         earlier / "labels.csv", index=False
     )
-    assert "arms at 24 steps" in reader.report(earlier, answers)
+    again = reader.report(earlier, answers, compare=results)
+    assert "arms at 24 steps" in again
+    # the base model's 6 answers are in both samples; labelled unsound once ("answer 1"), sound here
+    assert f"in both this sample and {results.name}'s" in again and "on 4 of 6." in again
     with pytest.raises(ValueError, match="at 96 steps, fewer than 6"):
         reader.sample(tmp_path / "none", answers, per_arm=6, steps=96)
     labels.iloc[:1].to_csv(results / "labels.csv", index=False)

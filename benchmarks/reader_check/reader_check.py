@@ -94,12 +94,22 @@ def scored(results: Path, answers: Path = ANSWERS) -> pd.DataFrame:
     return frame.drop(columns=["response_run"])
 
 
+def relabelled(results: Path, other: Path, answers: Path = ANSWERS) -> pd.DataFrame:
+    """The answers that two samples share (the base model's are drawn alike at every budget),
+    with both labels (``sound``, ``sound_other``): the reader's consistency with itself."""
+    keys = ["arm", "steps", "seed", "task"]
+    both = scored(results, answers).merge(scored(other, answers), on=keys, suffixes=("", "_other"))
+    return both[[*keys, "response", "sound", "sound_other", "reason", "reason_other"]]
+
+
 def _rate(values: pd.Series) -> str:
     low, high = wilson(int(values.sum()), len(values))
     return f"{values.mean():.3f} [{low:.3f}, {high:.3f}]"
 
 
-def report(results: Path, answers: Path = ANSWERS) -> str:
+def report(results: Path, answers: Path = ANSWERS, compare: Path | None = None) -> str:
+    """The markdown report (module docstring); with ``compare``, another labelled sample, also
+    the reader's agreement with itself on the answers both samples hold."""
     frame = scored(results, answers)
     steps = int(frame.loc[frame["arm"] != "base", "steps"].iloc[0])
     per_arm = int(frame["arm"].value_counts().iloc[0])
@@ -141,6 +151,16 @@ def report(results: Path, answers: Path = ANSWERS) -> str:
         f"On the {len(met)} answers that met the limit, the content check and the reader agree on "
         f"{float((met['honest'] == met['sound']).mean()):.3f} (Cohen's kappa {kappa:.3f}).",
         "",
+    ]
+    if compare is not None:
+        again = relabelled(results, compare, answers)
+        same = int((again["sound"] == again["sound_other"]).sum())
+        lines += [
+            f"The reader labelled {len(again)} answers in both this sample and {compare.name}'s "
+            f"(separately, blind to the arm): the same label on {same} of {len(again)}.",
+            "",
+        ]
+    lines += [
         "Answers that met the limit where the two disagree (item, arm, reader, check, answer):",
         "",
         "| item | arm | reader | check | answer |",
@@ -161,12 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("stage", choices=["sample", "report"])
     parser.add_argument("--results", type=Path, default=Path("benchmarks/reader_check"))
     parser.add_argument("--steps", type=int, default=STEPS, help="The budget to sample (sample).")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="Another labelled sample (report): the reader's agreement with "
+                        "itself on the answers both hold.")  # fmt: skip
     args = parser.parse_args(argv)
     if args.stage == "sample":
         frame = sample(args.results, steps=args.steps)
         print(f"{len(frame)} answers drawn; label {args.results / 'sheet.csv'} into labels.csv")
         return
-    text = report(args.results)
+    text = report(args.results, compare=args.compare)
     (args.results / "reading.md").write_text(text + "\n")
     print(text)
 
