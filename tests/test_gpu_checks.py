@@ -1,4 +1,4 @@
-"""benchmarks/gpu_checks (issue 25): the prepared GPU script's CPU dry run, end to end on the tiny
+"""benchmarks/gpu_checks: the prepared GPU script's CPU dry run, end to end on the tiny
 random model, writes the one results folder the GPU run will write, with every field filled."""
 
 from __future__ import annotations

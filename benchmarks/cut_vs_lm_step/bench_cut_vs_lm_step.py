@@ -4,7 +4,7 @@ Both steps get the same collated micro-batch (the judged and plain context rows 
 built from bundled records): the SFT step is ``model(input_ids, attention_mask, labels).loss``
 (transformers' own cross-entropy over full logits), the CUT step is cutkit's
 ``label_logprobs_left_aligned`` + ``cut_loss``. Forward + backward through a LoRA-wrapped model, median
-wall time of several repetitions after a warm-up. Target (issue 3): CUT <= 1.15 x SFT. The
+wall time of several repetitions after a warm-up. Target: CUT <= 1.15 x SFT. The
 ``self_distill`` step (the same batch, plus the chunked divergence of every negative's judged
 context into its plain one) is timed beside them: its cost relative to CUT.
 

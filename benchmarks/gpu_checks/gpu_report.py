@@ -132,7 +132,7 @@ def markdown(summary: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in summary.get("versions", {}).items())
     model = summary.get("model", {})
     lines = [
-        f"# GPU checks (issue 25){' — CPU dry run' if summary.get('dry_run') else ''}: "
+        f"# GPU checks{' — CPU dry run' if summary.get('dry_run') else ''}: "
         f"{summary.get('device')}",
         "",
         f"Commit `{summary.get('commit')}` (from {summary.get('source')}"

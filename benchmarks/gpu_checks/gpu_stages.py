@@ -1,4 +1,4 @@
-"""The four stages of ``run.py`` (issue 25), in order of priority. Each takes the runner (commands,
+"""The four stages of ``run.py``, in order of priority. Each takes the runner (commands,
 caps, paths, the resolved model) and returns its record: ``status`` ("ok", "failed", "partial",
 "skipped"), the commands it ran and what they measured. A stage runs its work as subprocesses, so
 a stage cap can stop it, and an error in one stage never stops the next (``run.py`` catches it)."""
@@ -28,7 +28,7 @@ SCALE_OUT = {
 }
 DRY_RUN_CONFIG = ("ddp-cpu", "ddp-cpu.yaml")  # what the CPU dry run launches instead of ddp.yaml
 
-ONPOLICY_ARMS = ("cut", "cut-ignore-noN", "sft", "kto")  # the decisive arms (issue 25, item 4)
+ONPOLICY_ARMS = ("cut", "cut-ignore-noN", "sft", "kto")  # the decisive arms
 
 
 def missing(package: str) -> str | None:

@@ -1,4 +1,4 @@
-"""What only a GPU can show (issue 25), in one command that fits about 8 minutes on one H100.
+"""What only a GPU can show, in one command that fits about 8 minutes on one H100.
 
 Stages, in order of priority, each under its own time cap (a stage that fails or runs out of time
 is recorded and the next one runs):

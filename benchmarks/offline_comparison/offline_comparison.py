@@ -32,8 +32,8 @@ ARMS = [
     "kto",
 ]
 """Interleaved so that two workers (arms 0, 2, 4 and 1, 3, 5) get equal work: each has two
-two-context objectives and one cheaper one. The issue's required set (CUT, its two levers, SFT,
-Hindsight, unlikelihood on all tokens); the on-policy experiment covers the lever combinations.
+two-context objectives and one cheaper one. The required set (CUT, its two levers, SFT, Hindsight,
+unlikelihood on all tokens); the on-policy experiment covers the lever combinations.
 ``self_distill`` and ``kto`` (the last two) were added later and run in their own worker folders
 (``--arms self_distill --tag x``), with the same settings and seeds."""
 SEEDS = [0, 1, 2]

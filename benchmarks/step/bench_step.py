@@ -93,7 +93,7 @@ PRESETS = {
         steps={1: 16, 8: 6},
         warmup={1: 3, 8: 2},
     ),
-    # benchmarks/gpu_checks (issue 25): packed vs padded after the per-layer sync fix, in ~1.5 min
+    # benchmarks/gpu_checks: packed vs padded after the per-layer sync fix, in ~1.5 min
     "gpu-checks": dict(
         configs=[("smollm2-135m", True, [1, 8], False), ("llama-1b", True, [1, 8], True)],
         dtype="bfloat16",

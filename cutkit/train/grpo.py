@@ -199,7 +199,7 @@ def train_grpo(
         records: records whose ``meta["task"]`` is a ``Task.to_dict()`` (:func:`grpo_prompts`).
         output_dir: run directory.
         verify: ``(task dict, completion, finished) -> bool``, the reward's verifier
-            (:func:`cutkit.online.checkers.verify_honestly` for the arm of issue 22).
+            (:func:`cutkit.online.checkers.verify_honestly` for the learning curves' arm).
         template: "alpaca" or "chat", as for the other objectives.
         num_generations: completions sampled per prompt (G >= 2).
         max_completion_length: most tokens sampled per completion; a completion cut there has no
