@@ -75,8 +75,9 @@ PRIORITY = (
 SCARCE_ARMS = ("cut-ignore-noN", "sft", "cut", "kto")
 """Arms also trained in the scarce condition, after every arm of the full one."""
 
-REFERENCES = ("base", "cut", "sft", "kto", "grpo")
-"""Arms every other arm is compared with at each budget (paired intervals)."""
+REFERENCES = ("base", "cut", "cut-ignore-noN", "sft", "kto", "grpo")
+"""Arms every other arm is compared with at each budget (paired intervals); the lever setting
+among them, so that each later arm is compared with the targeted one."""
 
 
 @dataclass
