@@ -3,10 +3,11 @@
 Honest satisfaction (the limit met by an answer that passes ``cutkit.eval.content``) judges one
 answer at a time by rules on words; it cannot see an answer that is sound in form and nonsense in
 meaning ("Tigers are the only lions that can fly."). This benchmark puts a reader beside it where
-the figures are reported: a uniform sample of each arm's held-out answers at one budget (48
-steps by default; all seeds, ``benchmarks/curves/answers.csv``) and of the base model's, shuffled and shown with the
-instruction only (``sheet.csv``; ``sample_key.csv`` maps items to arms and the budget), labelled ``sound`` 1/0
-with a reason by the protocol of ``benchmarks/content_check/`` (``labels.csv``). The report gives,
+the figures are reported: a uniform sample of each arm's held-out answers at one budget (48 steps
+by default; all seeds, ``benchmarks/curves/answers.csv``) and of the base model's, shuffled and
+shown with the instruction only (``sheet.csv``; ``sample_key.csv`` maps items to arms and the
+budget), labelled ``sound`` 1/0 with a reason by the protocol of ``benchmarks/content_check/``
+(``labels.csv``). The report gives,
 per arm, the reader's honest satisfaction (the limit met, by the rule checker, *and* sound to the
 reader) beside the content check's on the same answers, with 95% Wilson intervals, and the
 agreement of the two.
@@ -39,7 +40,7 @@ REFERENCES = ("cut-ignore-noN", "sft")
 samples are different answers, so the difference is unpaired)."""
 PER_ARM = 40
 STEPS = 48
-"""The budget read by default (optimizer steps); a key without a ``steps`` column is this one's."""
+"""The budget sampled by default (optimizer steps)."""
 SEED = 20261207
 
 
@@ -73,8 +74,6 @@ def scored(results: Path, answers: Path = ANSWERS) -> pd.DataFrame:
     key = pd.read_csv(results / "sample_key.csv").merge(
         pd.read_csv(results / "sheet.csv", keep_default_na=False), on="item"
     )
-    if "steps" not in key:
-        key["steps"] = np.where(key["arm"] == "base", 0, STEPS)
     labels = pd.read_csv(results / "labels.csv", keep_default_na=False)
     runs = pd.read_csv(answers, keep_default_na=False)
     runs = runs[runs["condition"] == "full"]
@@ -94,11 +93,12 @@ def scored(results: Path, answers: Path = ANSWERS) -> pd.DataFrame:
     return frame.drop(columns=["response_run"])
 
 
-def relabelled(results: Path, other: Path, answers: Path = ANSWERS) -> pd.DataFrame:
-    """The answers that two samples share (the base model's are drawn alike at every budget),
-    with both labels (``sound``, ``sound_other``): the reader's consistency with itself."""
+def relabelled(frame: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """The answers two scored samples (:func:`scored`) share (the base model's are drawn alike at
+    every budget), with both labels (``sound``, ``sound_other``): the reader's consistency with
+    itself."""
     keys = ["arm", "steps", "seed", "task"]
-    both = scored(results, answers).merge(scored(other, answers), on=keys, suffixes=("", "_other"))
+    both = frame.merge(other, on=keys, suffixes=("", "_other"))
     return both[[*keys, "response", "sound", "sound_other", "reason", "reason_other"]]
 
 
@@ -153,7 +153,7 @@ def report(results: Path, answers: Path = ANSWERS, compare: Path | None = None) 
         "",
     ]
     if compare is not None:
-        again = relabelled(results, compare, answers)
+        again = relabelled(frame, scored(compare, answers))
         same = int((again["sound"] == again["sound_other"]).sum())
         lines += [
             f"The reader labelled {len(again)} answers in both this sample and {compare.name}'s "

@@ -15,8 +15,9 @@ lives in a later layer: :func:`cutkit.online.checkers.verify_honestly` (every co
 *and* a sound answer: finished, not degenerate, on topic) is the learning curves' GRPO arm
 (benchmarks/curves). Why binary: a partial credit for a constraint met by an unsound answer
 ("Small." for "at most 10 words") would rank it above a sound answer that is a word too long,
-i.e. pay for the gaming the content check exists to catch; 0/1 makes the reward exactly the honest satisfaction the arms are scored on. A
-group whose G completions all score the same has zero advantage and gives no gradient.
+i.e. pay for the gaming the content check exists to catch; 0/1 makes the reward exactly the
+honest satisfaction the arms are scored on. A group whose G completions all score the same has
+zero advantage and gives no gradient.
 
 Prompts (:func:`grpo_prompts`): one per distinct task of the records (``record.meta["task"]``,
 a ``Task.to_dict()``), in the template's plain prompt, the prompt every other arm trains and is
