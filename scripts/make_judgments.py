@@ -17,7 +17,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -515,22 +515,33 @@ ARITHMETIC_BUILDERS = (
 )
 
 
-def family_arithmetic_word(n: int, n_pos: int, rng: random.Random) -> list[dict]:
+def numeric_rows(
+    kind: str,
+    builders: Sequence[Callable[[random.Random], tuple]],
+    n: int,
+    n_pos: int,
+    rng: random.Random,
+) -> list[dict]:
+    """``n`` rows of ``kind`` (``n_pos`` accepted), the builders taken in turn; each builder
+    returns ``(instruction, good, bad, judgment, spans)`` and is called again until its
+    instruction is new. The reference answer is the good response's final number."""
     rows, seen = [], set()
     for k, good_label in enumerate(pick_labels(n, n_pos, rng)):
-        builder = ARITHMETIC_BUILDERS[k % len(ARITHMETIC_BUILDERS)]
+        builder = builders[k % len(builders)]
         instruction, good, bad, judgment, spans = builder(rng)
         while instruction in seen:
             instruction, good, bad, judgment, spans = builder(rng)
         seen.add(instruction)
         answer = final_number(good)
         if good_label:
-            rows.append(positive("arithmetic", instruction, good, rng, answer))
+            rows.append(positive(kind, instruction, good, rng, answer))
         else:
-            rows.append(
-                record("arithmetic", instruction, bad, judgment, good, spans, answer=answer)
-            )
+            rows.append(record(kind, instruction, bad, judgment, good, spans, answer=answer))
     return rows
+
+
+def family_arithmetic_word(n: int, n_pos: int, rng: random.Random) -> list[dict]:
+    return numeric_rows("arithmetic", ARITHMETIC_BUILDERS, n, n_pos, rng)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -696,21 +707,7 @@ def family_unit_factor(n: int, n_pos: int, rng: random.Random) -> list[dict]:
         (lambda r, e=entry: _unit_linear(e, r)) for entry in CONVERSIONS
     ]
     builders += [_unit_temperature, _unit_temperature]
-    rows, seen = [], set()
-    for k, good_label in enumerate(pick_labels(n, n_pos, rng)):
-        builder = builders[k % len(builders)]
-        instruction, good, bad, judgment, spans = builder(rng)
-        while instruction in seen:
-            instruction, good, bad, judgment, spans = builder(rng)
-        seen.add(instruction)
-        answer = final_number(good)
-        if good_label:
-            rows.append(positive("unit_conversion", instruction, good, rng, answer))
-        else:
-            rows.append(
-                record("unit_conversion", instruction, bad, judgment, good, spans, answer=answer)
-            )
-    return rows
+    return numeric_rows("unit_conversion", builders, n, n_pos, rng)
 
 
 # ---------------------------------------------------------------------------------------------------
