@@ -386,3 +386,30 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
     labels.iloc[:1].to_csv(results / "labels.csv", index=False)
     with pytest.raises(ValueError, match="does not match"):
         reader.report(results, answers)
+
+
+def test_first_token_probe_reads_the_header_mass_of_each_context(tokenizer):
+    """A model that puts its first response token on "#" only after a judgment: the probe finds
+    all of the mass in the judged context, none in the plain one, and a header argmax for every
+    negative; the header ids are exactly the entries whose text starts with "#"."""
+    from types import SimpleNamespace
+
+    from cutkit import get_template
+
+    probe = load_benchmark("curves/first_token")
+    header_ids = probe.header_token_ids(tokenizer)
+    assert tokenizer.convert_tokens_to_ids("#") in header_ids
+    assert all(tokenizer.decode([i]).lstrip().startswith("#") for i in header_ids[:50])
+    assert tokenizer.convert_tokens_to_ids("The") not in header_ids
+    template = get_template("alpaca", tokenizer)
+
+    def model(ids):  # (1, L) -> logits (1, L, V): "#" first whenever the prompt holds a judgment
+        logits = torch.zeros(1, ids.shape[1], len(tokenizer))
+        judged = "### Judgment:" in tokenizer.decode(ids[0])
+        logits[0, -1, tokenizer.convert_tokens_to_ids("#" if judged else "The")] = 30.0
+        return SimpleNamespace(logits=logits)
+
+    negatives = [r for r in mixed_records() if not r.is_positive]
+    row = probe.first_token_header_mass(model, tokenizer, template, negatives, header_ids)
+    assert row["n"] == len(negatives) == row["judged_argmax_header"] > 0
+    assert row["judged_mean"] > 0.99 and row["plain_max"] < 0.01
