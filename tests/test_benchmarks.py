@@ -391,7 +391,7 @@ def test_reader_check_samples_blind_and_scores_the_reader_beside_the_check(tmp_p
 def test_first_token_probe_reads_the_header_mass_of_each_context(tokenizer):
     """A model that puts its first response token on "#" only after a judgment: the probe finds
     all of the mass in the judged context, none in the plain one, and a header argmax for every
-    negative; the header ids are exactly the entries whose text starts with "#"."""
+    negative; every header id's text starts with "#", and "#" itself is one."""
     from types import SimpleNamespace
 
     from cutkit import get_template
@@ -399,7 +399,7 @@ def test_first_token_probe_reads_the_header_mass_of_each_context(tokenizer):
     probe = load_benchmark("curves/first_token")
     header_ids = probe.header_token_ids(tokenizer)
     assert tokenizer.convert_tokens_to_ids("#") in header_ids
-    assert all(tokenizer.decode([i]).lstrip().startswith("#") for i in header_ids[:50])
+    assert all(tokenizer.decode([i]).lstrip().startswith("#") for i in header_ids)
     assert tokenizer.convert_tokens_to_ids("The") not in header_ids
     template = get_template("alpaca", tokenizer)
 

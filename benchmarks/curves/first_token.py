@@ -1,7 +1,7 @@
 """Where do ``self_distill``'s "### " loops come from? The first response token, two contexts.
 
 ``self_distill`` trains the plain context towards the judged context's whole next-token
-distribution (docs/method.md §6), and the judged chat prompt writes the instruction and the
+distribution (docs/method.md §8), and the judged chat prompt writes the instruction and the
 critique under markdown headers ("### Instruction:", "### Judgment:"). This script measures, on
 the curves' training negatives, the probability that the first response token is a header token
 (its text starts with "#") under the judged and under the plain context: for the base model, and
@@ -79,18 +79,17 @@ def main(argv: list[str] | None = None) -> None:
 
     prepared = json.loads((args.out / "prepared.json").read_text())
     negatives = [r for r in _records(prepared["train_records"]) if not r.is_positive]
-    model, tokenizer = cutkit.load_model(curves.PRESETS["cpu"].model)
+    preset = curves.PRESETS["cpu"]
+    model, tokenizer = cutkit.load_model(preset.model)
     model.eval()
     template = cutkit.get_template("chat", tokenizer)
     header_ids = header_token_ids(tokenizer)
     results = {"base": first_token_header_mass(model, tokenizer, template, negatives, header_ids)}
     print("base", results["base"], flush=True)
     for run in args.runs:
-        for budget in curves.PRESETS["cpu"].budgets:
+        for budget in preset.budgets:
             adapter = args.out / run / f"step-{budget}"
-            tuned = PeftModel.from_pretrained(
-                cutkit.load_model(curves.PRESETS["cpu"].model)[0], adapter
-            )
+            tuned = PeftModel.from_pretrained(cutkit.load_model(preset.model)[0], adapter)
             tuned.eval()
             key = f"{run}/step-{budget}"
             results[key] = first_token_header_mass(
